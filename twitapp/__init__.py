@@ -1,0 +1,60 @@
+"""HypoTweet: who would post this? Machine learning on posts from X, served by Flask."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import ensure_secret_key, settings_from_env
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: settings from the environment, then ``test_config`` on top, then the parts."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(settings_from_env(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+    ensure_secret_key(app.config, debug=app.debug)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    # Heroku's router terminates TLS and forwards one hop; trust exactly that hop's headers.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from . import models  # noqa: F401  (the tables must be known before migrate looks at them)
+    from .extensions import csrf, db, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    csrf.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api import bp as api_bp
+    from .extensions import csrf
+    from .views import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    # The JSON API takes no cookies' word for who is calling, so there is no session to forge.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp, url_prefix="/api")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from .errors import init_app
+
+    init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import init_app
+
+    init_app(app)

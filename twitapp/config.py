@@ -1,0 +1,87 @@
+"""Settings read from the environment, with a ``.env`` file loaded first.
+
+gunicorn and ``flask run`` both import this module, so loading ``.env`` here (rather than relying on the
+flask CLI's own dotenv support) gives every entry point the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+load_dotenv()
+
+DEFAULT_TWEETS_PER_USER = 400
+MAX_TWEETS_PER_USER = 3200  # the X API serves at most the newest 3,200 posts of a timeline
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable and how to fix it."""
+
+
+def database_url(instance_path: str) -> str:
+    """``DATABASE_URL`` or a SQLite file in the instance folder.
+
+    Heroku hands out ``postgres://``, which SQLAlchemy no longer accepts, and SQLAlchemy 2.1 reads a bare
+    ``postgresql://`` as psycopg 3; both are pinned to the installed psycopg2 driver.
+    """
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "twitapp.sqlite3")
+    return normalise_database_url(url)
+
+
+def normalise_database_url(url: str) -> str:
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
+def tweets_per_user(raw: str | None) -> int:
+    """How many of an account's newest posts to fetch: 1 to 3,200, default 400."""
+    if raw is None or not raw.strip():
+        return DEFAULT_TWEETS_PER_USER
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"TWEETS_PER_USER must be a whole number from 1 to 3200, not {raw!r}.") from None
+    if not 1 <= value <= MAX_TWEETS_PER_USER:
+        raise ConfigError(f"TWEETS_PER_USER must be from 1 to {MAX_TWEETS_PER_USER}, not {value}.")
+    return value
+
+
+def settings_from_env(instance_path: str) -> dict:
+    """The app's configuration as read from the environment at start-up."""
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
+        "SQLALCHEMY_DATABASE_URI": database_url(instance_path),
+        # A database restarted under the app (Heroku maintenance, a failover) would otherwise hand out
+        # dead pooled connections until every one had failed once.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "X_BEARER_TOKEN": os.environ.get("X_BEARER_TOKEN") or None,
+        # Only for tests and local fakes: where to send X API requests instead of the real host.
+        "X_API_URL": os.environ.get("X_API_URL") or None,
+        "SPACY_MODEL": os.environ.get("SPACY_MODEL") or "en_core_web_sm",
+        "TWEETS_PER_USER": tweets_per_user(os.environ.get("TWEETS_PER_USER")),
+    }
+
+
+def ensure_secret_key(config: dict, *, debug: bool) -> None:
+    """Fail at start-up without a ``SECRET_KEY``, except in debug and tests where a throwaway one is fine.
+
+    A default key committed to the repo would let anyone forge session cookies and CSRF tokens.
+    """
+    if config.get("SECRET_KEY"):
+        return
+    if debug or config.get("TESTING"):
+        config["SECRET_KEY"] = secrets.token_hex(32)
+        return
+    raise ConfigError(
+        "SECRET_KEY is not set. Put a long random value in the environment or in .env, for example:\n"
+        "  python -c 'import secrets; print(secrets.token_hex(32))'\n"
+        "(`make run` writes one into .env for you.)"
+    )

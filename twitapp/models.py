@@ -1,0 +1,90 @@
+"""Accounts and their posts, as stored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
+
+from .extensions import db
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timezone-aware timestamp on every backend.
+
+    PostgreSQL keeps the offset; SQLite stores naive text, so values are normalised to UTC on the way in
+    and marked as UTC on the way out. Naive datetimes are refused rather than guessed at.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored in a timezone-aware column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class User(db.Model):
+    """An account whose posts are stored; ``id`` is the platform's own id."""
+
+    __tablename__ = "users"
+    __table_args__ = (sa.Index("uq_users_username_lower", sa.func.lower(sa.column("username")), unique=True),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    username: Mapped[str] = mapped_column(sa.String(50))
+    name: Mapped[str] = mapped_column(sa.String(100), default="")
+    newest_tweet_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Where the posts came from: "x" (the X API), "archive" (an imported file) or "demo".
+    source: Mapped[str] = mapped_column(sa.String(16))
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tweets: WriteOnlyMapped[Tweet] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<User @{self.username}>"
+
+
+class Tweet(db.Model):
+    """One original post with its public metrics and its spaCy document vector."""
+
+    __tablename__ = "tweets"
+    __table_args__ = (sa.Index("ix_tweets_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    like_count: Mapped[int] = mapped_column(default=0)
+    retweet_count: Mapped[int] = mapped_column(default=0)
+    reply_count: Mapped[int] = mapped_column(default=0)
+    lang: Mapped[str | None] = mapped_column(sa.String(8))
+    # float32 bytes from embed.to_bytes(); never a pickle, which would run code on load.
+    embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+    user: Mapped[User] = relationship(back_populates="tweets")
+
+    def __repr__(self) -> str:
+        return f"<Tweet {self.id} by {self.user_id}>"
+
+
+def find_user(username: str) -> User | None:
+    """The stored account with this handle, whatever its case (and with or without a leading @)."""
+    handle = username.strip().lstrip("@").lower()
+    return db.session.scalar(sa.select(User).where(sa.func.lower(User.username) == handle))
+
+
+def tweet_counts() -> dict[int, int]:
+    """Stored posts per account id, in one query."""
+    rows = db.session.execute(sa.select(Tweet.user_id, sa.func.count()).group_by(Tweet.user_id))
+    return {user_id: count for user_id, count in rows}
