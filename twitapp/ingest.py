@@ -1,0 +1,157 @@
+"""The one path by which posts enter the database, whatever their source.
+
+Normalise and dedupe, embed only what is new, then write the account and its posts in one transaction:
+a failure anywhere leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import embed
+from .extensions import db
+from .models import Tweet, User, find_user
+from .records import AccountRecord, PostRecord
+
+CHUNK = 500  # ids per IN (...) query: well under SQLite's limit on bound parameters
+
+
+class IngestError(ValueError):
+    """The posts cannot be stored as given; nothing was written."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    username: str
+    added: int
+    updated: int
+    total: int
+    created: bool
+
+
+Progress = Callable[[int, int], None]
+
+
+def _chunks(items: list, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def import_tweets(
+    account: AccountRecord,
+    posts: Iterable[PostRecord],
+    *,
+    source: str,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Store ``account`` and ``posts``: new posts are embedded and added, known ones get fresh metrics.
+
+    ``progress(done, total)`` is called as embedding batches finish. Raises :class:`IngestError` when
+    the handle is taken by a different account or a post belongs to another account.
+    """
+    unique: dict[int, PostRecord] = {}
+    for post in posts:
+        unique[post.id] = post  # a later copy of the same post carries the fresher metrics
+    try:
+        user = db.session.get(User, account.id)
+        holder = find_user(account.username)
+        if holder is not None and holder.id != account.id:
+            raise IngestError(
+                f"@{holder.username} is already stored as a different account (id {holder.id}); "
+                "it may have been renamed. Reset it or import under another name."
+            )
+        known: dict[int, Tweet] = {}
+        ids = list(unique)
+        for part in _chunks(ids):
+            for tweet in db.session.scalars(sa.select(Tweet).where(Tweet.id.in_(part))):
+                known[tweet.id] = tweet
+        foreign = [t.id for t in known.values() if t.user_id != account.id]
+        if foreign:
+            raise IngestError(
+                f"{len(foreign)} of these posts (for example {foreign[0]}) are stored under another "
+                "account; a file must hold one account's posts"
+            )
+        new_posts = [p for p in unique.values() if p.id not in known]
+        vectors = _embed_with_progress([p.text for p in new_posts], progress)
+
+        created = user is None
+        if created:
+            user = User(id=account.id, username=account.username, name=account.name, source=source)
+            db.session.add(user)
+        else:
+            user.username = account.username
+            user.name = account.name or user.name
+            if user.source == "demo" and source != "demo":
+                user.source = source
+        for post in unique.values():
+            tweet = known.get(post.id)
+            if tweet is not None:
+                tweet.like_count = post.like_count
+                tweet.retweet_count = post.retweet_count
+                tweet.reply_count = post.reply_count
+        for post, vector in zip(new_posts, vectors, strict=True):
+            db.session.add(
+                Tweet(
+                    id=post.id,
+                    user_id=account.id,
+                    text=post.text,
+                    created_at=post.created_at,
+                    like_count=post.like_count,
+                    retweet_count=post.retweet_count,
+                    reply_count=post.reply_count,
+                    lang=post.lang,
+                    embedding=embed.to_bytes(vector),
+                )
+            )
+        if unique:
+            newest = max(unique)
+            user.newest_tweet_id = max(user.newest_tweet_id or 0, newest)
+        user.fetched_at = datetime.now(UTC)
+        db.session.flush()
+        total = db.session.scalar(sa.select(sa.func.count()).where(Tweet.user_id == account.id)) or 0
+        username = user.username
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return IngestResult(username, len(new_posts), len(known), total, created)
+
+
+def _embed_with_progress(texts: list[str], progress: Progress | None):
+    model = current_app.config["SPACY_MODEL"]
+    if progress is None:
+        return embed.embed_texts(texts, model)
+    rows = []
+    total = len(texts)
+    progress(0, total)
+    for start in range(0, total, embed.BATCH_SIZE):
+        rows.extend(embed.embed_texts(texts[start : start + embed.BATCH_SIZE], model))
+        progress(min(start + embed.BATCH_SIZE, total), total)
+    return rows
+
+
+def add_or_update_user(username: str, client, *, progress: Progress | None = None) -> IngestResult:
+    """Fetch an account through the X API and store it; a stored account gets only its newer posts."""
+    account = client.lookup_user(username)
+    stored = db.session.get(User, account.id)
+    since = stored.newest_tweet_id if stored is not None else None
+    db.session.rollback()  # no transaction stays open while the network is slow
+    posts = client.fetch_timeline(account.id, since_id=since, limit=current_app.config["TWEETS_PER_USER"])
+    return import_tweets(account, posts, source="x", progress=progress)
+
+
+def delete_all() -> tuple[int, int]:
+    """Remove every account and post; returns how many of each were removed."""
+    try:
+        tweets = db.session.execute(sa.delete(Tweet)).rowcount
+        users = db.session.execute(sa.delete(User)).rowcount
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return users, tweets
