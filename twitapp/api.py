@@ -1,0 +1,86 @@
+"""The JSON API. Ids are strings, as in the X API, since they exceed what JavaScript numbers hold."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, request
+
+from .extensions import db
+from .models import Tweet, User, find_user, tweet_counts
+from .predict import PredictionError, predict_author
+
+bp = Blueprint("api", __name__)
+
+MAX_PER_PAGE = 100
+
+
+def user_json(user: User, count: int) -> dict:
+    return {
+        "id": str(user.id),
+        "username": user.username,
+        "name": user.name,
+        "source": user.source,
+        "tweet_count": count,
+        "newest_tweet_id": str(user.newest_tweet_id) if user.newest_tweet_id else None,
+        "fetched_at": user.fetched_at.isoformat() if user.fetched_at else None,
+    }
+
+
+def tweet_json(tweet: Tweet) -> dict:
+    return {
+        "id": str(tweet.id),
+        "text": tweet.text,
+        "created_at": tweet.created_at.isoformat(),
+        "lang": tweet.lang,
+        "public_metrics": {
+            "like_count": tweet.like_count,
+            "retweet_count": tweet.retweet_count,
+            "reply_count": tweet.reply_count,
+        },
+    }
+
+
+@bp.get("/users")
+def users():
+    """Every stored account with its post count."""
+    counts = tweet_counts()
+    rows = db.session.scalars(sa.select(User).order_by(sa.func.lower(User.username)))
+    return {"users": [user_json(u, counts.get(u.id, 0)) for u in rows]}
+
+
+@bp.get("/users/<username>/tweets")
+def user_tweets(username: str):
+    """An account's posts, newest first; ``page`` and ``per_page`` (at most 100) page through them."""
+    user = find_user(username)
+    if user is None:
+        abort(404, description=f"No stored account is called @{username.lstrip('@')}.")
+    page = db.paginate(
+        sa.select(Tweet).where(Tweet.user_id == user.id).order_by(Tweet.created_at.desc(), Tweet.id.desc()),
+        max_per_page=MAX_PER_PAGE,
+    )
+    return {
+        "user": user_json(user, page.total or 0),
+        "page": page.page,
+        "per_page": page.per_page,
+        "pages": page.pages,
+        "total": page.total,
+        "tweets": [tweet_json(t) for t in page.items],
+    }
+
+
+@bp.post("/predict")
+def predict():
+    """``{"usernames": [...], "text": "..."}`` -> the accounts ranked by probability, with chance level."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description='Send a JSON object: {"usernames": ["a", "b"], "text": "..."}.')
+    usernames, text = body.get("usernames"), body.get("text")
+    if not isinstance(usernames, list) or not all(isinstance(u, str) for u in usernames):
+        abort(400, description='"usernames" must be a list of account names.')
+    if text is not None and not isinstance(text, str):
+        abort(400, description='"text" must be a string.')
+    try:
+        prediction = predict_author(usernames, text)
+    except PredictionError as exc:
+        abort(exc.status, description=str(exc))
+    return prediction.as_dict()

@@ -1,0 +1,175 @@
+"""``flask`` commands: seed the demo accounts, import files, fetch and refresh accounts, predict, reset."""
+
+from __future__ import annotations
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from . import archive
+from .extensions import db
+from .ingest import IngestError, add_or_update_user, delete_all, import_tweets
+from .models import User, find_user
+from .predict import PredictionError, predict_author
+from .records import AccountRecord
+from .twitter import XAPIError, client_from_config
+
+
+def _bar_progress(label: str):
+    """A ``progress(done, total)`` callback drawing a click progress bar, and the bar to close."""
+    state: dict = {}
+
+    def progress(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = click.progressbar(
+                length=max(total, 1), label=label, file=click.get_text_stream("stderr")
+            )
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+
+    return progress, close
+
+
+def _import(account: AccountRecord, parsed: archive.ParsedArchive, source: str, label: str):
+    progress, close = _bar_progress(label)
+    try:
+        return import_tweets(account, parsed.posts, source=source, progress=progress)
+    finally:
+        close()
+
+
+@click.command("seed-demo")
+@with_appcontext
+@click.option("--if-empty", is_flag=True, help="Do nothing when any account is already stored.")
+def seed_demo(if_empty: bool) -> None:
+    """Load the bundled fictional demo accounts."""
+    if if_empty and db.session.scalar(sa.select(sa.func.count()).select_from(User)):
+        click.echo("Accounts are already stored; leaving them as they are.")
+        return
+    for account, parsed in archive.demo_accounts():
+        try:
+            result = _import(account, parsed, "demo", f"@{account.username}")
+        except IngestError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"@{result.username}: {result.added} new posts, {result.total} stored.")
+
+
+@click.command("import")
+@with_appcontext
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--username", required=True, help="The account the posts belong to.")
+@click.option("--name", default=None, help="Display name, for an account not stored yet.")
+def import_file(path: str, username: str, name: str | None) -> None:
+    """Import posts from an X archive's tweets.js, a JSONL file of X API posts, or a CSV.
+
+    CSV columns: id,created_at,text and optionally like_count,retweet_count,reply_count.
+    """
+    try:
+        handle = archive.check_username(username)
+        parsed = archive.read_file(path)
+    except archive.ArchiveError as exc:
+        raise click.ClickException(str(exc)) from None
+    stored = find_user(handle)
+    if parsed.username and parsed.username.lower() != handle.lower():
+        raise click.ClickException(f"{path} holds posts by @{parsed.username}, not @{handle}.")
+    if stored is not None and parsed.account_id and parsed.account_id != stored.id:
+        raise click.ClickException(
+            f"{path} belongs to account id {parsed.account_id}, but @{stored.username} is stored as {stored.id}."
+        )
+    account_id = parsed.account_id or (stored.id if stored else archive.local_account_id(handle))
+    account = AccountRecord(
+        id=account_id, username=stored.username if stored else handle, name=name or (stored.name if stored else handle)
+    )
+    try:
+        result = _import(account, parsed, "archive", f"@{account.username}")
+    except IngestError as exc:
+        raise click.ClickException(str(exc)) from None
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(parsed.skipped.items()))
+    click.echo(
+        f"@{result.username}: {result.added} new posts, {result.updated} already stored, {result.total} in all"
+        + (f" (skipped {skipped})." if skipped else ".")
+    )
+
+
+def _client():
+    client = client_from_config(current_app.config)
+    if client is None:
+        raise click.ClickException("X_BEARER_TOKEN is not set; see the README on getting an X API token.")
+    return client
+
+
+@click.command("add")
+@with_appcontext
+@click.argument("username")
+def add(username: str) -> None:
+    """Fetch an account's posts through the X API (a stored account gets its newer posts)."""
+    try:
+        handle = archive.check_username(username)
+        progress, close = _bar_progress(f"@{handle}")
+        try:
+            with _client() as client:
+                result = add_or_update_user(handle, client, progress=progress)
+        finally:
+            close()
+    except (archive.ArchiveError, XAPIError, IngestError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"@{result.username}: {result.added} new posts, {result.total} stored.")
+
+
+@click.command("update")
+@with_appcontext
+def update() -> None:
+    """Fetch newer posts for every account that came from the X API."""
+    client = _client()
+    users = db.session.scalars(sa.select(User).where(User.source == "x").order_by(User.username)).all()
+    handles = [u.username for u in users]
+    if not handles:
+        click.echo("No accounts from the X API are stored; nothing to update.")
+        return
+    failures = 0
+    with client, click.progressbar(handles, label="Updating", file=click.get_text_stream("stderr")) as bar:
+        for handle in bar:
+            try:
+                result = add_or_update_user(handle, client)
+            except (XAPIError, IngestError) as exc:
+                failures += 1
+                click.echo(f"\n@{handle}: {exc}", err=True)
+            else:
+                click.echo(f"\n@{result.username}: {result.added} new posts.", err=True)
+    if failures:
+        raise click.ClickException(f"{failures} of {len(handles)} accounts could not be updated.")
+
+
+@click.command("predict")
+@with_appcontext
+@click.argument("usernames", nargs=-1, required=True)
+@click.option("--text", required=True, help="The hypothetical post.")
+def predict(usernames: tuple[str, ...], text: str) -> None:
+    """Rank USERNAMES by how likely each is to have posted TEXT."""
+    try:
+        prediction = predict_author(list(usernames), text)
+    except PredictionError as exc:
+        raise click.ClickException(str(exc)) from None
+    for candidate in prediction.ranking:
+        click.echo(f"{candidate.probability:7.1%}  @{candidate.username}")
+    click.echo(f"(chance level: {prediction.chance:.1%})")
+
+
+@click.command("reset")
+@with_appcontext
+@click.confirmation_option(prompt="Delete every stored account and post?")
+def reset() -> None:
+    """Delete every stored account and post (the schema stays)."""
+    users, tweets = delete_all()
+    click.echo(f"Deleted {users} accounts and {tweets} posts.")
+
+
+def init_app(app: Flask) -> None:
+    for command in (seed_demo, import_file, add, update, predict, reset):
+        app.cli.add_command(command)

@@ -1,0 +1,31 @@
+"""The app's forms; Flask-WTF adds a CSRF token to each."""
+
+from flask_wtf import FlaskForm
+from wtforms import SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms.validators import DataRequired, Regexp
+
+from .archive import USERNAME_RE
+
+
+class AddAccountForm(FlaskForm):
+    username = StringField(
+        "X username",
+        validators=[
+            DataRequired("Type the username of the account to add."),
+            Regexp(USERNAME_RE, message="An X username is 1 to 15 letters, digits or underscores."),
+        ],
+        filters=[lambda v: v.strip().lstrip("@") if isinstance(v, str) else v],
+    )
+
+
+class CompareForm(FlaskForm):
+    """Accounts and a text; the rules on both live in ``predict`` so the API and the CLI share them."""
+
+    usernames = SelectMultipleField(
+        "Accounts",
+        choices=[],
+        validate_choice=False,
+        option_widget=widgets.CheckboxInput(),
+        widget=widgets.ListWidget(prefix_label=False),
+    )
+    text = TextAreaField("Text of a post")
