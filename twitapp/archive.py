@@ -175,8 +175,10 @@ def read_jsonl(data: str) -> ParsedArchive:
             raise ArchiveError(f"{where}: not valid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
             raise ArchiveError(f"{where}: expected a JSON object")
+        post_id = parse_id(obj.get("id"), where)  # checked first: a bad id is an error even on a skipped post
         text = obj.get("text")
-        refs = {ref.get("type") for ref in obj.get("referenced_tweets") or [] if isinstance(ref, dict)}
+        references = obj.get("referenced_tweets")
+        refs = {r.get("type") for r in references if isinstance(r, dict)} if isinstance(references, list) else set()
         if "retweeted" in refs or (isinstance(text, str) and _is_repost(text)):
             parsed.skip("reposts")
             continue
@@ -184,7 +186,7 @@ def read_jsonl(data: str) -> ParsedArchive:
         if (
             "replied_to" in refs
             or obj.get("in_reply_to_user_id")
-            or (conversation is not None and str(conversation) != str(obj.get("id")))
+            or (conversation is not None and str(conversation) != str(post_id))
         ):
             parsed.skip("replies")
             continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -23,9 +25,7 @@ def _bar_progress(label: str):
     def progress(done: int, total: int) -> None:
         bar = state.get("bar")
         if bar is None:
-            bar = state["bar"] = click.progressbar(
-                length=max(total, 1), label=label, file=click.get_text_stream("stderr")
-            )
+            bar = state["bar"] = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
             bar.__enter__()
         bar.update(done - bar.pos)
 
@@ -133,7 +133,7 @@ def update() -> None:
         click.echo("No accounts from the X API are stored; nothing to update.")
         return
     failures = 0
-    with client, click.progressbar(handles, label="Updating", file=click.get_text_stream("stderr")) as bar:
+    with client, click.progressbar(handles, label="Updating", file=sys.stderr) as bar:
         for handle in bar:
             try:
                 result = add_or_update_user(handle, client)
