@@ -1,0 +1,158 @@
+"""What a person sees: the account list, account pages, adding accounts, errors, health."""
+
+import sqlalchemy as sa
+
+from tests.conftest import count_rows
+from twitapp.extensions import db
+from twitapp.models import Tweet, User
+
+
+def fake_posts(start_id: int, count: int, prefix: str = "post") -> list[dict]:
+    return [
+        {
+            "id": start_id + i,
+            "text": f"{prefix} {i} about the harbour market and the rain",
+            "created_at": f"2026-03-{1 + i // 24:02d}T{i % 24:02d}:00:00.000Z",
+            "like_count": i,
+            "lang": "en",
+        }
+        for i in range(count)
+    ]
+
+
+def online(app, fake_x):
+    app.config.update(X_BEARER_TOKEN=fake_x.bearer_token, X_API_URL=fake_x.url)
+
+
+def test_home_lists_accounts_with_counts_and_says_it_is_offline(client, voices):
+    page = client.get("/").get_data(as_text=True)
+    for username in voices:
+        assert f'href="/user/{username}"' in page
+    assert "Offline mode" in page
+    assert 'data-max="280"' in page
+    assert page.count('name="usernames"') == 3
+
+
+def test_account_page_shows_newest_posts_first_and_pages(client, add_account):
+    add_account("ann", [f"numbered post {i:02d}" for i in range(30)])
+    page = client.get("/user/ANN").get_data(as_text=True)
+    assert page.index("numbered post 29") < page.index("numbered post 28")
+    assert "numbered post 04" not in page and "Page 1 of 2" in page
+    second = client.get("/user/ann?page=2").get_data(as_text=True)
+    assert "numbered post 04" in second and "numbered post 29" not in second
+
+
+def test_unknown_account_page_is_a_404_in_html_or_json(client):
+    response = client.get("/user/nobody_here")
+    assert response.status_code == 404
+    assert "No stored account is called @nobody_here" in response.get_data(as_text=True)
+    response = client.get("/user/nobody_here", headers={"Accept": "application/json"})
+    assert response.status_code == 404 and response.get_json()["error"] == "Not Found"
+    assert client.get("/api/no/such/route").get_json()["error"] == "Not Found"
+
+
+def test_adding_without_a_token_says_only_demo_and_imports_work(client, voices):
+    response = client.post("/users", data={"username": "someone"})
+    assert response.status_code == 400
+    assert "No X API token is set" in response.get_data(as_text=True)
+
+
+def test_adding_an_invalid_username_is_explained(client, app, fake_x):
+    online(app, fake_x)
+    response = client.post("/users", data={"username": "not a name!"})
+    assert response.status_code == 400
+    assert "1 to 15 letters, digits or underscores" in response.get_data(as_text=True)
+    assert fake_x.requests == []
+
+
+def test_adding_fetches_through_x_and_redirects_to_the_account(client, app, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(4242, "HarbourNews", "Harbour News", fake_posts(9000, 120))
+    response = client.post("/users", data={"username": "@harbournews"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/user/HarbourNews")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Added @HarbourNews with 120 posts." in page
+    with app.app_context():
+        user = db.session.get(User, 4242)
+        assert (user.source, user.newest_tweet_id) == ("x", 9119)
+
+
+def test_adding_a_stored_account_fetches_only_newer_posts(client, app, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(4242, "harbournews", "Harbour News", fake_posts(9000, 10))
+    client.post("/users", data={"username": "harbournews"})
+    fake_x.add_posts("harbournews", fake_posts(9500, 3, prefix="fresh"))
+    fake_x.requests.clear()
+    response = client.post("/users", data={"username": "harbournews"}, follow_redirects=True)
+    assert "Updated @harbournews: 3 new posts, 13 in all." in response.get_data(as_text=True)
+    timeline = [query for path, query in fake_x.requests if path.endswith("/tweets")]
+    assert timeline and timeline[0].get("since_id") == "9009"
+    response = client.post("/users", data={"username": "harbournews"}, follow_redirects=True)
+    assert "is up to date" in response.get_data(as_text=True)
+    assert count_rows(app, Tweet) == 13
+
+
+def test_adding_an_account_x_does_not_know(client, app, fake_x):
+    online(app, fake_x)
+    response = client.post("/users", data={"username": "ghost_account"})
+    assert response.status_code == 400
+    assert "ghost_account" in response.get_data(as_text=True)
+    assert count_rows(app, User) == 0
+
+
+def test_x_failures_are_shown_and_nothing_is_half_written(client, app, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(4242, "harbournews", "Harbour News", fake_posts(9000, 250))
+    fake_x.fail_next(503, times=5)
+    response = client.post("/users", data={"username": "harbournews"})
+    assert response.status_code == 400
+    assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0
+    fake_x.fail_next(401)
+    response = client.post("/users", data={"username": "harbournews"})
+    assert response.status_code == 400
+    assert count_rows(app, User) == 0
+
+
+def test_forms_need_a_csrf_token(app, voices):
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = app.test_client()
+    response = client.post("/compare", data={"usernames": voices, "text": "bread"})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
+    # The JSON API is not cookie-authenticated and stays usable without a token.
+    assert client.post("/api/predict", json={"usernames": voices, "text": "bread"}).status_code == 200
+
+
+def test_healthz_checks_the_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_an_unexpected_error_is_a_500_page_and_rolls_back(app, voices, monkeypatch):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def explode(*args, **kwargs):
+        db.session.execute(sa.delete(Tweet))  # a write the failed request must not leave behind
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("twitapp.views.predict_author", explode)
+    client = app.test_client()
+    response = client.post("/compare", data={"usernames": voices, "text": "bread"})
+    assert response.status_code == 500
+    assert "Your stored data is unchanged" in response.get_data(as_text=True)
+    assert "boom" not in response.get_data(as_text=True)
+    assert count_rows(app, Tweet) == 18
+    monkeypatch.setattr("twitapp.api.predict_author", explode)
+    response = client.post("/api/predict", json={"usernames": voices, "text": "bread"})
+    assert response.status_code == 500 and response.get_json()["error"] == "Internal Server Error"
+
+
+def test_api_lists_users_and_pages_their_tweets(client, add_account):
+    add_account("ann", [f"post {i}" for i in range(7)], account_id=9007199254740993)
+    users = client.get("/api/users").get_json()["users"]
+    assert [(u["username"], u["tweet_count"], u["id"]) for u in users] == [("ann", 7, "9007199254740993")]
+    body = client.get("/api/users/ANN/tweets?per_page=5&page=2").get_json()
+    assert (body["total"], body["pages"], body["page"]) == (7, 2, 2)
+    assert [t["text"] for t in body["tweets"]] == ["post 1", "post 0"]
+    assert set(body["tweets"][0]["public_metrics"]) == {"like_count", "retweet_count", "reply_count"}
+    assert client.get("/api/users/nobody/tweets").status_code == 404

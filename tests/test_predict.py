@@ -1,0 +1,91 @@
+"""Author attribution through the web form, the JSON API and the CLI, with its corner cases."""
+
+import pytest
+
+from tests.conftest import VOICES
+
+
+def test_api_ranks_every_chosen_account_with_probabilities(client, voices):
+    response = client.post(
+        "/api/predict", json={"usernames": voices, "text": "warm sourdough loaves and croissants at dawn"}
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    ranking = body["ranking"]
+    assert ranking[0]["username"] == "baker"
+    assert {r["username"] for r in ranking} == set(voices)
+    probabilities = [r["probability"] for r in ranking]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
+    assert body["chance"] == pytest.approx(1 / 3, abs=1e-3)
+    assert all(r["posts"] == len(VOICES[r["username"]]) for r in ranking)
+
+
+@pytest.mark.parametrize(
+    ("usernames", "text", "status", "message"),
+    [
+        (["baker"], "bread", 400, "at least two different accounts"),
+        (["baker", "BAKER"], "bread", 400, "chosen twice"),
+        (["baker", "commuter"], "   ", 400, "Type the text"),
+        (["baker", "commuter"], "x" * 281, 400, "at most 280 characters; this one has 281"),
+        (["baker", "nobody_here"], "bread", 404, "No stored account is called @nobody_here"),
+    ],
+)
+def test_api_corner_cases_get_clear_json_errors(client, voices, usernames, text, status, message):
+    response = client.post("/api/predict", json={"usernames": usernames, "text": text})
+    assert response.status_code == status
+    assert message in response.get_json()["message"]
+
+
+def test_api_rejects_malformed_bodies(client, voices):
+    for body in ([], {"usernames": "baker", "text": "x"}, {"usernames": ["baker", "coder"], "text": 5}):
+        response = client.post("/api/predict", json=body)
+        assert response.status_code == 400, body
+        assert response.is_json
+    response = client.post("/api/predict", data="not json", content_type="text/plain")
+    assert response.status_code == 400 and response.is_json
+
+
+def test_an_account_with_no_posts_is_explained(client, voices, add_account):
+    add_account("ghost", [])
+    response = client.post("/api/predict", json={"usernames": ["baker", "ghost"], "text": "bread"})
+    assert response.status_code == 400
+    assert "@ghost has no stored posts yet" in response.get_json()["message"]
+
+
+def test_compare_form_shows_the_ranking_and_chance(client, voices):
+    response = client.post(
+        "/compare",
+        data={"usernames": ["commuter", "coder", "baker"], "text": "Route 9 bus late again, 20 minutes #transit"},
+    )
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    first = page.index("@commuter")
+    assert first < page.index("@coder") and first < page.index("@baker")
+    assert "Chance level for 3 accounts: 33.3%" in page
+
+
+def test_compare_form_errors_keep_what_was_typed(client, voices):
+    response = client.post("/compare", data={"usernames": ["baker"], "text": "my draft post"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Pick at least two different accounts to compare." in page
+    assert "my draft post" in page
+
+
+def test_compare_is_not_capped_at_four_accounts(client, add_account):
+    for i in range(6):
+        add_account(f"acct{i}", [f"post number {j} from account {i} about topic {i}" for j in range(5)])
+    response = client.post("/api/predict", json={"usernames": [f"acct{i}" for i in range(6)], "text": "topic 3"})
+    assert response.status_code == 200
+    assert len(response.get_json()["ranking"]) == 6
+
+
+def test_cli_predict_prints_the_ranking(runner, voices):
+    result = runner.invoke(args=["predict", "baker", "coder", "--text", "merged the refactor, tests green"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].endswith("@coder")
+    assert "chance level: 50.0%" in result.output
+    result = runner.invoke(args=["predict", "baker", "--text", "x"])
+    assert result.exit_code != 0 and "at least two" in result.output
