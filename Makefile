@@ -1,0 +1,50 @@
+# The two commands a new user needs: `make run` and `make test`.
+# pipenv is called as `python3 -m pipenv` so a fresh `pip install --user pipenv` works without a PATH change.
+
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_VERBOSITY := -1
+export PIPENV_NOSPIN := 1
+export FLASK_APP := twitapp
+
+PYTHON ?= python3
+PIPENV := $(PYTHON) -m pipenv
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test install lint format bench
+.DEFAULT_GOAL := run
+
+## run: install, migrate the database, load the demo accounts into an empty one, serve on http://127.0.0.1:5000
+run: install .env
+	$(PIPENV) run flask db upgrade
+	$(PIPENV) run flask seed-demo --if-empty
+	$(PIPENV) run flask run --host $(HOST) --port $(PORT)
+
+## test: the whole suite (SQLite, PostgreSQL and browser tests; the latter skip when their server is missing)
+test: install
+	$(PIPENV) run pytest
+
+install: .venv/.synced
+
+.venv/.synced: Pipfile.lock
+	@$(PIPENV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv || $(PYTHON) -m pip install --quiet --user pipenv
+	$(PIPENV) sync --dev
+	@touch $@
+
+# A local .env with a fresh random SECRET_KEY, written once from the documented example.
+.env:
+	@key=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))'); \
+	  sed "s/^SECRET_KEY=.*/SECRET_KEY=$$key/" .env.example > .env
+	@echo "Wrote .env with a new SECRET_KEY (edit it to add an X API token)."
+
+lint: install
+	$(PIPENV) run ruff check .
+	$(PIPENV) run ruff format --check .
+
+format: install
+	$(PIPENV) run ruff check --fix .
+	$(PIPENV) run ruff format .
+
+## bench: embedding throughput, seed recipe against the project's (needs ../shared/data)
+bench: install
+	$(PIPENV) run python bench/ingest.py --data ../shared/data/authorship-dev

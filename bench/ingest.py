@@ -1,0 +1,142 @@
+"""Embedding throughput: the seed recipe against the project's pipeline, on real posts.
+
+    pipenv run python bench/ingest.py --data ../shared/data/authorship-dev [--posts 3000]
+
+Seed recipe: the full en_core_web_sm pipeline, ``nlp(text).vector`` one post at a time. Project:
+tok2vec only, ``nlp.pipe`` batches (twitapp.embed). Each runs in a fresh process so that its resident
+memory is its own. A third line times the whole ingest path (parse, embed, write to SQLite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mib() -> float:
+    """Resident memory of this process now, from /proc (peak from getrusage as a fallback)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_texts(data: Path, limit: int) -> list[str]:
+    """Original posts from every account file, interleaved so each account is represented."""
+    per_account = []
+    for path in sorted(data.glob("*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        per_account.append([r["text"] for r in rows if str(r.get("conversation_id", r["id"])) == str(r["id"])])
+    texts = []
+    for i in range(max(map(len, per_account))):
+        texts.extend(acc[i] for acc in per_account if i < len(acc))
+    return texts[:limit]
+
+
+def child(mode: str, data: Path, limit: int) -> dict:
+    from twitapp import embed
+
+    texts = load_texts(data, limit)
+    base = rss_mib()
+    start = time.perf_counter()
+    if mode == "seed":
+        nlp = embed.full_pipeline()
+        loaded = time.perf_counter()
+        vectors = [nlp(t).vector for t in texts]
+    else:
+        nlp = embed.get_pipeline()
+        loaded = time.perf_counter()
+        vectors = embed.embed_texts(texts)
+    done = time.perf_counter()
+    return {
+        "mode": mode,
+        "posts": len(vectors),
+        "load_s": loaded - start,
+        "posts_per_s": len(texts) / (done - loaded),
+        "rss_loaded_mib": rss_mib(),
+        "rss_before_mib": base,
+        "pipes": list(nlp.pipe_names),
+    }
+
+
+def ingest_child(data: Path, limit: int) -> dict:
+    """The whole path as `flask import` takes it: read, embed, write in one transaction, into SQLite."""
+    from twitapp import archive, create_app
+    from twitapp.extensions import db
+    from twitapp.ingest import import_tweets
+    from twitapp.records import AccountRecord
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.sqlite3"})
+        with app.app_context():
+            db.create_all()
+            from twitapp.embed import get_pipeline
+
+            get_pipeline()
+            total, start = 0, time.perf_counter()
+            for path in sorted(data.glob("*.jsonl")):
+                if total >= limit:
+                    break
+                parsed = archive.read_file(path)
+                posts = parsed.posts[: limit - total]
+                account = AccountRecord(parsed.account_id, path.stem, path.stem)
+                total += import_tweets(account, posts, source="archive").added
+            elapsed = time.perf_counter() - start
+    return {"mode": "ingest", "posts": total, "posts_per_s": total / elapsed, "rss_loaded_mib": rss_mib()}
+
+
+def run_child(mode: str, data: Path, limit: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--data", str(data), "--posts", str(limit)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "authorship-dev")
+    parser.add_argument("--posts", type=int, default=3000, help="posts to embed each way")
+    parser.add_argument("--child", choices=["seed", "project", "ingest"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"no data at {args.data}; pass --data PATH to the authorship-dev folder")
+    if args.child:
+        result = (
+            ingest_child(args.data, args.posts) if args.child == "ingest" else child(args.child, args.data, args.posts)
+        )
+        print(json.dumps(result))
+        return
+
+    print(f"Embedding {args.posts} original posts from {args.data} (each way in a fresh process)")
+    seed = run_child("seed", args.data, args.posts)
+    project = run_child("project", args.data, args.posts)
+    ingest = run_child("ingest", args.data, args.posts)
+    rows = [
+        ("seed: full pipeline, nlp(text).vector", seed, f"{seed['load_s']:.2f}"),
+        ("project: tok2vec only, nlp.pipe batches", project, f"{project['load_s']:.2f}"),
+        ("project, whole ingest into SQLite", ingest, ""),
+    ]
+    print(f"{'method':<44} {'posts/s':>9} {'load s':>7} {'RSS MiB':>8}")
+    for label, result, load in rows:
+        print(f"{label:<44} {result['posts_per_s']:9.0f} {load:>7} {result['rss_loaded_mib']:8.0f}")
+    print(f"speed-up of the project's embedding over the seed's: {project['posts_per_s'] / seed['posts_per_s']:.1f}x")
+    print(f"pipelines: seed {seed['pipes']}, project {project['pipes']}")
+
+
+if __name__ == "__main__":
+    main()
