@@ -1,0 +1,89 @@
+"""Helpers for the browser tests: the app served on loopback, and Debian's chromium driven by Playwright.
+
+Playwright's own browser downloads are not used: ``playwright install`` needs the network. The tests launch
+the system chromium instead, and skip (or fail, with ``REQUIRE_BROWSER=1``) when it cannot be started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+class BrowserUnavailable(RuntimeError):
+    """Chromium or Playwright cannot be used here; the message says why."""
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log, and one request per connection.
+
+    HTTP/1.0 ends each connection with its response, so no handler thread is left blocked on an idle
+    keep-alive socket when the server stops (which would leak the socket and trip ResourceWarning).
+    """
+
+    protocol_version = "HTTP/1.0"
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        pass
+
+
+class LiveServer:
+    """A WSGI app served by werkzeug on 127.0.0.1 with an OS-chosen port, in a daemon thread."""
+
+    def __init__(self, app) -> None:
+        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="browser-live-server", daemon=True
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+def start_chromium():
+    """``(playwright, browser)``, started; raises :class:`BrowserUnavailable` with the reason otherwise."""
+    if not os.path.exists(CHROMIUM):
+        raise BrowserUnavailable(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise BrowserUnavailable("Playwright's sync API cannot run inside a running asyncio loop")
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise BrowserUnavailable(f"the playwright package is not installed: {exc}") from None
+    try:
+        playwright = sync_playwright().start()
+    except Exception as exc:  # the driver (a node process) could not be started
+        raise BrowserUnavailable(f"Playwright's driver did not start: {exc}") from None
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    except PlaywrightError as exc:
+        playwright.stop()
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BrowserUnavailable(f"{CHROMIUM} did not launch: {first_line}") from None
+    return playwright, browser

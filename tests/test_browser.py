@@ -1,0 +1,283 @@
+"""A person's path through HypoTweet in a real browser: Debian's chromium, driven by Playwright.
+
+The app runs as in production as far as a browser can tell: CSRF protection on, no X API token, the demo
+accounts loaded by the real ``flask seed-demo`` command, served over HTTP on loopback. Without a usable
+chromium the tests skip, or fail when ``REQUIRE_BROWSER=1``.
+
+``HYPOTWEET_SCREENSHOT=1`` also saves the compare result page to ``docs/screenshot.png`` (for the README).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.browser import BrowserUnavailable, LiveServer, start_chromium
+from tests.conftest import require
+from twitapp import create_app
+from twitapp.archive import demo_accounts
+from twitapp.extensions import db
+from twitapp.predict import MAX_TEXT_CHARS
+from twitapp.views import NO_TOKEN_MESSAGE, POSTS_PER_PAGE
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+VIEWPORT = {"width": 1100, "height": 800}
+
+# Test 3: a text in the voice of VOICE_OF, compared against two other demo accounts. It echoes that
+# account's usual words without copying any stored post (the test checks that it is not a copy).
+VOICE_OF = "greenleaf_gardens"
+OTHERS = ("harborbaker", "transit_tom")
+VOICE_TEXT = (
+    "Volunteer session this Saturday 10am–1pm: planting out the beans and building a new compost bay. "
+    "Wellies essential! #growlocal"
+)
+
+
+def demo_post_counts() -> dict[str, int]:
+    """What seed-demo should store: each demo account's distinct posts."""
+    return {account.username: len({p.id for p in parsed.posts}) for account, parsed in demo_accounts()}
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The launched browser, shared by every test; skips (or fails under REQUIRE_BROWSER=1) without one."""
+    try:
+        playwright, browser = start_chromium()
+    except BrowserUnavailable as exc:
+        require("browser", str(exc))
+    try:
+        yield browser
+    finally:
+        browser.close()
+        playwright.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_app(tmp_path_factory):
+    """The app with CSRF on and no X token, its demo accounts loaded by the real ``seed-demo`` command."""
+    tmp = tmp_path_factory.mktemp("browser")
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "browser-test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/browser.sqlite3",
+            "X_BEARER_TOKEN": None,
+        }
+    )
+    app.instance_path = str(tmp / "instance")
+    with app.app_context():
+        db.create_all()
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 0, f"flask seed-demo failed:\n{result.output}\n{result.exception!r}"
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_url(chromium, browser_app):
+    """The app served over HTTP on loopback (the browser is started first, so a missing one skips early)."""
+    server = LiveServer(browser_app).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(chromium, live_url):
+    """A fresh browser context (own cookies) at 1100x800; fails the test on a JS error or a broken asset."""
+    context = chromium.new_context(viewport=VIEWPORT, base_url=live_url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+
+    def on_response(response) -> None:  # a page's own status is the test's business; its assets are not
+        if response.status >= 400 and response.request.resource_type != "document":
+            problems.append(f"{response.status} for {response.url}")
+
+    def on_request_failed(request) -> None:  # ERR_ABORTED: cut short by the next navigation, not a fault
+        if request.failure != "net::ERR_ABORTED":
+            problems.append(f"request failed: {request.url} ({request.failure})")
+
+    page.on("pageerror", lambda exc: problems.append(f"JavaScript error: {exc}"))
+    page.on("response", on_response)
+    page.on("requestfailed", on_request_failed)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not problems, "the page had problems:\n" + "\n".join(problems)
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+
+
+def post_times(page) -> list[datetime]:
+    """The ``datetime`` attributes of the listed posts' ``time`` elements, top to bottom."""
+    return [
+        datetime.fromisoformat(v)
+        for v in page.locator("ol.posts li.post time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
+    ]
+
+
+def percentages(page) -> list[float]:
+    texts = page.locator("#ranking li .prob").all_inner_texts()
+    values = []
+    for text in texts:
+        match = re.fullmatch(r"\s*(\d{1,3}(?:\.\d)?)\s*%\s*", text)
+        assert match, f"a probability should read like '42.0%', not {text!r}"
+        values.append(float(match.group(1)))
+    return values
+
+
+# -- tests ------------------------------------------------------------------------------------------------
+
+
+def test_home_lists_demo_accounts_and_counts_characters_live(page):
+    expected = demo_post_counts()
+    assert len(expected) == 6
+
+    response = page.goto("/")
+    assert response is not None and response.status == 200
+    assert page.title() == "Accounts · HypoTweet"
+
+    # Every demo account is listed with the number of posts seed-demo stored for it.
+    rows = page.locator("#accounts tbody tr")
+    shown = {}
+    for row in rows.all():
+        handle = row.locator("td").nth(0).inner_text().strip()
+        count = int(row.locator("td.num").inner_text().strip().replace(",", ""))
+        shown[handle] = count
+    assert shown == {f"@{u}": n for u, n in expected.items()}
+    assert all(n >= 150 for n in shown.values()), shown
+
+    # No token: the banner says so.
+    banner = page.locator("#offline-banner")
+    assert banner.is_visible()
+    assert "no X API token is set" in banner.inner_text()
+
+    # The counter follows the typing, keystroke by keystroke.
+    area = page.locator("textarea#text")
+    counter = page.locator("#text-count")
+    assert counter.inner_text() == f"0 / {MAX_TEXT_CHARS}"
+    area.press_sequentially("hello world")
+    assert counter.inner_text() == f"11 / {MAX_TEXT_CHARS}"
+    assert "over" not in (counter.get_attribute("class") or "").split()
+    area.press_sequentially(" 🌱")  # an emoji is one character to a person (and to the server's limit)
+    assert counter.inner_text() == f"13 / {MAX_TEXT_CHARS}"
+    area.press("Backspace")
+    assert counter.inner_text() == f"12 / {MAX_TEXT_CHARS}"
+
+    # Up to the limit is fine; past it the counter is flagged.
+    area.fill("x" * (MAX_TEXT_CHARS - 1))
+    assert counter.inner_text() == f"{MAX_TEXT_CHARS - 1} / {MAX_TEXT_CHARS}"
+    area.press_sequentially("yz")
+    assert counter.inner_text() == f"{MAX_TEXT_CHARS + 1} / {MAX_TEXT_CHARS}"
+    assert "over" in (counter.get_attribute("class") or "").split()
+    area.press("Backspace")
+    assert counter.inner_text() == f"{MAX_TEXT_CHARS} / {MAX_TEXT_CHARS}"
+    assert "over" not in (counter.get_attribute("class") or "").split()
+
+
+def test_account_page_newest_first_with_pagination(page):
+    counts = demo_post_counts()
+    username = sorted(counts)[0]
+    pages = -(-counts[username] // POSTS_PER_PAGE)
+
+    page.goto("/")
+    page.get_by_role("link", name=f"@{username}", exact=True).click()
+    page.wait_for_url(f"**/user/{username}")
+    assert page.locator("h1").inner_text().startswith(f"@{username}")
+    assert f"{counts[username]:,} stored posts" in page.locator("section.card > p.meta").inner_text()
+
+    first = post_times(page)
+    assert len(first) == POSTS_PER_PAGE
+    assert first[0] > first[1], f"newest first: {first[0]} should be later than {first[1]}"
+    assert first == sorted(first, reverse=True), "the whole page should be newest first"
+    assert page.locator("nav.pager").inner_text().split() == ["Page", "1", "of", str(pages), "Older", "→"]
+
+    page.get_by_role("link", name="Older →").click()
+    page.wait_for_url(f"**/user/{username}?page=2")
+    assert f"Page 2 of {pages}" in page.locator("nav.pager").inner_text()
+    assert page.get_by_role("link", name="← Newer").is_visible()
+    second = post_times(page)
+    assert len(second) == POSTS_PER_PAGE
+    assert second[0] <= first[-1], "page 2 should continue with older posts"
+    assert second == sorted(second, reverse=True)
+
+
+def test_compare_ranks_the_imitated_voice_first(page):
+    stored = {p.text.strip().lower() for _, parsed in demo_accounts() for p in parsed.posts}
+    assert VOICE_TEXT.strip().lower() not in stored, "the typed text must not be a copy of a stored post"
+
+    page.goto("/")
+    for username in (*OTHERS, VOICE_OF):
+        page.get_by_role("checkbox", name=f"@{username}", exact=True).check()
+    page.locator("textarea#text").fill(VOICE_TEXT)
+    assert page.locator("#text-count").inner_text() == f"{len(VOICE_TEXT)} / {MAX_TEXT_CHARS}"
+    page.get_by_role("button", name="Compare").click()
+    page.wait_for_url("**/compare")
+
+    assert page.title() == "Result · HypoTweet"
+    assert page.locator("blockquote.typed").inner_text() == VOICE_TEXT
+    candidates = page.locator("#ranking li")
+    assert candidates.count() == 3
+    handles = [h.strip() for h in page.locator("#ranking li .who a").all_inner_texts()]
+    assert sorted(handles) == sorted(f"@{u}" for u in (*OTHERS, VOICE_OF))
+
+    values = percentages(page)
+    assert values == sorted(values, reverse=True), f"the ranking should be sorted by probability: {values}"
+    assert abs(sum(values) - 100) <= 0.2, f"the probabilities should sum to 100%: {values}"
+    assert "33.3%" in page.locator("#chance").inner_text()
+    assert handles[0] == f"@{VOICE_OF}", f"expected @{VOICE_OF} first: {list(zip(handles, values, strict=True))}"
+    assert values[0] > 33.3
+
+    if os.environ.get("HYPOTWEET_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_error_paths_show_readable_messages(page):
+    username = sorted(demo_post_counts())[0]
+    typed = "Only one account is ticked here."
+
+    # Compare with one account: the message, the text kept, the tick kept.
+    page.goto("/")
+    page.get_by_role("checkbox", name=f"@{username}", exact=True).check()
+    page.locator("textarea#text").fill(typed)
+    page.get_by_role("button", name="Compare").click()
+    page.wait_for_url("**/compare")
+    alert = page.locator("#compare .error")
+    assert alert.inner_text() == "Pick at least two different accounts to compare."
+    assert page.locator("textarea#text").input_value() == typed
+    assert page.locator("#text-count").inner_text() == f"{len(typed)} / {MAX_TEXT_CHARS}"
+    assert page.get_by_role("checkbox", name=f"@{username}", exact=True).is_checked()
+    assert page.locator("#compare input[type=checkbox]:checked").count() == 1
+
+    # Adding an account without a token: told why it cannot be fetched.
+    page.locator("input#username").fill("somebody_new")
+    page.get_by_role("button", name="Add or update").click()
+    page.wait_for_url("**/users")
+    assert page.locator("#accounts .error").inner_text() == NO_TOKEN_MESSAGE
+    assert page.locator("input#username").input_value() == "somebody_new"
+
+    # A missing account: a 404 page a person can read, with a way back.
+    response = page.goto("/user/nobody_here")
+    assert response is not None and response.status == 404
+    assert page.locator("h1").inner_text() == "404 · Not Found"
+    assert "No stored account is called @nobody_here." in page.locator("main").inner_text()
+    page.get_by_role("link", name="Back to the accounts").click()
+    page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/$"))
+    assert page.locator("#accounts tbody tr").count() == 6
