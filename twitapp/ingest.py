@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from . import embed
+from . import embed, features
 from .extensions import db
 from .models import Tweet, User, find_user
 from .records import AccountRecord, PostRecord
@@ -78,6 +78,7 @@ def import_tweets(
             )
         new_posts = [p for p in unique.values() if p.id not in known]
         vectors = _embed_with_progress([p.text for p in new_posts], progress)
+        hashed = features.encode([p.text for p in new_posts])
 
         created = user is None
         if created:
@@ -94,7 +95,7 @@ def import_tweets(
                 tweet.like_count = post.like_count
                 tweet.retweet_count = post.retweet_count
                 tweet.reply_count = post.reply_count
-        for post, vector in zip(new_posts, vectors, strict=True):
+        for post, vector, blob in zip(new_posts, vectors, hashed, strict=True):
             db.session.add(
                 Tweet(
                     id=post.id,
@@ -106,6 +107,7 @@ def import_tweets(
                     reply_count=post.reply_count,
                     lang=post.lang,
                     embedding=embed.to_bytes(vector),
+                    features=blob,
                 )
             )
         if unique:

@@ -71,6 +71,8 @@ class Tweet(db.Model):
     lang: Mapped[str | None] = mapped_column(sa.String(8))
     # float32 bytes from embed.to_bytes(); never a pickle, which would run code on load.
     embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    # Hashed n-gram counts from features.encode(); NULL or an older version is recomputed on first use.
+    features: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
 
     user: Mapped[User] = relationship(back_populates="tweets")
 
