@@ -13,7 +13,7 @@ from . import archive
 from .extensions import db
 from .ingest import IngestError, add_or_update_user, delete_all, import_tweets
 from .models import User, find_user
-from .predict import PredictionError, predict_author
+from .predict import PredictionError, evaluate_accounts, predict_author
 from .records import AccountRecord
 from .twitter import XAPIError, client_from_config
 
@@ -161,6 +161,31 @@ def predict(usernames: tuple[str, ...], text: str) -> None:
     click.echo(f"(chance level: {prediction.chance:.1%})")
 
 
+@click.command("evaluate")
+@with_appcontext
+@click.argument("usernames", nargs=-1, required=True)
+def evaluate(usernames: tuple[str, ...]) -> None:
+    """Held-out accuracy and confusion table of author attribution for USERNAMES.
+
+    Each account's newest posts are held out, the model is fitted on the rest and scores them: the
+    trust figure the result page shows for the same accounts.
+    """
+    try:
+        users, trust = evaluate_accounts(list(usernames))
+    except PredictionError as exc:
+        raise click.ClickException(str(exc)) from None
+    if trust.accuracy is None:
+        raise click.ClickException("Too few posts to hold any out; store more posts for these accounts.")
+    names = {u.id: f"@{u.username}" for u in users}
+    labels = [names[uid] for uid in trust.classes]
+    click.echo(f"Held-out accuracy: {trust.accuracy:.1%} on {trust.tested} newest posts (chance {1 / len(users):.1%}).")
+    width = max(len(label) for label in labels) + 2
+    click.echo("true \\ predicted".ljust(width) + "".join(label[:12].rjust(13) for label in labels) + "   recall")
+    for label, row in zip(labels, trust.confusion, strict=True):
+        recall = row[labels.index(label)] / row.sum() if row.sum() else 0.0
+        click.echo(label.ljust(width) + "".join(f"{n:13d}" for n in row) + f"   {recall:6.1%}")
+
+
 @click.command("reset")
 @with_appcontext
 @click.confirmation_option(prompt="Delete every stored account and post?")
@@ -171,5 +196,5 @@ def reset() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (seed_demo, import_file, add, update, predict, reset):
+    for command in (seed_demo, import_file, add, update, predict, evaluate, reset):
         app.cli.add_command(command)

@@ -1,27 +1,53 @@
-"""Author attribution: which of the chosen accounts would most likely post a text.
+"""Author attribution: which of the chosen accounts would most likely post a text, how sure, and why.
 
-A multiclass logistic regression is fitted at request time on the chosen accounts' stored embeddings,
-so any combination of accounts works without a training step.
+A multinomial logistic regression is fitted at request time on the chosen accounts' stored posts, so
+any combination of accounts works without a training step. Its features are the hashed n-gram counts
+stored with each post (features.py), weighted by TF-IDF over the chosen accounts' posts, each block
+normalised to unit length and scaled by a weight chosen on development data.
+
+Besides the ranking, every answer carries:
+- probabilities divided by a temperature fitted on development data, so that "70%" comes true about
+  70% of the time (bench/authorship.py prints the reliability table);
+- a trust figure: the same recipe fitted on all but each account's newest posts and scored on those;
+- reasons: what each word of the text contributed toward the top account against the runner-up.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import sqlalchemy as sa
-from flask import current_app
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.utils import murmurhash3_32
 
-from . import embed
+from . import features
 from .extensions import db
 from .models import Tweet, User, find_user
 
 MAX_TEXT_CHARS = 280
 MAX_CANDIDATES = 20
+
+# Chosen on the development data (bench/authorship.py --tune prints the grid they came from).
+# MODEL_VERSION is part of every cache key: bump it with any change to the recipe.
+MODEL_VERSION = 1
+BLOCK_WEIGHTS = {"chars": 1.0, "words": 1.0}
+C = 20.0
+MIN_DF = 2
+TEMPERATURE = 1.0
+
+# The trust figure holds out each account's newest posts: this share of them, at most this many.
+HOLDOUT_SHARE = 0.2
+HOLDOUT_MAX = 50
+# Below this many posts an account's style is too thinly sampled for a fair answer.
+FEW_POSTS = 50
+
+CACHE_ENTRIES = 16
 
 
 class PredictionError(ValueError):
@@ -30,6 +56,346 @@ class PredictionError(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+# ---------------------------------------------------------------------------------------------------
+# The recipe
+
+
+@dataclass
+class Weighting:
+    """TF-IDF as learned from training posts: per block, the kept columns and their IDF."""
+
+    columns: list[np.ndarray]
+    idf: list[np.ndarray]
+
+    @classmethod
+    def fit(cls, counts: sp.csr_matrix) -> Weighting:
+        n = counts.shape[0]
+        df = np.bincount(counts.indices, minlength=features.N_FEATURES)
+        columns, idf = [], []
+        for block in features.BLOCKS:
+            block_df = df[block.offset : block.offset + features.BLOCK_SIZE]
+            keep = np.flatnonzero(block_df >= MIN_DF)
+            columns.append((keep + block.offset).astype(np.int64))
+            idf.append((np.log((1.0 + n) / (1.0 + block_df[keep])) + 1.0).astype(np.float32))
+        return cls(columns, idf)
+
+    def transform(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Sublinear TF times IDF; each block scaled to unit length, then by its weight."""
+        parts = []
+        for block, columns, idf in zip(features.BLOCKS, self.columns, self.idf, strict=True):
+            part = counts[:, columns].tocsr().astype(np.float32)
+            part.data = np.log1p(part.data)
+            part = part @ sp.diags(idf)
+            lengths = np.sqrt(np.asarray(part.multiply(part).sum(axis=1)).ravel())
+            lengths[lengths == 0] = 1.0
+            parts.append(sp.diags(BLOCK_WEIGHTS[block.name] / lengths) @ part)
+        return sp.hstack(parts, format="csr")
+
+    def column_of(self) -> dict[int, int]:
+        """Hashed feature index -> column of the transformed matrix (for explanations)."""
+        mapping, start = {}, 0
+        for columns in self.columns:
+            mapping.update(zip(columns.tolist(), range(start, start + len(columns)), strict=True))
+            start += len(columns)
+        return mapping
+
+
+@dataclass
+class Model:
+    """A fitted attribution model over some accounts (classes are account ids)."""
+
+    weighting: Weighting
+    classifier: LogisticRegression
+
+    @classmethod
+    def fit(cls, counts: sp.csr_matrix, labels: np.ndarray) -> Model:
+        weighting = Weighting.fit(counts)
+        classifier = LogisticRegression(C=C, max_iter=1000, tol=1e-3)
+        classifier.fit(weighting.transform(counts), labels)
+        return cls(weighting, classifier)
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self.classifier.classes_
+
+    def probabilities(self, counts: sp.csr_matrix) -> np.ndarray:
+        """Calibrated class probabilities: the logits divided by the fitted temperature."""
+        logits = self.classifier.decision_function(self.weighting.transform(counts))
+        if logits.ndim == 1:  # two classes: scikit-learn gives one logit for the second
+            logits = np.column_stack([-logits / 2, logits / 2])
+        logits = logits / TEMPERATURE
+        logits -= logits.max(axis=1, keepdims=True)
+        expd = np.exp(logits)
+        return expd / expd.sum(axis=1, keepdims=True)
+
+    def class_weights(self) -> np.ndarray:
+        """One row of feature weights per class, also for two classes (where scikit-learn keeps one)."""
+        coef = self.classifier.coef_
+        if coef.shape[0] == 1:
+            return np.vstack([-coef[0] / 2, coef[0] / 2])
+        return coef
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass
+class TrainingData:
+    counts: sp.csr_matrix
+    labels: np.ndarray  # account id of each row
+    newest_first_rank: np.ndarray  # 0 for each account's newest post, 1 for the next, ...
+
+
+def account_stats(ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Per account: stored posts and the newest post id, in one query (the cache key's substance)."""
+    rows = db.session.execute(
+        sa.select(Tweet.user_id, sa.func.count(), sa.func.max(Tweet.id))
+        .where(Tweet.user_id.in_(ids))
+        .group_by(Tweet.user_id)
+    )
+    stats = {uid: (0, 0) for uid in ids}
+    stats.update({uid: (int(count), int(newest)) for uid, count, newest in rows})
+    return stats
+
+
+def load_training_data(ids: Sequence[int]) -> TrainingData:
+    """The stored features of these accounts' posts, computing and saving any that are missing or stale."""
+    rows = db.session.execute(
+        sa.select(Tweet.id, Tweet.user_id, Tweet.features)
+        .where(Tweet.user_id.in_(ids))
+        .order_by(Tweet.user_id, Tweet.created_at.desc(), Tweet.id.desc())
+    ).all()
+    blobs = [r.features for r in rows]
+    stale = [i for i, blob in enumerate(blobs) if not features.is_current(blob)]
+    if stale:
+        blobs = _refresh_features(rows, blobs, stale)
+    labels = np.fromiter((r.user_id for r in rows), dtype=np.int64, count=len(rows))
+    rank = np.zeros(len(rows), dtype=np.int64)
+    for i in range(1, len(rows)):
+        rank[i] = rank[i - 1] + 1 if labels[i] == labels[i - 1] else 0
+    return TrainingData(features.decode(blobs), labels, rank)
+
+
+def _refresh_features(rows, blobs: list, stale: list[int]) -> list:
+    """Compute features for posts stored before they existed (or by older code), and keep them."""
+    ids = [rows[i].id for i in stale]
+    texts = dict(db.session.execute(sa.select(Tweet.id, Tweet.text).where(Tweet.id.in_(ids))).all())
+    fresh = features.encode([texts[i] for i in ids])
+    try:
+        db.session.execute(sa.update(Tweet), [{"id": i, "features": b} for i, b in zip(ids, fresh, strict=True)])
+        db.session.commit()
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()  # saving is an optimisation; the answer does not depend on it
+    blobs = list(blobs)
+    for i, blob in zip(stale, fresh, strict=True):
+        blobs[i] = blob
+    return blobs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Trust
+
+
+@dataclass
+class Trust:
+    """How the recipe did on these accounts' own newest posts when they were held out."""
+
+    tested: int
+    correct: int
+    classes: list[int]
+    confusion: np.ndarray  # rows: true account, columns: predicted account, in ``classes`` order
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.tested if self.tested else None
+
+
+def holdout_mask(data: TrainingData) -> np.ndarray:
+    """Each account's newest posts, HOLDOUT_SHARE of them up to HOLDOUT_MAX (none under 5 posts)."""
+    mask = np.zeros(len(data.labels), dtype=bool)
+    for uid in np.unique(data.labels):
+        rows = data.labels == uid
+        n = int(rows.sum())
+        held = min(HOLDOUT_MAX, int(n * HOLDOUT_SHARE)) if n >= 5 else 0
+        mask |= rows & (data.newest_first_rank < held)
+    return mask
+
+
+def evaluate_held_out(data: TrainingData, classes: Sequence[int]) -> Trust:
+    """Fit on all but each account's newest posts, then score those."""
+    test = holdout_mask(data)
+    train = ~test
+    classes = list(classes)
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    trained_on = set(np.unique(data.labels[train]).tolist())
+    if not test.any() or trained_on != set(classes):
+        return Trust(0, 0, classes, confusion)
+    model = Model.fit(data.counts[train], data.labels[train])
+    predicted = model.classes[model.probabilities(data.counts[test]).argmax(axis=1)]
+    index = {uid: i for i, uid in enumerate(classes)}
+    for truth, guess in zip(data.labels[test], predicted, strict=True):
+        confusion[index[int(truth)], index[int(guess)]] += 1
+    return Trust(int(test.sum()), int(np.trace(confusion)), classes, confusion)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reasons
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of the typed text: a word with its pull (positive toward the top account) or a gap."""
+
+    text: str
+    score: float = 0.0
+    is_word: bool = False
+
+    @property
+    def level(self) -> int:
+        """-3 .. 3, for shading: sign says toward whom, size how strongly (relative to the text's max)."""
+        return 0 if not self.is_word else int(np.sign(self.score))
+
+
+@dataclass(frozen=True)
+class Reasons:
+    """Why the top account beat the runner-up: every word's pull, and the strongest n-grams each way."""
+
+    top: str
+    runner_up: str
+    pieces: list[tuple[str, int, float]]  # (text, shade -3..3, score); gaps have shade 0 and score 0
+    toward_top: list[tuple[str, float]]
+    toward_runner_up: list[tuple[str, float]]
+
+
+_WORD_TOKEN = re.compile(features.WORD_PATTERN)
+
+
+def _hash_index(gram: str, block: features.Block) -> int:
+    return block.offset + abs(murmurhash3_32(gram, seed=0)) % features.BLOCK_SIZE
+
+
+def explain(model: Model, text: str, top: int, runner_up: int, names: dict[int, str]) -> Reasons:
+    """Split the log-odds of top against runner-up over the words of ``text``.
+
+    Each feature's contribution is its value times the difference of the two classes' weights; the
+    contributions add up to the log-odds (less the intercepts). A feature that occurs several times is
+    shared among its occurrences; a word bigram is shared between its two words.
+    """
+    weights = model.class_weights()
+    classes = list(model.classes)
+    delta = weights[classes.index(top)] - weights[classes.index(runner_up)]
+    counts = features.count_matrix([text])
+    row = model.weighting.transform(counts)
+    column_of = model.weighting.column_of()
+    occurrences = dict(zip(counts.indices.tolist(), counts.data.tolist(), strict=True))
+
+    def contribution(index: int) -> float:
+        column = column_of.get(index)
+        if column is None:
+            return 0.0
+        return float(row[0, column] * delta[column]) / occurrences.get(index, 1.0)
+
+    chars, words = features.BLOCKS
+    char_analyzer = chars.vectorizer.build_analyzer()
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    scores = [0.0] * len(spans)
+    by_gram: dict[str, float] = {}
+    tokens: list[tuple[int, str]] = []  # (span number, word token) in order, for unigrams and bigrams
+    for n, (start, end) in enumerate(spans):
+        normalised = features.normalise(text[start:end])
+        for gram in char_analyzer(normalised):
+            value = contribution(_hash_index(gram, chars))
+            scores[n] += value
+            by_gram[gram.strip()] = by_gram.get(gram.strip(), 0.0) + value
+        tokens.extend((n, token) for token in _WORD_TOKEN.findall(normalised.lower()))
+    for i, (n, token) in enumerate(tokens):
+        value = contribution(_hash_index(token, words))
+        scores[n] += value
+        by_gram[token] = by_gram.get(token, 0.0) + value
+        if i + 1 < len(tokens):
+            m, following = tokens[i + 1]
+            gram = f"{token} {following}"
+            value = contribution(_hash_index(gram, words))
+            scores[n] += value / 2
+            scores[m] += value / 2
+            by_gram[gram] = by_gram.get(gram, 0.0) + value
+
+    strongest = max((abs(s) for s in scores), default=0.0) or 1.0
+    pieces: list[tuple[str, int, float]] = []
+    cursor = 0
+    for (start, end), score in zip(spans, scores, strict=True):
+        if start > cursor:
+            pieces.append((text[cursor:start], 0, 0.0))
+        shade = int(np.sign(score) * min(3, int(np.ceil(3 * abs(score) / strongest - 1e-9)))) if score else 0
+        pieces.append((text[start:end], shade, score))
+        cursor = end
+    if cursor < len(text):
+        pieces.append((text[cursor:], 0, 0.0))
+
+    # Whole words and bigrams read better than fragments; show n-grams of 3+ characters besides.
+    ranked = sorted(((g, v) for g, v in by_gram.items() if len(g) >= 3 or " " in g), key=lambda gv: gv[1])
+    toward_top = [(g, v) for g, v in reversed(ranked) if v > 0][:6]
+    toward_runner = [(g, -v) for g, v in ranked if v < 0][:6]
+    return Reasons(names[top], names[runner_up], pieces, toward_top, toward_runner)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The cache
+
+
+@dataclass
+class Fitted:
+    model: Model
+    trust: Trust
+
+
+class ModelCache:
+    """Fitted models by the exact state of their accounts' posts; least recently used ones go first.
+
+    The key holds each account's post count and newest post id and MODEL_VERSION, so new posts or a
+    new recipe miss the cache instead of being served a stale model.
+    """
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self._items: OrderedDict[tuple, Fitted] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> Fitted | None:
+        with self._lock:
+            fitted = self._items.get(key)
+            if fitted is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return fitted
+
+    def put(self, key: tuple, fitted: Fitted) -> None:
+        with self._lock:
+            self._items[key] = fitted
+            self._items.move_to_end(key)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+cache = ModelCache()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Requests
 
 
 @dataclass(frozen=True)
@@ -44,6 +410,9 @@ class Candidate:
 class Prediction:
     text: str
     ranking: list[Candidate]
+    trust: Trust
+    warnings: list[str]
+    reasons: Reasons
 
     @property
     def chance(self) -> float:
@@ -51,6 +420,7 @@ class Prediction:
         return 1.0 / len(self.ranking)
 
     def as_dict(self) -> dict:
+        trust = self.trust
         return {
             "text": self.text,
             "chance": round(self.chance, 4),
@@ -58,6 +428,19 @@ class Prediction:
                 {"username": c.username, "name": c.name, "probability": round(c.probability, 4), "posts": c.posts}
                 for c in self.ranking
             ],
+            "trust": {
+                "held_out_accuracy": None if trust.accuracy is None else round(trust.accuracy, 4),
+                "tested_posts": trust.tested,
+                "chance": round(self.chance, 4),
+            },
+            "warnings": self.warnings,
+            "reasons": {
+                "top": self.reasons.top,
+                "runner_up": self.reasons.runner_up,
+                "words": [{"text": t, "score": round(s, 4)} for t, shade, s in self.reasons.pieces if t.strip()],
+                "toward_top": [{"ngram": g, "weight": round(v, 4)} for g, v in self.reasons.toward_top],
+                "toward_runner_up": [{"ngram": g, "weight": round(v, 4)} for g, v in self.reasons.toward_runner_up],
+            },
         }
 
 
@@ -72,7 +455,7 @@ def check_text(text: str | None) -> str:
 
 
 def resolve_users(usernames: Sequence[str]) -> list[User]:
-    """The stored accounts for these handles, checked: two or more, distinct, known, each with posts."""
+    """The stored accounts for these handles, checked: two or more, distinct, known."""
     handles = [u.strip().lstrip("@") for u in usernames if u and u.strip().lstrip("@")]
     seen: dict[str, str] = {}
     for handle in handles:
@@ -92,37 +475,51 @@ def resolve_users(usernames: Sequence[str]) -> list[User]:
     return users
 
 
-def load_training_data(users: Sequence[User]) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
-    """Every stored embedding of these accounts, with the account id of each row, in one query."""
-    ids = [u.id for u in users]
-    rows = db.session.execute(
-        sa.select(Tweet.user_id, Tweet.embedding).where(Tweet.user_id.in_(ids)).order_by(Tweet.user_id, Tweet.id)
-    ).all()
-    labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    features = embed.stack(r[1] for r in rows) if rows else np.zeros((0, embed.DIM), np.float32)
-    counts = {uid: int((labels == uid).sum()) for uid in ids}
-    return features, labels, counts
-
-
-def predict_author(usernames: Sequence[str], text: str | None) -> Prediction:
-    """Rank the chosen accounts by how likely each is to have posted ``text``."""
-    text = check_text(text)
-    users = resolve_users(usernames)
-    features, labels, counts = load_training_data(users)
-    empty = [u for u in users if counts[u.id] == 0]
+def fitted_for(users: Sequence[User]) -> tuple[Fitted, dict[int, tuple[int, int]]]:
+    """The model and trust figure for these accounts, from the cache when their posts are unchanged."""
+    ids = sorted(u.id for u in users)
+    stats = account_stats(ids)
+    empty = [u for u in users if stats[u.id][0] == 0]
     if empty:
         raise PredictionError(
             f"@{empty[0].username} has no stored posts yet, so there is nothing to learn its style from. "
             "Fetch or import its posts first."
         )
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    model.fit(features, labels)
-    vector = embed.embed_texts([text], current_app.config["SPACY_MODEL"])
-    proba = model.predict_proba(vector)[0]
-    by_id = {int(cls): float(p) for cls, p in zip(model.classes_, proba, strict=True)}
+    key = (MODEL_VERSION, features.FEATURE_VERSION, tuple((uid, *stats[uid]) for uid in ids))
+    fitted = cache.get(key)
+    if fitted is None:
+        data = load_training_data(ids)
+        fitted = Fitted(Model.fit(data.counts, data.labels), evaluate_held_out(data, ids))
+        cache.put(key, fitted)
+    return fitted, stats
+
+
+def predict_author(usernames: Sequence[str], text: str | None) -> Prediction:
+    """Rank the chosen accounts by how likely each is to have posted ``text``, with trust and reasons."""
+    text = check_text(text)
+    users = resolve_users(usernames)
+    fitted, stats = fitted_for(users)
+    proba = fitted.model.probabilities(features.count_matrix([text]))[0]
+    by_id = {int(uid): float(p) for uid, p in zip(fitted.model.classes, proba, strict=True)}
     ranking = sorted(
-        (Candidate(u.username, u.name, by_id[u.id], counts[u.id]) for u in users),
+        (Candidate(u.username, u.name, by_id[u.id], stats[u.id][0]) for u in users),
         key=lambda c: c.probability,
         reverse=True,
     )
-    return Prediction(text, ranking)
+    id_of = {u.username: u.id for u in users}
+    names = {u.id: u.username for u in users}
+    reasons = explain(fitted.model, text, id_of[ranking[0].username], id_of[ranking[1].username], names)
+    warnings = [
+        f"@{u.username} has only {stats[u.id][0]} stored posts; with fewer than {FEW_POSTS} its style is thinly "
+        "sampled and answers involving it are less reliable."
+        for u in users
+        if stats[u.id][0] < FEW_POSTS
+    ]
+    return Prediction(text, ranking, fitted.trust, warnings, reasons)
+
+
+def evaluate_accounts(usernames: Sequence[str]) -> tuple[list[User], Trust]:
+    """The trust figure and confusion table for these accounts (the page's figure, from the same code)."""
+    users = resolve_users(usernames)
+    fitted, _ = fitted_for(users)
+    return users, fitted.trust

@@ -1,0 +1,164 @@
+"""The attribution model itself: stored features, calibrated ranking, trust figure, reasons, cache."""
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import VOICES
+from twitapp import features, predict
+from twitapp.extensions import db
+from twitapp.models import Tweet
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    predict.cache.clear()
+    yield
+    predict.cache.clear()
+
+
+def many_posts(stem: str, words: list[str], n: int) -> list[str]:
+    """n distinct posts in one voice: the stem's habits plus rotating topic words."""
+    return [f"{stem} {words[i % len(words)]} {words[(i * 7 + 3) % len(words)]} number {i}" for i in range(n)]
+
+
+def test_ingest_stores_hashed_features_that_match_the_text(app, voices):
+    with app.app_context():
+        tweet = db.session.scalars(sa.select(Tweet).order_by(Tweet.id)).first()
+        assert features.is_current(tweet.features)
+        stored = features.decode([tweet.features])
+        fresh = features.count_matrix([tweet.text])
+        assert (stored != fresh).nnz == 0 and stored.nnz > 20
+
+
+def test_shortened_links_are_one_symbol_but_full_links_stay():
+    assert features.normalise("see https://t.co/AbC123 now") == f"see {features.LINK} now"
+    assert "example.org/plan" in features.normalise("read https://example.org/plan")
+
+
+def test_posts_stored_without_features_get_them_on_first_use(app, client, voices):
+    with app.app_context():
+        db.session.execute(sa.update(Tweet).values(features=None))
+        db.session.commit()
+    response = client.post("/api/predict", json={"usernames": voices, "text": "fresh warm bread with flour and butter"})
+    assert response.status_code == 200
+    assert response.get_json()["ranking"][0]["username"] == "baker"
+    with app.app_context():
+        blobs = db.session.scalars(sa.select(Tweet.features)).all()
+        assert all(features.is_current(b) for b in blobs)
+
+
+def test_api_reports_trust_warnings_and_reasons(client, voices):
+    body = client.post("/api/predict", json={"usernames": voices, "text": "warm bread and flour"}).get_json()
+    trust = body["trust"]
+    assert trust["chance"] == pytest.approx(1 / 3, abs=1e-3)
+    # Six posts per voice: one each is held out, and each account is flagged as thinly sampled.
+    assert trust["tested_posts"] == 3 and 0 <= trust["held_out_accuracy"] <= 1
+    assert len(body["warnings"]) == 3 and "has only 6 stored posts" in body["warnings"][0]
+    reasons = body["reasons"]
+    assert reasons["top"] == "baker" and reasons["runner_up"] in {"commuter", "coder"}
+    assert [w["text"] for w in reasons["words"]] == ["warm", "bread", "and", "flour"]
+    assert any("flour" in g["ngram"] or "bread" in g["ngram"] for g in reasons["toward_top"])
+
+
+def test_trust_figure_is_held_out_accuracy_on_newest_posts(app, add_account, client):
+    add_account("bakes", many_posts("fresh loaves and flour", ["rye", "crust", "oven", "butter", "dough"], 60))
+    add_account("buses", many_posts("Route delayed minutes", ["timetable", "depot", "stop", "express", "bridge"], 60))
+    with app.app_context():
+        _, trust = predict.evaluate_accounts(["bakes", "buses"])
+    # 20% of 60 posts each, newest first, are held out: 12 per account.
+    assert trust.tested == 24
+    assert trust.accuracy == 1.0 and trust.confusion.tolist() == [[12, 0], [0, 12]]
+    body = client.post("/api/predict", json={"usernames": ["bakes", "buses"], "text": "rye dough"}).get_json()
+    assert body["trust"] == {"held_out_accuracy": 1.0, "tested_posts": 24, "chance": 0.5}
+    assert body["warnings"] == []
+
+
+def test_reasons_add_up_to_the_log_odds(app, voices):
+    text = "Route 12 sourdough late again, tests green"
+    with app.app_context():
+        users = predict.resolve_users(voices)
+        fitted, _ = predict.fitted_for(users)
+        model = fitted.model
+        ids = {u.username: u.id for u in users}
+        reasons = predict.explain(model, text, ids["commuter"], ids["baker"], {u.id: u.username for u in users})
+        logits = model.classifier.decision_function(model.weighting.transform(features.count_matrix([text])))[0]
+        classes = list(model.classes)
+        a, b = classes.index(ids["commuter"]), classes.index(ids["baker"])
+        intercepts = model.classifier.intercept_
+        expected = (logits[a] - logits[b]) - (intercepts[a] - intercepts[b])
+    total = sum(score for _, _, score in reasons.pieces)
+    assert total == pytest.approx(expected, rel=1e-3, abs=1e-4)
+    assert "".join(t for t, _, _ in reasons.pieces) == text
+    shades = {t: shade for t, shade, _ in reasons.pieces if t.strip()}
+    assert shades["sourdough"] < 0 < shades["Route"]
+
+
+def test_probabilities_are_tempered_logits(app, voices, monkeypatch):
+    with app.app_context():
+        fitted, _ = predict.fitted_for(predict.resolve_users(voices))
+        counts = features.count_matrix(["sourdough at dawn"])
+        sharp = fitted.model.probabilities(counts)[0]
+        monkeypatch.setattr(predict, "TEMPERATURE", predict.TEMPERATURE * 3)
+        soft = fitted.model.probabilities(counts)[0]
+    assert sharp.sum() == pytest.approx(1) and soft.sum() == pytest.approx(1)
+    assert sharp.argmax() == soft.argmax() and soft.max() < sharp.max()
+
+
+def test_the_cache_reuses_a_model_until_an_account_gets_new_posts(app, client, voices, add_account):
+    ask = {"usernames": voices, "text": "sourdough at dawn"}
+    client.post("/api/predict", json=ask)
+    client.post("/api/predict", json={**ask, "text": "another text"})
+    client.post("/api/predict", json={"usernames": list(reversed(voices)), "text": "order does not matter"})
+    assert (predict.cache.misses, predict.cache.hits) == (1, 2)
+    add_account("baker", ["a brand new loaf of rye bread"], account_id=111, start_id=999_999)
+    client.post("/api/predict", json=ask)
+    assert (predict.cache.misses, predict.cache.hits) == (2, 2)
+
+
+def test_the_cache_is_bounded(app, voices):
+    small = predict.ModelCache(entries=2)
+    for key in ("a", "b", "c"):
+        small.put((key,), object())
+    assert len(small) == 2 and small.get(("a",)) is None and small.get(("c",)) is not None
+
+
+def test_a_changed_model_version_misses_the_cache(app, client, voices, monkeypatch):
+    ask = {"usernames": voices, "text": "sourdough at dawn"}
+    client.post("/api/predict", json=ask)
+    monkeypatch.setattr(predict, "MODEL_VERSION", predict.MODEL_VERSION + 1)
+    client.post("/api/predict", json=ask)
+    assert predict.cache.misses == 2
+
+
+def test_result_page_shows_trust_chance_and_highlighted_reasons(client, voices):
+    page = client.post("/compare", data={"usernames": voices, "text": "warm bread and flour, Route 12 late"}).get_data(
+        as_text=True
+    )
+    assert 'id="trust"' in page and "Chance level for 3 accounts: 33.3%" in page
+    assert '<mark class="toward-top' in page and "Why @baker rather than" in page
+    assert "has only 6 stored posts" in page
+
+
+def test_cli_evaluate_prints_accuracy_and_confusion(runner, add_account):
+    add_account("bakes", many_posts("fresh loaves and flour", ["rye", "crust", "oven"], 40))
+    add_account("buses", many_posts("Route delayed minutes", ["timetable", "depot", "stop"], 40))
+    result = runner.invoke(args=["evaluate", "bakes", "buses"])
+    assert result.exit_code == 0, result.output
+    assert "Held-out accuracy: 100.0% on 16 newest posts (chance 50.0%)." in result.output
+    assert "@bakes" in result.output and "recall" in result.output
+    result = runner.invoke(args=["evaluate", "bakes"])
+    assert result.exit_code != 0 and "at least two" in result.output
+
+
+def test_two_class_weights_are_symmetric(app, voices):
+    with app.app_context():
+        fitted, _ = predict.fitted_for(predict.resolve_users(voices[:2]))
+        weights = fitted.model.class_weights()
+    assert weights.shape[0] == 2 and np.allclose(weights[0], -weights[1])
+
+
+def test_every_voice_wins_its_own_text(client, voices):
+    for username, texts in VOICES.items():
+        body = client.post("/api/predict", json={"usernames": voices, "text": texts[0][:60]}).get_json()
+        assert body["ranking"][0]["username"] == username
