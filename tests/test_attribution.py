@@ -85,7 +85,7 @@ def test_reasons_add_up_to_the_log_odds(app, voices):
         logits = model.classifier.decision_function(model.weighting.transform(features.count_matrix([text])))[0]
         classes = list(model.classes)
         a, b = classes.index(ids["commuter"]), classes.index(ids["baker"])
-        intercepts = model.classifier.intercept_
+        intercepts = model.classifier.intercept
         expected = (logits[a] - logits[b]) - (intercepts[a] - intercepts[b])
     total = sum(score for _, _, score in reasons.pieces)
     assert total == pytest.approx(expected, rel=1e-3, abs=1e-4)
@@ -151,11 +151,32 @@ def test_cli_evaluate_prints_accuracy_and_confusion(runner, add_account):
     assert result.exit_code != 0 and "at least two" in result.output
 
 
-def test_two_class_weights_are_symmetric(app, voices):
+def test_the_fit_matches_scikit_learns_logistic_regression(app, voices, monkeypatch):
+    """Run to convergence and without the temperature, the solver lands where scikit-learn's does."""
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.setattr(predict, "GTOL", 1e-9)
+    monkeypatch.setattr(predict, "MAX_ITER", 5000)
+    monkeypatch.setattr(predict, "TEMPERATURE", 1.0)
     with app.app_context():
-        fitted, _ = predict.fitted_for(predict.resolve_users(voices[:2]))
-        weights = fitted.model.class_weights()
-    assert weights.shape[0] == 2 and np.allclose(weights[0], -weights[1])
+        data = predict.load_training_data([111, 222, 333])
+    model = predict.Model.fit(data.counts, data.labels)
+    X = model.weighting.transform(data.counts)
+    reference = LogisticRegression(C=predict.C, tol=1e-8, max_iter=5000).fit(X, data.labels)
+    probe = features.count_matrix(["rye loaves", "Route 12 late", "tests green", "hello"])
+    expected = reference.predict_proba(model.weighting.transform(probe))
+    np.testing.assert_allclose(model.probabilities(probe), expected, atol=2e-3)
+
+
+def test_each_account_is_fitted_on_its_newest_posts_only(app, add_account, monkeypatch):
+    monkeypatch.setattr(predict, "MAX_TRAIN_POSTS", 10)
+    add_account("bakes", many_posts("fresh loaves", ["rye", "crust"], 30), account_id=1)
+    with app.app_context():
+        data = predict.load_training_data([1])
+        newest = db.session.scalars(sa.select(Tweet.id).order_by(Tweet.created_at.desc()).limit(10)).all()
+        expected = features.decode(db.session.scalars(sa.select(Tweet.features).where(Tweet.id.in_(newest))).all())
+    assert data.counts.shape[0] == 10 and data.newest_first_rank.tolist() == list(range(10))
+    assert abs(data.counts.sum() - expected.sum()) < 1e-6
 
 
 def test_every_voice_wins_its_own_text(client, voices):

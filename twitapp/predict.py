@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import sqlalchemy as sa
-from sklearn.linear_model import LogisticRegression
 from sklearn.utils import murmurhash3_32
 
 from . import features
@@ -39,7 +38,12 @@ MODEL_VERSION = 1
 BLOCK_WEIGHTS = {"chars": 1.0, "words": 1.0}
 C = 20.0
 MIN_DF = 2
-TEMPERATURE = 1.0
+TEMPERATURE = 1.2
+# A request fits at most this many of each account's newest posts: style drifts, and fitting time grows
+# with the posts while accuracy hardly does past a thousand.
+MAX_TRAIN_POSTS = 1000
+MAX_ITER = 100
+GTOL = 1e-3
 
 # The trust figure holds out each account's newest posts: this share of them, at most this many.
 HOLDOUT_SHARE = 0.2
@@ -102,40 +106,119 @@ class Weighting:
         return mapping
 
 
+def minimise_lbfgs(fun, x0: np.ndarray, *, max_iter: int, gtol: float, memory: int = 10) -> np.ndarray:
+    """Limited-memory BFGS with a backtracking line search, for ``fun(x) -> (value, gradient)``.
+
+    scipy's L-BFGS-B spends about 7 ms of bookkeeping per iteration on the 10^5 to 10^6 parameters of
+    an n-gram model here, more than the objective itself costs; this plain NumPy version spends well
+    under a millisecond, which is most of what a request-time fit is made of.
+    """
+    x = x0
+    value, grad = fun(x)
+    history: list[tuple[np.ndarray, np.ndarray, float]] = []
+    for _ in range(max_iter):
+        if np.max(np.abs(grad)) <= gtol:
+            break
+        direction = grad.copy()  # the two-loop recursion turns this into H @ grad
+        alphas = []
+        for s, y, rho in reversed(history):
+            alpha = rho * (s @ direction)
+            direction -= alpha * y
+            alphas.append(alpha)
+        if history:
+            s, y, _ = history[-1]
+            direction *= (s @ y) / (y @ y)
+        else:
+            direction /= max(1.0, float(np.linalg.norm(grad)))
+        for (s, y, rho), alpha in zip(history, reversed(alphas), strict=True):
+            direction += s * (alpha - rho * (y @ direction))
+        direction = -direction
+        slope = grad @ direction
+        if slope >= 0:  # not a descent direction: forget the curvature pairs, follow the gradient
+            direction, slope, history = -grad, -(grad @ grad), []
+        step = 1.0
+        while True:
+            candidate = x + step * direction
+            new_value, new_grad = fun(candidate)
+            if new_value <= value + 1e-4 * step * slope or step < 1e-8:
+                break
+            step /= 2
+        s, y = candidate - x, new_grad - grad
+        if (sy := s @ y) > 1e-12:
+            history.append((s, y, 1.0 / sy))
+            del history[:-memory]
+        converged = abs(value - new_value) <= 1e-9 * max(1.0, abs(value))
+        x, value, grad = candidate, new_value, new_grad
+        if converged:
+            break
+    return x
+
+
+@dataclass
+class Softmax:
+    """Multinomial logistic regression: one weight row and intercept per class."""
+
+    classes: np.ndarray
+    coef: np.ndarray  # (classes, features)
+    intercept: np.ndarray
+
+    @classmethod
+    def fit(cls, X: sp.csr_matrix, labels: np.ndarray, *, init: Softmax | None = None) -> Softmax:
+        """Minimise mean cross-entropy plus ||W||^2 / (2 C n): scikit-learn's objective, rescaled."""
+        classes, y = np.unique(labels, return_inverse=True)
+        n, d = X.shape
+        k = len(classes)
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), y] = 1.0
+        X = X.astype(np.float64)
+        XT = X.T.tocsr()
+        reg = 1.0 / (C * n)
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            W, b = theta[: d * k].reshape(d, k), theta[d * k :]
+            Z = X @ W + b
+            Z -= Z.max(axis=1, keepdims=True)
+            expz = np.exp(Z)
+            norm = expz.sum(axis=1, keepdims=True)
+            loss = float((np.log(norm).ravel() - (Z * onehot).sum(axis=1)).mean() + 0.5 * reg * (W * W).sum())
+            G = (expz / norm - onehot) / n
+            return loss, np.concatenate([(XT @ G + reg * W).ravel(), G.sum(axis=0)])
+
+        theta0 = np.zeros(d * k + k)
+        if init is not None and np.array_equal(init.classes, classes) and init.coef.shape == (k, d):
+            theta0 = np.concatenate([init.coef.T.ravel(), init.intercept])
+        theta = minimise_lbfgs(objective, theta0, max_iter=MAX_ITER, gtol=GTOL)
+        return cls(classes, theta[: d * k].reshape(d, k).T.copy(), theta[d * k :].copy())
+
+    def decision_function(self, X: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(X @ self.coef.T) + self.intercept
+
+
 @dataclass
 class Model:
     """A fitted attribution model over some accounts (classes are account ids)."""
 
     weighting: Weighting
-    classifier: LogisticRegression
+    classifier: Softmax
 
     @classmethod
-    def fit(cls, counts: sp.csr_matrix, labels: np.ndarray) -> Model:
-        weighting = Weighting.fit(counts)
-        classifier = LogisticRegression(C=C, max_iter=1000, tol=1e-3)
-        classifier.fit(weighting.transform(counts), labels)
-        return cls(weighting, classifier)
+    def fit(
+        cls, counts: sp.csr_matrix, labels: np.ndarray, *, weighting: Weighting | None = None, init: Model | None = None
+    ) -> Model:
+        weighting = weighting or Weighting.fit(counts)
+        X = weighting.transform(counts)
+        return cls(weighting, Softmax.fit(X, labels, init=init.classifier if init else None))
 
     @property
     def classes(self) -> np.ndarray:
-        return self.classifier.classes_
+        return self.classifier.classes
 
     def probabilities(self, counts: sp.csr_matrix) -> np.ndarray:
         """Calibrated class probabilities: the logits divided by the fitted temperature."""
-        logits = self.classifier.decision_function(self.weighting.transform(counts))
-        if logits.ndim == 1:  # two classes: scikit-learn gives one logit for the second
-            logits = np.column_stack([-logits / 2, logits / 2])
-        logits = logits / TEMPERATURE
+        logits = self.classifier.decision_function(self.weighting.transform(counts)) / TEMPERATURE
         logits -= logits.max(axis=1, keepdims=True)
         expd = np.exp(logits)
         return expd / expd.sum(axis=1, keepdims=True)
-
-    def class_weights(self) -> np.ndarray:
-        """One row of feature weights per class, also for two classes (where scikit-learn keeps one)."""
-        coef = self.classifier.coef_
-        if coef.shape[0] == 1:
-            return np.vstack([-coef[0] / 2, coef[0] / 2])
-        return coef
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -162,21 +245,28 @@ def account_stats(ids: Sequence[int]) -> dict[int, tuple[int, int]]:
 
 
 def load_training_data(ids: Sequence[int]) -> TrainingData:
-    """The stored features of these accounts' posts, computing and saving any that are missing or stale."""
+    """The stored features of each account's newest MAX_TRAIN_POSTS posts, newest first.
+
+    Features that are missing or were written by older code are computed and saved on the way.
+    """
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=Tweet.user_id, order_by=(Tweet.created_at.desc(), Tweet.id.desc()))
+        .label("rank")
+    )
+    ranked = sa.select(Tweet.id, Tweet.user_id, Tweet.features, rank).where(Tweet.user_id.in_(ids)).subquery()
     rows = db.session.execute(
-        sa.select(Tweet.id, Tweet.user_id, Tweet.features)
-        .where(Tweet.user_id.in_(ids))
-        .order_by(Tweet.user_id, Tweet.created_at.desc(), Tweet.id.desc())
+        sa.select(ranked.c.id, ranked.c.user_id, ranked.c.features, ranked.c.rank)
+        .where(ranked.c.rank <= MAX_TRAIN_POSTS)
+        .order_by(ranked.c.user_id, ranked.c.rank)
     ).all()
     blobs = [r.features for r in rows]
     stale = [i for i, blob in enumerate(blobs) if not features.is_current(blob)]
     if stale:
         blobs = _refresh_features(rows, blobs, stale)
     labels = np.fromiter((r.user_id for r in rows), dtype=np.int64, count=len(rows))
-    rank = np.zeros(len(rows), dtype=np.int64)
-    for i in range(1, len(rows)):
-        rank[i] = rank[i - 1] + 1 if labels[i] == labels[i - 1] else 0
-    return TrainingData(features.decode(blobs), labels, rank)
+    newest_first = np.fromiter((r.rank - 1 for r in rows), dtype=np.int64, count=len(rows))
+    return TrainingData(features.decode(blobs), labels, newest_first)
 
 
 def _refresh_features(rows, blobs: list, stale: list[int]) -> list:
@@ -224,39 +314,36 @@ def holdout_mask(data: TrainingData) -> np.ndarray:
     return mask
 
 
-def evaluate_held_out(data: TrainingData, classes: Sequence[int]) -> Trust:
-    """Fit on all but each account's newest posts, then score those."""
+def evaluate_held_out(data: TrainingData, classes: Sequence[int], weighting: Weighting) -> tuple[Trust, Model | None]:
+    """Fit on all but each account's newest posts, score those, and return the figure and that model.
+
+    The TF-IDF weighting is the one fitted on all posts (document frequencies only, no labels), so the
+    held-out model lives in the same feature space as the final one and can start it off.
+    """
     test = holdout_mask(data)
     train = ~test
     classes = list(classes)
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     trained_on = set(np.unique(data.labels[train]).tolist())
     if not test.any() or trained_on != set(classes):
-        return Trust(0, 0, classes, confusion)
-    model = Model.fit(data.counts[train], data.labels[train])
+        return Trust(0, 0, classes, confusion), None
+    model = Model.fit(data.counts[train], data.labels[train], weighting=weighting)
     predicted = model.classes[model.probabilities(data.counts[test]).argmax(axis=1)]
     index = {uid: i for i, uid in enumerate(classes)}
     for truth, guess in zip(data.labels[test], predicted, strict=True):
         confusion[index[int(truth)], index[int(guess)]] += 1
-    return Trust(int(test.sum()), int(np.trace(confusion)), classes, confusion)
+    return Trust(int(test.sum()), int(np.trace(confusion)), classes, confusion), model
+
+
+def fit_with_trust(data: TrainingData, classes: Sequence[int]) -> Fitted:
+    """The held-out model for the trust figure, then the final model on every post, started from it."""
+    weighting = Weighting.fit(data.counts)
+    trust, held_out = evaluate_held_out(data, classes, weighting)
+    return Fitted(Model.fit(data.counts, data.labels, weighting=weighting, init=held_out), trust)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Reasons
-
-
-@dataclass(frozen=True)
-class Piece:
-    """A stretch of the typed text: a word with its pull (positive toward the top account) or a gap."""
-
-    text: str
-    score: float = 0.0
-    is_word: bool = False
-
-    @property
-    def level(self) -> int:
-        """-3 .. 3, for shading: sign says toward whom, size how strongly (relative to the text's max)."""
-        return 0 if not self.is_word else int(np.sign(self.score))
 
 
 @dataclass(frozen=True)
@@ -284,7 +371,7 @@ def explain(model: Model, text: str, top: int, runner_up: int, names: dict[int, 
     contributions add up to the log-odds (less the intercepts). A feature that occurs several times is
     shared among its occurrences; a word bigram is shared between its two words.
     """
-    weights = model.class_weights()
+    weights = model.classifier.coef
     classes = list(model.classes)
     delta = weights[classes.index(top)] - weights[classes.index(runner_up)]
     counts = features.count_matrix([text])
@@ -488,8 +575,7 @@ def fitted_for(users: Sequence[User]) -> tuple[Fitted, dict[int, tuple[int, int]
     key = (MODEL_VERSION, features.FEATURE_VERSION, tuple((uid, *stats[uid]) for uid in ids))
     fitted = cache.get(key)
     if fitted is None:
-        data = load_training_data(ids)
-        fitted = Fitted(Model.fit(data.counts, data.labels), evaluate_held_out(data, ids))
+        fitted = fit_with_trust(load_training_data(ids), ids)
         cache.put(key, fitted)
     return fitted, stats
 
