@@ -1,0 +1,292 @@
+"""Author attribution on real accounts: accuracy, calibration, latency and memory, in one run.
+
+    pipenv run python bench/authorship.py --data ../shared/data/authorship-dev [--quick] [--tune]
+
+Protocol (../shared/data/README.md): original posts only; for each account the newest 50 are tested
+and the 200 (or 1,000) just before them trained; candidate sets of k accounts drawn with a fixed seed.
+Two recipes are scored on the same sets:
+- seed: the spaCy document vector and a default LogisticRegression (the first version of the app).
+  The vectors come from the app's tok2vec-only pipeline, which tests/test_embed.py shows equal to
+  the full pipeline's ``nlp(text).vector``.
+- project: twitapp.predict's Model, fed the same hashed features the app stores.
+Then the reliability of the project's probabilities (k = 2 and 4, 200 posts), and the latency of
+POST /api/predict through Flask's test client for 4 accounts with 200 and with 3,200 posts each, with
+the model cache cold (cleared before every request) and warm, and the peak memory of the process.
+
+--tune searches block weights, C and the temperature on an earlier window (posts 100 to 50 before the
+newest as the test set), so the figures reported above are not tuned on their own test posts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from twitapp import embed, features, predict  # noqa: E402
+
+TEST_POSTS = 50
+
+
+def load_accounts(data: Path, originals_only: bool = True) -> dict[str, list[dict]]:
+    """Each account's posts, oldest first; originals only unless asked otherwise."""
+    accounts = {}
+    for path in sorted(data.glob("*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if originals_only:
+            rows = [
+                r
+                for r in rows
+                if str(r.get("conversation_id", r["id"])) == str(r["id"]) and not r["text"].startswith("RT @")
+            ]
+        accounts[path.stem] = rows
+    return accounts
+
+
+def candidate_sets(names: list[str], k: int, count: int, seed: int = 0) -> list[list[str]]:
+    """``count`` sets of k accounts drawn with a fixed seed (all of them once when k is every account)."""
+    if k >= len(names):
+        return [list(names)]
+    rng = random.Random(seed * 1000 + k)
+    return [rng.sample(names, k) for _ in range(count)]
+
+
+class Corpus:
+    """The train and test windows of every account, with both recipes' features computed once."""
+
+    def __init__(self, accounts: dict[str, list[dict]], train: int, test_offset: int = 0):
+        self.names = sorted(accounts)
+        self.train_rows: dict[str, np.ndarray] = {}
+        self.test_rows: dict[str, np.ndarray] = {}
+        texts: list[str] = []
+        for name in self.names:
+            posts = accounts[name]
+            end = len(posts) - test_offset
+            test = posts[end - TEST_POSTS : end]
+            trained = posts[max(0, end - TEST_POSTS - train) : end - TEST_POSTS]
+            start = len(texts)
+            texts += [p["text"] for p in trained]
+            self.train_rows[name] = np.arange(start, len(texts))
+            start = len(texts)
+            texts += [p["text"] for p in test]
+            self.test_rows[name] = np.arange(start, len(texts))
+        self.texts = texts
+        self.vectors = embed.embed_texts(texts)
+        self.counts = features.count_matrix(texts)
+
+    def split(self, accounts: list[str]):
+        train = np.concatenate([self.train_rows[a] for a in accounts])
+        test = np.concatenate([self.test_rows[a] for a in accounts])
+        y_train = np.concatenate([np.full(len(self.train_rows[a]), i) for i, a in enumerate(accounts)])
+        y_test = np.concatenate([np.full(len(self.test_rows[a]), i) for i, a in enumerate(accounts)])
+        return train, test, y_train, y_test
+
+
+def seed_recipe(corpus: Corpus, accounts: list[str]) -> float:
+    train, test, y_train, y_test = corpus.split(accounts)
+    model = LogisticRegression(max_iter=1000).fit(corpus.vectors[train], y_train)
+    return float((model.predict(corpus.vectors[test]) == y_test).mean())
+
+
+def project_recipe(corpus: Corpus, accounts: list[str]) -> tuple[float, np.ndarray, np.ndarray]:
+    """Accuracy, and the probabilities and true classes for calibration."""
+    train, test, y_train, y_test = corpus.split(accounts)
+    model = predict.Model.fit(corpus.counts[train], y_train)  # no trust fit here: only the final model
+    proba = model.probabilities(corpus.counts[test])
+    return float((model.classes[proba.argmax(axis=1)] == y_test).mean()), proba, y_test
+
+
+def accuracy_table(accounts: dict, sizes: list[int], ks: list[int], sets: int) -> dict:
+    print(f"\n## Accuracy (newest {TEST_POSTS} posts per account tested; {sets} candidate sets per k, seed 0)")
+    print(f"{'train posts':>11} {'k':>3} {'sets':>5} {'chance':>7} {'seed recipe':>12} {'project':>8}")
+    calibration = {}
+    for size in sizes:
+        corpus = Corpus(accounts, size)
+        for k in ks:
+            drawn = candidate_sets(corpus.names, k, sets)
+            seed_scores, project_scores, probas, truths = [], [], [], []
+            for chosen in drawn:
+                seed_scores.append(seed_recipe(corpus, chosen))
+                score, proba, truth = project_recipe(corpus, chosen)
+                project_scores.append(score)
+                probas.append(proba)
+                truths.append(truth)
+            print(
+                f"{size:>11} {k:>3} {len(drawn):>5} {1 / k:>7.3f} {np.mean(seed_scores):>12.3f} "
+                f"{np.mean(project_scores):>8.3f}",
+                flush=True,
+            )
+            calibration[(size, k)] = (probas, truths)
+    return calibration
+
+
+def reliability(calibration: dict, size: int, ks: list[int]) -> None:
+    print(
+        f"\n## Calibration of the project's probabilities ({size} posts per account, temperature {predict.TEMPERATURE})"
+    )
+    edges = [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001]
+    for k in ks:
+        probas, truths = calibration[(size, k)]
+        confidence = np.concatenate([p.max(axis=1) for p in probas])
+        correct = np.concatenate([p.argmax(axis=1) == t for p, t in zip(probas, truths, strict=True)])
+        picked = np.concatenate([p[np.arange(len(t)), t] for p, t in zip(probas, truths, strict=True)])
+        nll = float(-np.mean(np.log(np.clip(picked, 1e-12, 1))))
+        print(f"k = {k}: top-choice confidence against how often the top choice was right")
+        print(f"  {'confidence':<12} {'posts':>6} {'mean conf.':>10} {'accuracy':>9}")
+        ece = 0.0
+        for low, high in itertools.pairwise(edges):
+            mask = (confidence >= low) & (confidence < high)
+            if not mask.any():
+                continue
+            gap = abs(confidence[mask].mean() - correct[mask].mean())
+            ece += gap * mask.sum() / len(confidence)
+            mean_confidence, accuracy = confidence[mask].mean(), correct[mask].mean()
+            print(f"  {low:.2f}-{min(high, 1):.2f}    {mask.sum():>6} {mean_confidence:>10.3f} {accuracy:>9.3f}")
+        print(f"  expected calibration error {ece:.3f}; log loss {nll:.3f} (chance {np.log(k):.3f})")
+
+
+def tune(accounts: dict) -> None:
+    """Grid over block weights and C on an earlier window, then the temperature minimising log loss."""
+    print("\n## Tuning on an earlier window (posts 100 to 50 before the newest are the test set)")
+    corpus = Corpus(accounts, 200, test_offset=TEST_POSTS)
+    drawn = {k: candidate_sets(corpus.names, k, 10, seed=1) for k in (2, 4)}
+    best = None
+    for words, c in itertools.product((0.7, 1.0, 1.4), (5.0, 20.0, 80.0)):
+        predict.BLOCK_WEIGHTS["words"], predict.C = words, c
+        scores = {k: np.mean([project_recipe(corpus, s)[0] for s in sets]) for k, sets in drawn.items()}
+        print(f"  words weight {words:<4} C {c:<5} k=2 {scores[2]:.3f} k=4 {scores[4]:.3f}", flush=True)
+        if best is None or scores[4] > best[0]:
+            best = (scores[4], words, c)
+    _, predict.BLOCK_WEIGHTS["words"], predict.C = best
+    logits, truths = [], []
+    saved = predict.TEMPERATURE
+    predict.TEMPERATURE = 1.0
+    for sets in drawn.values():
+        for chosen in sets:
+            _, proba, truth = project_recipe(corpus, chosen)
+            logits.append(np.log(np.clip(proba, 1e-300, 1)))
+            truths.append(truth)
+    predict.TEMPERATURE = saved
+
+    def loss(t: float) -> float:
+        total, n = 0.0, 0
+        for z, y in zip(logits, truths, strict=True):
+            scaled = z / t
+            scaled -= scaled.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(scaled).sum(axis=1))
+            total += float((log_norm - scaled[np.arange(len(y)), y]).sum())
+            n += len(y)
+        return total / n
+
+    grid = np.round(np.arange(0.5, 4.01, 0.1), 2)
+    losses = [loss(t) for t in grid]
+    print(
+        f"  best: words weight {best[1]}, C {best[2]}; temperature {grid[int(np.argmin(losses))]} "
+        f"(log loss {min(losses):.3f}, at 1.0: {loss(1.0):.3f})"
+    )
+
+
+def latency(accounts_all: dict, per_account: int, names: list[str], cold_runs: int, warm_runs: int) -> None:
+    from twitapp import create_app
+    from twitapp.extensions import db
+    from twitapp.ingest import import_tweets
+    from twitapp.records import AccountRecord, PostRecord
+
+    texts = [p["text"] for p in accounts_all[names[0]][-cold_runs - warm_runs :]]
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.sqlite3"})
+        with app.app_context():
+            db.create_all()
+            stored = []
+            for name in names:
+                rows = accounts_all[name][-per_account:]
+                posts = [
+                    PostRecord(
+                        id=int(r["id"]),
+                        text=r["text"],
+                        created_at=datetime.fromisoformat(r["created_at"].replace("Z", "+00:00")),
+                    )
+                    for r in rows
+                ]
+                account = AccountRecord(int(rows[0]["author_id"]), name, name)
+                stored.append(import_tweets(account, posts, source="archive").total)
+        client = app.test_client()
+
+        def ask(text: str) -> float:
+            start = time.perf_counter()
+            response = client.post("/api/predict", json={"usernames": names, "text": text[:280]})
+            elapsed = time.perf_counter() - start
+            assert response.status_code == 200, response.get_json()
+            return elapsed * 1000
+
+        ask("warm up the pipeline and the imports")
+        cold = []
+        for text in texts[:cold_runs]:
+            predict.cache.clear()
+            cold.append(ask(text))
+        warm = [ask(text) for text in texts[cold_runs:]]
+        with app.app_context():
+            db.engine.dispose()
+
+    def pct(values, q):
+        return float(np.percentile(values, q))
+
+    label = f"{len(names)} x {min(stored)}-{max(stored)} posts"
+    print(
+        f"  {label:<24} cold p50 {pct(cold, 50):7.1f} ms  p95 {pct(cold, 95):7.1f} ms   "
+        f"warm p50 {pct(warm, 50):6.1f} ms  p95 {pct(warm, 95):6.1f} ms   ({len(cold)} cold, {len(warm)} warm)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "authorship-dev")
+    parser.add_argument("--sets", type=int, default=20, help="candidate sets per k")
+    parser.add_argument("--quick", action="store_true", help="200 posts only, k = 2 and 4, 10 sets")
+    parser.add_argument("--tune", action="store_true", help="search weights, C and temperature first")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"no data at {args.data}; pass --data PATH to the authorship-dev folder")
+
+    started = time.perf_counter()
+    accounts = load_accounts(args.data)
+    print(f"Accounts: {', '.join(f'{n} ({len(p)})' for n, p in accounts.items())}")
+    print(
+        f"Recipe: block weights {predict.BLOCK_WEIGHTS}, C {predict.C}, min df {predict.MIN_DF}, "
+        f"temperature {predict.TEMPERATURE}"
+    )
+    if args.tune:
+        tune(accounts)
+        return
+    sizes, ks, sets = ([200], [2, 4], 10) if args.quick else ([200, 1000], [2, 4, 8], args.sets)
+    calibration = accuracy_table(accounts, sizes, ks, sets)
+    reliability(calibration, 200, [k for k in (2, 4) if k in ks])
+
+    if not args.skip_latency:
+        print("\n## POST /api/predict through the test client (SQLite), 4 accounts")
+        every_post = load_accounts(args.data, originals_only=False)
+        big = sorted(every_post, key=lambda n: len(every_post[n]), reverse=True)[:4]
+        latency(accounts, 200, sorted(accounts)[:4], cold_runs=20, warm_runs=50)
+        latency(every_post, 3200, big, cold_runs=10, warm_runs=50)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nPeak resident memory of this process: {peak:.0f} MiB; total time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
