@@ -231,7 +231,7 @@ def test_compare_ranks_the_imitated_voice_first(page):
     page.wait_for_url("**/compare")
 
     assert page.title() == "Result · HypoTweet"
-    assert page.locator("blockquote.typed").inner_text() == VOICE_TEXT
+    assert page.locator("blockquote.typed").inner_text().strip() == VOICE_TEXT
     candidates = page.locator("#ranking li")
     assert candidates.count() == 3
     handles = [h.strip() for h in page.locator("#ranking li .who a").all_inner_texts()]
@@ -243,6 +243,17 @@ def test_compare_ranks_the_imitated_voice_first(page):
     assert "33.3%" in page.locator("#chance").inner_text()
     assert handles[0] == f"@{VOICE_OF}", f"expected @{VOICE_OF} first: {list(zip(handles, values, strict=True))}"
     assert values[0] > 33.3
+
+    # How far to trust it: held-out accuracy on these accounts' newest posts, beside chance.
+    trust = page.locator("#trust").inner_text()
+    assert re.search(r"right account for \d+% of their \d+ newest posts", trust), trust
+    assert "chance is 33%" in trust
+    # Why: words shaded toward the top account, and the n-grams that pushed each way.
+    toward_top = page.locator("#reasons-text mark.toward-top")
+    assert toward_top.count() >= 1
+    assert f"toward @{VOICE_OF}" in (toward_top.first.get_attribute("title") or "")
+    assert page.locator("#why h2").inner_text().startswith(f"Why @{VOICE_OF} rather than @")
+    assert page.locator("#why .grams li").count() >= 1
 
     if os.environ.get("HYPOTWEET_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)
