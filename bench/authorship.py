@@ -260,6 +260,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 posts only, k = 2 and 4, 10 sets")
     parser.add_argument("--tune", action="store_true", help="search weights, C and temperature first")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--latency-only", action="store_true")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"no data at {args.data}; pass --data PATH to the authorship-dev folder")
@@ -274,9 +275,10 @@ def main() -> None:
     if args.tune:
         tune(accounts)
         return
-    sizes, ks, sets = ([200], [2, 4], 10) if args.quick else ([200, 1000], [2, 4, 8], args.sets)
-    calibration = accuracy_table(accounts, sizes, ks, sets)
-    reliability(calibration, 200, [k for k in (2, 4) if k in ks])
+    if not args.latency_only:
+        sizes, ks, sets = ([200], [2, 4], 10) if args.quick else ([200, 1000], [2, 4, 8], args.sets)
+        calibration = accuracy_table(accounts, sizes, ks, sets)
+        reliability(calibration, 200, [k for k in (2, 4) if k in ks])
 
     if not args.skip_latency:
         print("\n## POST /api/predict through the test client (SQLite), 4 accounts")

@@ -97,13 +97,15 @@ class Weighting:
             parts.append(sp.diags(BLOCK_WEIGHTS[block.name] / lengths) @ part)
         return sp.hstack(parts, format="csr")
 
-    def column_of(self) -> dict[int, int]:
-        """Hashed feature index -> column of the transformed matrix (for explanations)."""
-        mapping, start = {}, 0
-        for columns in self.columns:
-            mapping.update(zip(columns.tolist(), range(start, start + len(columns)), strict=True))
-            start += len(columns)
-        return mapping
+    def contributions(self, counts: sp.csr_matrix, delta: np.ndarray) -> dict[int, float]:
+        """For one text: each of its hashed features' share of ``delta @ x``, keyed by hashed index.
+
+        The transformed columns are the kept hashed indices in ascending order (blocks are laid out in
+        order), so the hashed index of a transformed column is found by position.
+        """
+        row = self.transform(counts)
+        kept = np.concatenate(self.columns)
+        return {int(kept[c]): float(v * delta[c]) for c, v in zip(row.indices, row.data, strict=True)}
 
 
 def minimise_lbfgs(fun, x0: np.ndarray, *, max_iter: int, gtol: float, memory: int = 10) -> np.ndarray:
@@ -375,15 +377,11 @@ def explain(model: Model, text: str, top: int, runner_up: int, names: dict[int, 
     classes = list(model.classes)
     delta = weights[classes.index(top)] - weights[classes.index(runner_up)]
     counts = features.count_matrix([text])
-    row = model.weighting.transform(counts)
-    column_of = model.weighting.column_of()
+    shares = model.weighting.contributions(counts, delta)
     occurrences = dict(zip(counts.indices.tolist(), counts.data.tolist(), strict=True))
 
     def contribution(index: int) -> float:
-        column = column_of.get(index)
-        if column is None:
-            return 0.0
-        return float(row[0, column] * delta[column]) / occurrences.get(index, 1.0)
+        return shares.get(index, 0.0) / occurrences.get(index, 1.0)
 
     chars, words = features.BLOCKS
     char_analyzer = chars.vectorizer.build_analyzer()
