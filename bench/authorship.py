@@ -165,13 +165,16 @@ def tune(accounts: dict) -> None:
     corpus = Corpus(accounts, 200, test_offset=TEST_POSTS)
     drawn = {k: candidate_sets(corpus.names, k, 10, seed=1) for k in (2, 4)}
     best = None
+    in_use = (predict.BLOCK_WEIGHTS["words"], predict.C)
     for words, c in itertools.product((0.7, 1.0, 1.4), (5.0, 20.0, 80.0)):
         predict.BLOCK_WEIGHTS["words"], predict.C = words, c
         scores = {k: np.mean([project_recipe(corpus, s)[0] for s in sets]) for k, sets in drawn.items()}
         print(f"  words weight {words:<4} C {c:<5} k=2 {scores[2]:.3f} k=4 {scores[4]:.3f}", flush=True)
         if best is None or scores[4] > best[0]:
             best = (scores[4], words, c)
-    _, predict.BLOCK_WEIGHTS["words"], predict.C = best
+    print(f"  best on k=4: words weight {best[1]}, C {best[2]} ({best[0]:.3f}); the temperature below is")
+    print(f"  fitted for the constants in use: words weight {in_use[0]}, C {in_use[1]}")
+    predict.BLOCK_WEIGHTS["words"], predict.C = in_use
     logits, truths = [], []
     saved = predict.TEMPERATURE
     predict.TEMPERATURE = 1.0
@@ -194,10 +197,7 @@ def tune(accounts: dict) -> None:
 
     grid = np.round(np.arange(0.5, 4.01, 0.1), 2)
     losses = [loss(t) for t in grid]
-    print(
-        f"  best: words weight {best[1]}, C {best[2]}; temperature {grid[int(np.argmin(losses))]} "
-        f"(log loss {min(losses):.3f}, at 1.0: {loss(1.0):.3f})"
-    )
+    print(f"  temperature {grid[int(np.argmin(losses))]} (log loss {min(losses):.3f}; at 1.0: {loss(1.0):.3f})")
 
 
 def latency(accounts_all: dict, per_account: int, names: list[str], cold_runs: int, warm_runs: int) -> None:
