@@ -42,7 +42,7 @@ TEMPERATURE = 1.2
 # A request fits at most this many of each account's newest posts: style drifts, and fitting time grows
 # with the posts while accuracy hardly does past a thousand.
 MAX_TRAIN_POSTS = 1000
-MAX_ITER = 15
+MAX_ITER = 100
 GTOL = 1e-3
 
 # The trust figure holds out each account's newest posts: this share of them, at most this many.
