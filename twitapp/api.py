@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, request
 
 from .extensions import db
-from .models import Tweet, User, find_user, tweet_counts
+from .models import Tweet, User, find_user_or_404, newest_posts, tweet_counts
 from .predict import PredictionError, predict_author
 
 bp = Blueprint("api", __name__)
@@ -51,13 +51,8 @@ def users():
 @bp.get("/users/<username>/tweets")
 def user_tweets(username: str):
     """An account's posts, newest first; ``page`` and ``per_page`` (at most 100) page through them."""
-    user = find_user(username)
-    if user is None:
-        abort(404, description=f"No stored account is called @{username.lstrip('@')}.")
-    page = db.paginate(
-        sa.select(Tweet).where(Tweet.user_id == user.id).order_by(Tweet.created_at.desc(), Tweet.id.desc()),
-        max_per_page=MAX_PER_PAGE,
-    )
+    user = find_user_or_404(username)
+    page = db.paginate(newest_posts(user), max_per_page=MAX_PER_PAGE)
     return {
         "user": user_json(user, page.total or 0),
         "page": page.page,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from flask import abort
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from .extensions import db
@@ -84,6 +85,19 @@ def find_user(username: str) -> User | None:
     """The stored account with this handle, whatever its case (and with or without a leading @)."""
     handle = username.strip().lstrip("@").lower()
     return db.session.scalar(sa.select(User).where(sa.func.lower(User.username) == handle))
+
+
+def find_user_or_404(username: str) -> User:
+    """The stored account, or a 404 whose message names the handle (HTML or JSON by the error handler)."""
+    user = find_user(username)
+    if user is None:
+        abort(404, description=f"No stored account is called @{username.strip().lstrip('@')}.")
+    return user
+
+
+def newest_posts(user: User) -> sa.Select:
+    """An account's posts, newest first (ties broken by id, so pages never overlap)."""
+    return sa.select(Tweet).where(Tweet.user_id == user.id).order_by(Tweet.created_at.desc(), Tweet.id.desc())
 
 
 def tweet_counts() -> dict[int, int]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 
 from .extensions import db
 from .forms import AddAccountForm, CompareForm
 from .ingest import IngestError, add_or_update_user
-from .models import Tweet, User, find_user, tweet_counts
+from .models import User, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
 from .twitter import XAPIError, client_from_config
 
@@ -78,14 +78,8 @@ def add_user():
 @bp.get("/user/<username>")
 def user(username: str):
     """An account's stored posts, newest first."""
-    account = find_user(username)
-    if account is None:
-        abort(404, description=f"No stored account is called @{username.lstrip('@')}.")
-    page = db.paginate(
-        sa.select(Tweet).where(Tweet.user_id == account.id).order_by(Tweet.created_at.desc(), Tweet.id.desc()),
-        per_page=POSTS_PER_PAGE,
-        max_per_page=POSTS_PER_PAGE,
-    )
+    account = find_user_or_404(username)
+    page = db.paginate(newest_posts(account), per_page=POSTS_PER_PAGE, max_per_page=POSTS_PER_PAGE)
     return render_template("user.html", user=account, page=page)
 
 
