@@ -366,7 +366,9 @@ def _hash_index(gram: str, block: features.Block) -> int:
     return block.offset + abs(murmurhash3_32(gram, seed=0)) % features.BLOCK_SIZE
 
 
-def explain(model: Model, text: str, top: int, runner_up: int, names: dict[int, str]) -> Reasons:
+def explain(
+    model: Model, text: str, top: int, runner_up: int, names: dict[int, str], counts: sp.csr_matrix | None = None
+) -> Reasons:
     """Split the log-odds of top against runner-up over the words of ``text``.
 
     Each feature's contribution is its value times the difference of the two classes' weights; the
@@ -376,7 +378,8 @@ def explain(model: Model, text: str, top: int, runner_up: int, names: dict[int, 
     weights = model.classifier.coef
     classes = list(model.classes)
     delta = weights[classes.index(top)] - weights[classes.index(runner_up)]
-    counts = features.count_matrix([text])
+    if counts is None:  # the caller usually has the text's counts already
+        counts = features.count_matrix([text])
     shares = model.weighting.contributions(counts, delta)
     occurrences = dict(zip(counts.indices.tolist(), counts.data.tolist(), strict=True))
 
@@ -583,7 +586,8 @@ def predict_author(usernames: Sequence[str], text: str | None) -> Prediction:
     text = check_text(text)
     users = resolve_users(usernames)
     fitted, stats = fitted_for(users)
-    proba = fitted.model.probabilities(features.count_matrix([text]))[0]
+    counts = features.count_matrix([text])
+    proba = fitted.model.probabilities(counts)[0]
     by_id = {int(uid): float(p) for uid, p in zip(fitted.model.classes, proba, strict=True)}
     ranking = sorted(
         (Candidate(u.username, u.name, by_id[u.id], stats[u.id][0]) for u in users),
@@ -592,7 +596,7 @@ def predict_author(usernames: Sequence[str], text: str | None) -> Prediction:
     )
     id_of = {u.username: u.id for u in users}
     names = {u.id: u.username for u in users}
-    reasons = explain(fitted.model, text, id_of[ranking[0].username], id_of[ranking[1].username], names)
+    reasons = explain(fitted.model, text, id_of[ranking[0].username], id_of[ranking[1].username], names, counts)
     warnings = [
         f"@{u.username} has only {stats[u.id][0]} stored posts; with fewer than {FEW_POSTS} its style is thinly "
         "sampled and answers involving it are less reliable."
