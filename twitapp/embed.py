@@ -97,9 +97,3 @@ def to_bytes(vector: np.ndarray) -> bytes:
 def from_bytes(blob: bytes) -> np.ndarray:
     """The inverse of :func:`to_bytes`."""
     return np.frombuffer(blob, dtype="<f4")
-
-
-def stack(blobs: Iterable[bytes]) -> np.ndarray:
-    """Stored embeddings as one ``(n, DIM)`` matrix."""
-    joined = b"".join(blobs)
-    return np.frombuffer(joined, dtype="<f4").reshape(-1, DIM)
