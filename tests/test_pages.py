@@ -96,7 +96,7 @@ def test_adding_an_account_x_does_not_know(client, app, fake_x):
     online(app, fake_x)
     response = client.post("/users", data={"username": "ghost_account"})
     assert response.status_code == 400
-    assert "ghost_account" in response.get_data(as_text=True)
+    assert "No X account is named @ghost_account." in response.get_data(as_text=True)
     assert count_rows(app, User) == 0
 
 

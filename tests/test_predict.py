@@ -60,8 +60,9 @@ def test_compare_form_shows_the_ranking_and_chance(client, voices):
     )
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    first = page.index("@commuter")
-    assert first < page.index("@coder") and first < page.index("@baker")
+    ranking = page[page.index('id="ranking"') : page.index("</ol>", page.index('id="ranking"'))]
+    first = ranking.index("@commuter")
+    assert first < ranking.index("@coder") and first < ranking.index("@baker")
     assert "Chance level for 3 accounts: 33.3%" in page
 
 
