@@ -183,3 +183,48 @@ def test_every_voice_wins_its_own_text(client, voices):
     for username, texts in VOICES.items():
         body = client.post("/api/predict", json={"usernames": voices, "text": texts[0][:60]}).get_json()
         assert body["ranking"][0]["username"] == username
+
+
+def test_weighting_is_sublinear_tf_idf_with_each_block_of_unit_length():
+    """The fast transform agrees with scikit-learn's smoothed IDF over the kept columns, block by block."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.preprocessing import normalize
+
+    texts = ["rye loaves rise", "rye crust, rye oven", "Route 12 late", "late again on route 12", "rye late"]
+    counts = features.count_matrix(texts)
+    weighting = predict.Weighting.fit(counts)
+    expected = []
+    for columns in weighting.columns:
+        block = counts[:, columns].astype(np.float64)
+        block.data = np.log1p(block.data)  # log(1 + tf): a repeat counts for less, and once is not zero
+        tfidf = TfidfTransformer(norm=None).fit(block)
+        expected.append(normalize(tfidf.transform(block)).toarray())
+    np.testing.assert_allclose(weighting.transform(counts).toarray(), np.hstack(expected), atol=1e-6)
+
+
+@pytest.mark.parametrize("span_max_rows", [0, 10_000], ids=["over n-gram columns", "in the span of the posts"])
+def test_both_ways_of_fitting_reach_scikit_learns_model(app, voices, add_account, monkeypatch, span_max_rows):
+    """Whichever way a request fits (set by the number of posts), the model is the same one.
+
+    A repeated post and a post with no kept n-grams make the Gram matrix singular; the fit must not mind.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    add_account("echo", ["same words again", "same words again", "🙂", "same words once more"] * 3, account_id=444)
+    monkeypatch.setattr(predict, "SPAN_MAX_ROWS", span_max_rows)
+    monkeypatch.setattr(predict, "GTOL", 1e-9)
+    monkeypatch.setattr(predict, "MAX_ITER", 5000)
+    monkeypatch.setattr(predict, "TEMPERATURE", 1.0)
+    ids = [111, 222, 333, 444]
+    with app.app_context():
+        data = predict.load_training_data(ids)
+    assert isinstance(predict.fits_for(data.counts), predict.SpanFits if span_max_rows else predict.PrimalFits)
+    fitted = predict.fit_with_trust(data, ids)
+    X = fitted.model.weighting.transform(data.counts)
+    reference = LogisticRegression(C=predict.C, tol=1e-10, max_iter=5000).fit(X, data.labels)
+    probe = features.count_matrix(["rye loaves", "Route 12 late", "tests green", "same words", "hello"])
+    expected = reference.predict_proba(fitted.model.weighting.transform(probe))
+    np.testing.assert_allclose(fitted.model.probabilities(probe), expected, atol=2e-3)
+    held_out = predict.holdout_mask(data)
+    reference = LogisticRegression(C=predict.C, tol=1e-10, max_iter=5000).fit(X[~held_out], data.labels[~held_out])
+    assert fitted.trust.correct == int((reference.predict(X[held_out]) == data.labels[held_out]).sum())
