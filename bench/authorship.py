@@ -8,7 +8,8 @@ Two recipes are scored on the same sets:
 - seed: the spaCy document vector and a default LogisticRegression (the first version of the app).
   The vectors come from the app's tok2vec-only pipeline, which tests/test_embed.py shows equal to
   the full pipeline's ``nlp(text).vector``.
-- project: twitapp.predict's Model, fed the same hashed features the app stores.
+- project: twitapp.predict.fit_with_trust, fed the same hashed features the app stores, fitted as a
+  request fits (held-out fit for the trust figure and the temperature, then the final fit).
 Then the reliability of the project's probabilities (k = 2 and 4, 200 posts), and the latency of
 POST /api/predict through Flask's test client for 4 accounts with 200 and with 3,200 posts each, with
 the model cache cold (cleared before every request) and warm, and the peak memory of the process.
@@ -28,6 +29,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -88,6 +90,7 @@ class Corpus:
         self.texts = texts
         self.vectors = embed.embed_texts(texts)
         self.counts = features.count_matrix(texts)
+        self.temperatures: list[float] = []  # what each project fit chose, for the calibration table
 
     def split(self, accounts: list[str]):
         train = np.concatenate([self.train_rows[a] for a in accounts])
@@ -103,10 +106,19 @@ def seed_recipe(corpus: Corpus, accounts: list[str]) -> float:
     return float((model.predict(corpus.vectors[test]) == y_test).mean())
 
 
-def project_recipe(corpus: Corpus, accounts: list[str]) -> tuple[float, np.ndarray, np.ndarray]:
-    """Accuracy, and the probabilities and true classes for calibration."""
+def project_recipe(corpus: Corpus, accounts: list[str], tempered: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """Accuracy, and the probabilities and true classes for calibration.
+
+    The model is fitted as a request fits it: held-out fit on the training window's newest posts (for
+    the trust figure and the temperature), then the final fit on the whole window.
+    """
     train, test, y_train, y_test = corpus.split(accounts)
-    model = predict.Model.fit(corpus.counts[train], y_train)  # no trust fit here: only the final model
+    newest_first = np.concatenate([np.arange(len(corpus.train_rows[a]))[::-1] for a in accounts])
+    data = predict.TrainingData(corpus.counts[train], y_train, newest_first)
+    model = predict.fit_with_trust(data, list(range(len(accounts)))).model
+    corpus.temperatures.append(model.temperature)
+    if not tempered:
+        model = replace(model, temperature=1.0)
     proba = model.probabilities(corpus.counts[test])
     return float((model.classes[proba.argmax(axis=1)] == y_test).mean()), proba, y_test
 
@@ -117,6 +129,7 @@ def accuracy_table(accounts: dict, sizes: list[int], ks: list[int], sets: int) -
     calibration = {}
     for size in sizes:
         corpus = Corpus(accounts, size)
+        calibration["temperatures", size] = corpus.temperatures
         for k in ks:
             drawn = candidate_sets(corpus.names, k, sets)
             seed_scores, project_scores, probas, truths = [], [], [], []
@@ -136,8 +149,11 @@ def accuracy_table(accounts: dict, sizes: list[int], ks: list[int], sets: int) -
 
 
 def reliability(calibration: dict, size: int, ks: list[int]) -> None:
+    temperatures = calibration["temperatures", size]
     print(
-        f"\n## Calibration of the project's probabilities ({size} posts per account, temperature {predict.TEMPERATURE})"
+        f"\n## Calibration of the project's probabilities ({size} posts per account; temperature fitted per "
+        f"comparison: median {np.median(temperatures):.2f}, range {min(temperatures):.2f}-{max(temperatures):.2f}, "
+        f"prior {predict.TEMPERATURE})"
     )
     edges = [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001]
     for k in ks:
@@ -178,14 +194,11 @@ def tune(accounts: dict) -> None:
     predict.BLOCK_WEIGHTS["words"], predict.C = in_use
     embedding_block(corpus, drawn)
     logits, truths = [], []
-    saved = predict.TEMPERATURE
-    predict.TEMPERATURE = 1.0
     for sets in drawn.values():
         for chosen in sets:
-            _, proba, truth = project_recipe(corpus, chosen)
+            _, proba, truth = project_recipe(corpus, chosen, tempered=False)
             logits.append(np.log(np.clip(proba, 1e-300, 1)))
             truths.append(truth)
-    predict.TEMPERATURE = saved
 
     def loss(t: float) -> float:
         total, n = 0.0, 0
@@ -199,7 +212,10 @@ def tune(accounts: dict) -> None:
 
     grid = np.round(np.arange(0.5, 4.01, 0.1), 2)
     losses = [loss(t) for t in grid]
-    print(f"  temperature {grid[int(np.argmin(losses))]} (log loss {min(losses):.3f}; at 1.0: {loss(1.0):.3f})")
+    print(
+        f"  one temperature for all: {grid[int(np.argmin(losses))]} (log loss {min(losses):.3f}; at 1.0: "
+        f"{loss(1.0):.3f}); the app uses it as the prior of the per-comparison temperature"
+    )
 
 
 def embedding_block(corpus: Corpus, drawn: dict[int, list[list[str]]]) -> None:
@@ -299,7 +315,7 @@ def main() -> None:
     print(f"Accounts: {', '.join(f'{n} ({len(p)})' for n, p in accounts.items())}")
     print(
         f"Recipe: block weights {predict.BLOCK_WEIGHTS}, C {predict.C}, min df {predict.MIN_DF}, "
-        f"temperature {predict.TEMPERATURE}"
+        f"temperature prior {predict.TEMPERATURE} (pull {predict.TEMPERATURE_PULL})"
     )
     if args.tune:
         tune(accounts)

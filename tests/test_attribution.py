@@ -1,5 +1,7 @@
 """The attribution model itself: stored features, calibrated ranking, trust figure, reasons, cache."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -94,15 +96,31 @@ def test_reasons_add_up_to_the_log_odds(app, voices):
     assert shades["sourdough"] < 0 < shades["Route"]
 
 
-def test_probabilities_are_tempered_logits(app, voices, monkeypatch):
+def test_probabilities_are_tempered_logits(app, voices):
     with app.app_context():
         fitted, _ = predict.fitted_for(predict.resolve_users(voices))
-        counts = features.count_matrix(["sourdough at dawn"])
-        sharp = fitted.model.probabilities(counts)[0]
-        monkeypatch.setattr(predict, "TEMPERATURE", predict.TEMPERATURE * 3)
-        soft = fitted.model.probabilities(counts)[0]
-    assert sharp.sum() == pytest.approx(1) and soft.sum() == pytest.approx(1)
+    counts = features.count_matrix(["sourdough at dawn"])
+    logits = fitted.model.classifier.decision_function(fitted.model.weighting.transform(counts))[0]
+    expected = np.exp(logits / fitted.model.temperature) / np.exp(logits / fitted.model.temperature).sum()
+    sharp = fitted.model.probabilities(counts)[0]
+    np.testing.assert_allclose(sharp, expected, rtol=1e-6)
+    soft = replace(fitted.model, temperature=fitted.model.temperature * 3).probabilities(counts)[0]
+    assert soft.sum() == pytest.approx(1)
     assert sharp.argmax() == soft.argmax() and soft.max() < sharp.max()
+
+
+def test_the_temperature_follows_the_held_out_answers():
+    """Sure and often wrong on held-out posts: soften. Hesitant and always right: sharpen. Toward the prior."""
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 200)
+    guesses = rng.integers(0, 4, 200)
+    overconfident = np.zeros((200, 4))
+    overconfident[np.arange(200), guesses] = 6.0  # about 25% right, each time 99% sure
+    hesitant = np.zeros((200, 4))
+    hesitant[np.arange(200), truth] = 0.5  # always right, each time 40% sure
+    assert predict.fit_temperature(overconfident, truth) > 2 * predict.TEMPERATURE
+    assert predict.fit_temperature(hesitant, truth) < predict.TEMPERATURE / 2
+    assert predict.TEMPERATURE_RANGE[0] <= predict.fit_temperature(hesitant, truth)
 
 
 def test_the_cache_reuses_a_model_until_an_account_gets_new_posts(app, client, voices, add_account):
@@ -214,7 +232,6 @@ def test_both_ways_of_fitting_reach_scikit_learns_model(app, voices, add_account
     monkeypatch.setattr(predict, "SPAN_MAX_ROWS", span_max_rows)
     monkeypatch.setattr(predict, "GTOL", 1e-9)
     monkeypatch.setattr(predict, "MAX_ITER", 5000)
-    monkeypatch.setattr(predict, "TEMPERATURE", 1.0)
     ids = [111, 222, 333, 444]
     with app.app_context():
         data = predict.load_training_data(ids)
@@ -224,7 +241,8 @@ def test_both_ways_of_fitting_reach_scikit_learns_model(app, voices, add_account
     reference = LogisticRegression(C=predict.C, tol=1e-10, max_iter=5000).fit(X, data.labels)
     probe = features.count_matrix(["rye loaves", "Route 12 late", "tests green", "same words", "hello"])
     expected = reference.predict_proba(fitted.model.weighting.transform(probe))
-    np.testing.assert_allclose(fitted.model.probabilities(probe), expected, atol=2e-3)
+    untempered = replace(fitted.model, temperature=1.0)
+    np.testing.assert_allclose(untempered.probabilities(probe), expected, atol=2e-3)
     held_out = predict.holdout_mask(data)
     reference = LogisticRegression(C=predict.C, tol=1e-10, max_iter=5000).fit(X[~held_out], data.labels[~held_out])
     assert fitted.trust.correct == int((reference.predict(X[held_out]) == data.labels[held_out]).sum())

@@ -6,8 +6,10 @@ stored with each post (features.py), weighted by TF-IDF over the chosen accounts
 normalised to unit length and scaled by a weight chosen on development data.
 
 Besides the ranking, every answer carries:
-- probabilities divided by a temperature fitted on development data, so that "70%" comes true about
-  70% of the time (bench/authorship.py prints the reliability table);
+- probabilities divided by a temperature, so that "70%" comes true about 70% of the time: fitted on
+  the held-out posts of the trust figure below, drawn toward a prior chosen on development data, as
+  how sure a model may be depends on how alike the chosen accounts are (bench/authorship.py prints
+  the reliability table);
 - a trust figure: the same recipe fitted on all but each account's newest posts and scored on those;
 - reasons: what each word of the text contributed toward the top account against the runner-up.
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 import scipy.sparse as sp
 import sqlalchemy as sa
 from scipy.linalg.blas import daxpy as axpy
@@ -44,11 +47,15 @@ MAX_CANDIDATES = 20
 
 # Chosen on the development data (bench/authorship.py --tune prints the grid they came from).
 # MODEL_VERSION is part of every cache key: bump it with any change to the recipe.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 BLOCK_WEIGHTS = {"chars": 1.0, "words": 1.0}
 C = 20.0
 MIN_DF = 2
+# The temperature when there is nothing held out to fit it on, and the prior it is drawn toward:
+# the fitted one minimises held-out log loss + TEMPERATURE_PULL * (log T - log TEMPERATURE)^2.
 TEMPERATURE = 1.2
+TEMPERATURE_PULL = 0.05
+TEMPERATURE_RANGE = (0.3, 5.0)
 # A request fits at most this many of each account's newest posts: style drifts, and fitting time grows
 # with the posts while accuracy hardly does past a thousand.
 MAX_TRAIN_POSTS = 1000
@@ -348,14 +355,15 @@ class Model:
 
     weighting: Weighting
     classifier: Softmax
+    temperature: float = TEMPERATURE
 
     @classmethod
-    def fit(
-        cls, counts: sp.csr_matrix, labels: np.ndarray, *, weighting: Weighting | None = None, init: Model | None = None
-    ) -> Model:
-        weighting = weighting or Weighting.fit(counts)
-        X = weighting.transform(counts)
-        return cls(weighting, Softmax.fit(X, labels, init=init.classifier if init else None))
+    def fit(cls, counts: sp.csr_matrix, labels: np.ndarray) -> Model:
+        """One model on all these posts, the way a request fits (no trust figure)."""
+        weighting = Weighting.fit(counts)
+        with _one_blas_thread():
+            classifier, _ = fits_for(weighting.transform(counts)).fit(np.ones(len(labels), dtype=bool), labels)
+        return cls(weighting, classifier, TEMPERATURE)
 
     @property
     def classes(self) -> np.ndarray:
@@ -363,7 +371,7 @@ class Model:
 
     def probabilities(self, counts: sp.csr_matrix) -> np.ndarray:
         """Calibrated class probabilities: the logits divided by the fitted temperature."""
-        logits = self.classifier.decision_function(self.weighting.transform(counts)) / TEMPERATURE
+        logits = self.classifier.decision_function(self.weighting.transform(counts)) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         expd = np.exp(logits)
         return expd / expd.sum(axis=1, keepdims=True)
@@ -465,8 +473,12 @@ def holdout_mask(data: TrainingData) -> np.ndarray:
     return mask
 
 
-def evaluate_held_out(data: TrainingData, fits: PrimalFits | SpanFits, classes: Sequence[int]) -> tuple[Trust, object]:
-    """Fit on all but each account's newest posts, score those; the figure, and where to start the next fit.
+def evaluate_held_out(
+    data: TrainingData, fits: PrimalFits | SpanFits, classes: Sequence[int]
+) -> tuple[Trust, float, object]:
+    """Fit on all but each account's newest posts and score those.
+
+    Returns the trust figure, the temperature fitted on those posts, and where to start the next fit.
 
     The design is every post weighted by the TF-IDF fitted on all of them (document frequencies only,
     no labels), so the held-out model lives in the same feature space as the final one and starts it.
@@ -477,13 +489,34 @@ def evaluate_held_out(data: TrainingData, fits: PrimalFits | SpanFits, classes: 
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     trained_on = set(np.unique(data.labels[train]).tolist())
     if not test.any() or trained_on != set(classes):
-        return Trust(0, 0, classes, confusion), None
+        return Trust(0, 0, classes, confusion), TEMPERATURE, None
     model, start = fits.fit(train, data.labels)
-    predicted = model.classes[model.decision_function(fits.X[test]).argmax(axis=1)]
+    logits = model.decision_function(fits.X[test])
+    predicted = model.classes[logits.argmax(axis=1)]
     index = {uid: i for i, uid in enumerate(classes)}
     for truth, guess in zip(data.labels[test], predicted, strict=True):
         confusion[index[int(truth)], index[int(guess)]] += 1
-    return Trust(int(test.sum()), int(np.trace(confusion)), classes, confusion), start
+    truth = np.searchsorted(model.classes, data.labels[test])
+    trust = Trust(int(test.sum()), int(np.trace(confusion)), classes, confusion)
+    return trust, fit_temperature(logits, truth), start
+
+
+def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
+    """The temperature that makes these held-out answers most likely, drawn toward TEMPERATURE.
+
+    A handful of held-out posts with no mistakes would otherwise ask for a model sure of everything;
+    the pull keeps such a figure near the value found on development data.
+    """
+    rows = np.arange(len(truth))
+
+    def loss(log_t: float) -> float:
+        scaled = logits / np.exp(log_t)
+        scaled -= scaled.max(axis=1, keepdims=True)
+        nll = float(np.mean(np.log(np.exp(scaled).sum(axis=1)) - scaled[rows, truth]))
+        return nll + TEMPERATURE_PULL * (log_t - np.log(TEMPERATURE)) ** 2
+
+    low, high = np.log(TEMPERATURE_RANGE)
+    return float(np.exp(scipy.optimize.minimize_scalar(loss, bounds=(low, high), method="bounded").x))
 
 
 def fit_with_trust(data: TrainingData, classes: Sequence[int]) -> Fitted:
@@ -491,9 +524,9 @@ def fit_with_trust(data: TrainingData, classes: Sequence[int]) -> Fitted:
     with _one_blas_thread():
         weighting = Weighting.fit(data.counts)
         fits = fits_for(weighting.transform(data.counts))
-        trust, start = evaluate_held_out(data, fits, classes)
+        trust, temperature, start = evaluate_held_out(data, fits, classes)
         model, _ = fits.fit(np.ones(len(data.labels), dtype=bool), data.labels, start)
-    return Fitted(Model(weighting, model), trust)
+    return Fitted(Model(weighting, model, temperature), trust)
 
 
 _blas: ThreadpoolController | None = None
