@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from tests.fakex import fake_x  # noqa: F401  (a fixture other test files use)
 from tests.pgserver import PostgresServer, PostgresUnavailable
-from twitapp import create_app
+from tests.redisserver import RedisServer, RedisUnavailable
+from twitapp import create_app, jobs
 from twitapp.config import normalise_database_url
 from twitapp.extensions import db
 from twitapp.records import AccountRecord, PostRecord
@@ -29,6 +30,18 @@ def postgres_url():
         server = PostgresServer().start()
     except PostgresUnavailable as exc:
         require("postgres", str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    try:
+        server = RedisServer().start()
+    except RedisUnavailable as exc:
+        require("redis", str(exc))
     try:
         yield server.url
     finally:
@@ -54,6 +67,7 @@ def app(database_url, tmp_path):
             "X_BEARER_TOKEN": None,
             "X_API_URL": None,
             "TWEETS_PER_USER": 400,
+            "X_RETRY_BACKOFF": 0.01,
         }
     )
     app.instance_path = str(tmp_path / "instance")
@@ -61,6 +75,7 @@ def app(database_url, tmp_path):
         db.drop_all()
         db.create_all()
     yield app
+    jobs.thread_worker.join()  # a job still running would find its tables gone
     with app.app_context():
         db.session.remove()
         db.drop_all()

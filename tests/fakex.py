@@ -64,6 +64,7 @@ class FakeXAPI:
     def __init__(self, bearer_token: str = "test-token") -> None:
         self.bearer_token = bearer_token
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.delay = 0.0  # seconds each answer takes, to imitate a slow X
         self.request_headers: list[dict[str, str]] = []
         self._users: dict[int, dict[str, Any]] = {}
         self._posts: dict[int, dict[int, dict[str, Any]]] = {}
@@ -152,6 +153,8 @@ class FakeXAPI:
         return app
 
     def _gatekeeper(self) -> Response | None:
+        if self.delay:
+            time.sleep(self.delay)
         with self._lock:
             self.requests.append((request.path, request.args.to_dict()))
             self.request_headers.append(dict(request.headers))

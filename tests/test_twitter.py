@@ -43,7 +43,7 @@ def make_posts(count: int, *, first_id: int = 1000) -> list[dict]:
 
 @pytest.fixture
 def client(fake_x: FakeXAPI) -> Iterator[XClient]:  # noqa: F811
-    with XClient("test-token", api_url=fake_x.url, timeout=5) as x:
+    with XClient("test-token", api_url=fake_x.url, timeout=5, backoff=0.01) as x:
         yield x
 
 
@@ -264,18 +264,37 @@ def test_rate_limit_midway_through_paging_is_not_swallowed(fake_x: FakeXAPI, cli
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_mean_unavailable(fake_x: FakeXAPI, client: XClient, status: int) -> None:  # noqa: F811
+def test_passing_server_errors_are_retried(fake_x: FakeXAPI, client: XClient, status: int) -> None:  # noqa: F811
     fake_x.add_user(1, "someone", "Some One")
-    fake_x.fail_next(status)
+    fake_x.fail_next(status, times=2)
+
+    assert client.lookup_user("someone").id == 1
+    assert len(fake_x.requests) == 3
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_lasting_server_errors_mean_unavailable(fake_x: FakeXAPI, client: XClient, status: int) -> None:  # noqa: F811
+    fake_x.add_user(1, "someone", "Some One")
+    fake_x.fail_next(status, times=4)
 
     with pytest.raises(XUnavailable, match=str(status)):
         client.lookup_user("someone")
 
+    assert len(fake_x.requests) == 4  # the first try and three retries, then it gives up
     assert client.lookup_user("someone").id == 1  # a later attempt works once X recovers
 
 
+def test_retries_back_off_exponentially(fake_x: FakeXAPI) -> None:  # noqa: F811
+    fake_x.add_user(1, "someone", "Some One")
+    fake_x.fail_next(503, times=3)
+    started = time.monotonic()
+    with XClient("test-token", api_url=fake_x.url, timeout=5, backoff=0.1) as x:
+        assert x.lookup_user("someone").id == 1
+    assert time.monotonic() - started >= 0.1 + 0.2  # waits of 0.1 s and 0.2 s (urllib3 skips the first)
+
+
 def test_html_error_page_means_unavailable(fake_x: FakeXAPI, client: XClient) -> None:  # noqa: F811
-    fake_x.serve_next(502, "<html><body>Bad gateway</body></html>")
+    fake_x.serve_next(502, "<html><body>Bad gateway</body></html>", times=4)
 
     with pytest.raises(XUnavailable, match="502"):
         client.lookup_user("someone")
@@ -330,7 +349,7 @@ def test_server_not_listening_is_unavailable_quickly() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
 
-    with XClient("test-token", api_url=url, timeout=2) as x, pytest.raises(XUnavailable) as caught:
+    with XClient("test-token", api_url=url, timeout=2, backoff=0.01) as x, pytest.raises(XUnavailable) as caught:
         x.lookup_user("someone")
 
     assert time.monotonic() - started < 2
@@ -348,7 +367,7 @@ def test_server_that_never_answers_times_out() -> None:
     started = time.monotonic()
     try:
         with (
-            XClient("test-token", api_url=url, timeout=0.3) as x,
+            XClient("test-token", api_url=url, timeout=0.3, retries=1, backoff=0.01) as x,
             pytest.raises(XUnavailable, match=r"0\.3 seconds"),
         ):
             x.lookup_user("someone")

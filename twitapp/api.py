@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, current_app, request, url_for
 
+from . import jobs
+from .archive import ArchiveError, check_username
 from .extensions import db
-from .models import Tweet, User, find_user_or_404, newest_posts, tweet_counts
+from .models import Job, Tweet, User, find_user_or_404, newest_posts, tweet_counts
 from .predict import PredictionError, predict_author
 
 bp = Blueprint("api", __name__)
@@ -79,3 +81,29 @@ def predict():
     except PredictionError as exc:
         abort(exc.status, description=str(exc))
     return prediction.as_dict()
+
+
+@bp.post("/users")
+def add_user():
+    """``{"username": "..."}`` -> 202 and the job that fetches the account (poll its ``url``)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("username"), str):
+        abort(400, description='Send a JSON object: {"username": "an X username"}.')
+    try:
+        handle = check_username(body["username"])
+    except ArchiveError as exc:
+        abort(400, description=str(exc))
+    if not current_app.config.get("X_BEARER_TOKEN"):
+        abort(503, description=jobs.NO_TOKEN)
+    job = jobs.submit("add", handle)
+    url = url_for("api.job", job_id=job.id)
+    return {**jobs.as_dict(job), "url": url}, 202, {"Location": url}
+
+
+@bp.get("/jobs/<int:job_id>")
+def job(job_id: int):
+    """A job's state and progress: what the pages poll."""
+    found = db.session.get(Job, job_id)
+    if found is None:
+        abort(404, description=f"There is no job {job_id}.")
+    return {**jobs.as_dict(found), "url": url_for("api.job", job_id=job_id)}

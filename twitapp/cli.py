@@ -9,13 +9,12 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import archive
+from . import archive, jobs
 from .extensions import db
-from .ingest import IngestError, add_or_update_user, delete_all, import_tweets
+from .ingest import IngestError, delete_all, import_tweets
 from .models import User, find_user
 from .predict import PredictionError, evaluate_accounts, predict_author
 from .records import AccountRecord
-from .twitter import XAPIError, client_from_config
 
 
 def _bar_progress(label: str):
@@ -97,11 +96,42 @@ def import_file(path: str, username: str, name: str | None) -> None:
     )
 
 
-def _client():
-    client = client_from_config(current_app.config)
-    if client is None:
+def _require_token() -> None:
+    if not current_app.config.get("X_BEARER_TOKEN"):
         raise click.ClickException("X_BEARER_TOKEN is not set; see the README on getting an X API token.")
-    return client
+
+
+class _JobLine:
+    """A job's progress drawn on stderr as one line that rewrites itself: a bar, a share and the message."""
+
+    WIDTH = 24
+
+    def __init__(self) -> None:
+        self.drawn = False
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if total > 0:
+            filled = round(self.WIDTH * min(done, total) / total)
+            line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {min(done, total) / total:4.0%}  {message}"
+        else:
+            line = message
+        click.echo(f"\r{line[:110]:<110}", nl=False, err=True)
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            click.echo(err=True)
+
+
+def _run_job(kind: str, username: str | None = None, **params) -> jobs.Job:
+    line = _JobLine()
+    try:
+        job = jobs.run_here(kind, username, echo=line, **params)
+    finally:
+        line.close()
+    if job.state != "done":
+        raise click.ClickException(job.error or "The job failed.")
+    return job
 
 
 @click.command("add")
@@ -111,39 +141,41 @@ def add(username: str) -> None:
     """Fetch an account's posts through the X API (a stored account gets its newer posts)."""
     try:
         handle = archive.check_username(username)
-        progress, close = _bar_progress(f"@{handle}")
-        try:
-            with _client() as client:
-                result = add_or_update_user(handle, client, progress=progress)
-        finally:
-            close()
-    except (archive.ArchiveError, XAPIError, IngestError) as exc:
+    except archive.ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"@{result.username}: {result.added} new posts, {result.total} stored.")
+    _require_token()
+    click.echo(_run_job("add", handle).message)
 
 
 @click.command("update")
 @with_appcontext
 def update() -> None:
     """Fetch newer posts for every account that came from the X API."""
-    client = _client()
-    users = db.session.scalars(sa.select(User).where(User.source == "x").order_by(User.username)).all()
-    handles = [u.username for u in users]
-    if not handles:
-        click.echo("No accounts from the X API are stored; nothing to update.")
-        return
-    failures = 0
-    with client, click.progressbar(handles, label="Updating", file=sys.stderr) as bar:
-        for handle in bar:
-            try:
-                result = add_or_update_user(handle, client)
-            except (XAPIError, IngestError) as exc:
-                failures += 1
-                click.echo(f"\n@{handle}: {exc}", err=True)
-            else:
-                click.echo(f"\n@{result.username}: {result.added} new posts.", err=True)
-    if failures:
-        raise click.ClickException(f"{failures} of {len(handles)} accounts could not be updated.")
+    _require_token()
+    job = _run_job("update-all")
+    for account in (job.result or {}).get("updated", []):
+        click.echo(f"@{account['username']}: {account['added']} new posts.")
+    failed = (job.result or {}).get("failed") or {}
+    for handle, why in failed.items():
+        click.echo(f"@{handle}: {why}", err=True)
+    click.echo(job.message)
+    if failed:
+        accounts = len(failed) + len(job.result["updated"])
+        raise click.ClickException(f"{len(failed)} of {accounts} accounts could not be updated.")
+
+
+@click.command("worker")
+@with_appcontext
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty instead of waiting for more jobs.")
+def worker(burst: bool) -> None:
+    """Run jobs from Redis (REDIS_URL) until stopped: the Procfile's worker process."""
+    from rq import Worker
+
+    redis_url = current_app.config.get("REDIS_URL")
+    if not redis_url:
+        raise click.ClickException("REDIS_URL is not set; without Redis, jobs run inside the web process.")
+    queue = jobs.rq_queue(redis_url)
+    Worker([queue], connection=queue.connection).work(burst=burst, with_scheduler=False)
 
 
 @click.command("predict")
@@ -196,5 +228,5 @@ def reset() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (seed_demo, import_file, add, update, predict, evaluate, reset):
+    for command in (seed_demo, import_file, add, update, worker, predict, evaluate, reset):
         app.cli.add_command(command)

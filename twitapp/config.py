@@ -67,6 +67,8 @@ def settings_from_env(instance_path: str) -> dict:
         "X_API_URL": os.environ.get("X_API_URL") or None,
         "SPACY_MODEL": os.environ.get("SPACY_MODEL") or "en_core_web_sm",
         "TWEETS_PER_USER": tweets_per_user(os.environ.get("TWEETS_PER_USER")),
+        # With Redis, jobs go to RQ workers (`flask worker`); without, to a thread in the web process.
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
     }
 
 

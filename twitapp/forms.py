@@ -29,3 +29,7 @@ class CompareForm(FlaskForm):
         widget=widgets.ListWidget(prefix_label=False),
     )
     text = TextAreaField("Text of a post")
+
+
+class UpdateForm(FlaskForm):
+    """A button that fetches an account's newer posts; the form only carries its CSRF token."""

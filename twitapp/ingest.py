@@ -137,13 +137,19 @@ def _embed_with_progress(texts: list[str], progress: Progress | None):
     return rows
 
 
-def add_or_update_user(username: str, client, *, progress: Progress | None = None) -> IngestResult:
-    """Fetch an account through the X API and store it; a stored account gets only its newer posts."""
+def add_or_update_user(
+    username: str, client, *, progress: Progress | None = None, fetched: Callable[[int], None] | None = None
+) -> IngestResult:
+    """Fetch an account through the X API and store it; a stored account gets only its newer posts.
+
+    ``fetched(count)`` is called after each page of posts arrives; ``progress`` as for import_tweets.
+    """
     account = client.lookup_user(username)
     stored = db.session.get(User, account.id)
     since = stored.newest_tweet_id if stored is not None else None
     db.session.rollback()  # no transaction stays open while the network is slow
-    posts = client.fetch_timeline(account.id, since_id=since, limit=current_app.config["TWEETS_PER_USER"])
+    limit = current_app.config["TWEETS_PER_USER"]
+    posts = client.fetch_timeline(account.id, since_id=since, limit=limit, progress=fetched)
     return import_tweets(account, posts, source="x", progress=progress)
 
 

@@ -104,3 +104,28 @@ def tweet_counts() -> dict[int, int]:
     """Stored posts per account id, in one query."""
     rows = db.session.execute(sa.select(Tweet.user_id, sa.func.count()).group_by(Tweet.user_id))
     return {user_id: count for user_id, count in rows}
+
+
+class Job(db.Model):
+    """Work done outside a request (fetching, importing, training): its state and progress, for all to see.
+
+    States: queued, running, waiting (for a rate limit to reset), done, failed. ``heartbeat_at`` moves
+    with every progress report, so a job whose worker died is recognised as stale.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (sa.Index("ix_jobs_username_created_at", "username", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    username: Mapped[str | None] = mapped_column(sa.String(50))
+    params: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    state: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str] = mapped_column(sa.String(300), default="")
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    result: Mapped[dict | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 
 import requests
 import tweepy
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from twitapp.records import AccountRecord, PostRecord
 
@@ -61,10 +63,22 @@ class _XTransport(HTTPAdapter):
     """Gives every request to X a timeout and, for tests or proxies, sends it to another base URL.
 
     tweepy passes no timeout, so without this a stalled connection would hang a page load or a job forever.
+    Reads are retried a few times, with exponential backoff, when X fails in ways that pass: a 5xx answer,
+    a refused or reset connection, a timeout.
     """
 
-    def __init__(self, timeout: float, base_url: str | None = None) -> None:
-        super().__init__(max_retries=0)
+    def __init__(self, timeout: float, base_url: str | None = None, retries: int = 3, backoff: float = 0.5) -> None:
+        super().__init__(
+            max_retries=Retry(
+                total=retries,
+                backoff_factor=backoff,
+                backoff_max=30,
+                status_forcelist=(500, 502, 503, 504),
+                allowed_methods=frozenset({"GET"}),
+                raise_on_status=False,  # the last answer goes to tweepy, which names the status
+                respect_retry_after_header=True,
+            )
+        )
         self._timeout = timeout
         self._base_url = base_url.rstrip("/") if base_url else None
         self._direct = self._base_url is not None and _is_loopback(self._base_url)
@@ -107,7 +121,15 @@ def _is_loopback(url: str) -> bool:
 class XClient:
     """A read-only X client for one app-only bearer token."""
 
-    def __init__(self, bearer_token: str, *, api_url: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        bearer_token: str,
+        *,
+        api_url: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
         if not bearer_token or not bearer_token.strip():
             raise ValueError("an X bearer token is required")
         self._api_url = api_url.rstrip("/") if api_url else None
@@ -115,7 +137,7 @@ class XClient:
         # return_type=dict keeps tweepy's request path and errors but lets this module check the payload
         # itself, instead of tweepy's models raising bare KeyErrors (or warning) on odd data.
         self._tweepy = tweepy.Client(bearer_token=bearer_token.strip(), return_type=dict, wait_on_rate_limit=False)
-        self._tweepy.session.mount(X_HOST + "/", _XTransport(timeout, self._api_url))
+        self._tweepy.session.mount(X_HOST + "/", _XTransport(timeout, self._api_url, retries, backoff))
 
     @property
     def session(self) -> requests.Session:
@@ -241,17 +263,31 @@ class XClient:
             ) from exc
         except requests.JSONDecodeError as exc:
             raise XUnavailable(f"X sent a malformed (non-JSON) answer while {doing}.") from exc
-        except requests.Timeout as exc:
-            raise XUnavailable(
-                f"X did not answer within {self._timeout:g} seconds while {doing}. Try again later."
-            ) from exc
         except requests.RequestException as exc:
+            if _timed_out(exc):
+                raise XUnavailable(
+                    f"X did not answer within {self._timeout:g} seconds while {doing}. Try again later."
+                ) from exc
             raise XUnavailable(
                 f"Could not reach the X API at {self._api_url or X_HOST} while {doing}: {exc}. "
                 "Check the network connection (and X_API_URL if it is set)."
             ) from exc
         except tweepy.TweepyException as exc:
             raise XAPIError(f"tweepy failed while {doing}: {exc}") from exc
+
+
+def _timed_out(exc: requests.RequestException) -> bool:
+    """A timeout, whether requests raised it directly or after the retries ran out."""
+    if isinstance(exc, requests.Timeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    if not isinstance(cause, urllib3.exceptions.MaxRetryError):
+        return False
+    # urllib3 files a refused connection (NewConnectionError) under its timeouts; it is not one here.
+    reason = cause.reason
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def client_from_config(config: Mapping[str, Any]) -> XClient | None:
@@ -262,7 +298,7 @@ def client_from_config(config: Mapping[str, Any]) -> XClient | None:
     token = config.get("X_BEARER_TOKEN")
     if not isinstance(token, str) or not token.strip():
         return None
-    return XClient(token, api_url=config.get("X_API_URL") or None)
+    return XClient(token, api_url=config.get("X_API_URL") or None, backoff=float(config.get("X_RETRY_BACKOFF", 0.5)))
 
 
 def _expect_object(value: Any, doing: str) -> dict[str, Any]:

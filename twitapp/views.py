@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from datetime import timedelta
 
+import sqlalchemy as sa
+from flask import Blueprint, current_app, redirect, render_template, url_for
+
+from . import jobs
 from .extensions import db
-from .forms import AddAccountForm, CompareForm
-from .ingest import IngestError, add_or_update_user
-from .models import User, find_user_or_404, newest_posts, tweet_counts
+from .forms import AddAccountForm, CompareForm, UpdateForm
+from .models import User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
-from .twitter import XAPIError, client_from_config
 
 bp = Blueprint("main", __name__)
 
 POSTS_PER_PAGE = 25
-NO_TOKEN_MESSAGE = (
-    "No X API token is set, so new accounts cannot be fetched: only the demo accounts and imported "
-    "archives are available. Set X_BEARER_TOKEN to fetch accounts from X (see the README)."
-)
+# An account page shows its latest job while it runs, and its outcome for this long after.
+RECENT_JOB = timedelta(minutes=10)
 
 
 def _accounts() -> list[tuple[User, int]]:
@@ -52,35 +51,46 @@ def index():
 
 @bp.post("/users")
 def add_user():
-    """Fetch an account through the X API; a stored one gets its newer posts."""
+    """Start fetching an account through the X API (a stored one gets its newer posts); watch it run."""
     form = AddAccountForm()
     if not form.validate_on_submit():
         return _index(add_form=form, status=400)
-    client = client_from_config(current_app.config)
-    if client is None:
-        form.username.errors.append(NO_TOKEN_MESSAGE)
+    if not current_app.config.get("X_BEARER_TOKEN"):
+        form.username.errors.append(jobs.NO_TOKEN)
         return _index(add_form=form, status=400)
-    try:
-        with client:
-            result = add_or_update_user(form.username.data, client)
-    except (XAPIError, IngestError) as exc:
-        form.username.errors.append(str(exc))
-        return _index(add_form=form, status=400)
-    if result.created:
-        flash(f"Added @{result.username} with {result.added} posts.", "success")
-    elif result.added:
-        flash(f"Updated @{result.username}: {result.added} new posts, {result.total} in all.", "success")
-    else:
-        flash(f"@{result.username} is up to date: no new posts since the last fetch.", "info")
-    return redirect(url_for("main.user", username=result.username))
+    job = jobs.submit("add", form.username.data)
+    return redirect(url_for("main.user", username=job.username))
+
+
+@bp.post("/user/<username>/update")
+def update_user(username: str):
+    """Fetch an account's newer posts, as a job shown on its page."""
+    account = find_user_or_404(username)
+    if UpdateForm().validate_on_submit() and current_app.config.get("X_BEARER_TOKEN") and account.source == "x":
+        jobs.submit("add", account.username)
+    return redirect(url_for("main.user", username=account.username))
 
 
 @bp.get("/user/<username>")
 def user(username: str):
-    """An account's stored posts, newest first."""
-    account = find_user_or_404(username)
+    """An account's stored posts, newest first, and the progress or outcome of its latest fetch."""
+    account = find_user(username)
+    job = jobs.latest_for(username)
+    if job is not None and not (job.state in jobs.ACTIVE or jobs.now() - job.created_at < RECENT_JOB):
+        job = None
+    if account is None:
+        if job is None:
+            find_user_or_404(username)  # answers the 404
+        return render_template("pending.html", username=job.username, job=jobs.as_dict(job))
     page = db.paginate(newest_posts(account), per_page=POSTS_PER_PAGE, max_per_page=POSTS_PER_PAGE)
-    return render_template("user.html", user=account, page=page)
+    can_update = bool(current_app.config.get("X_BEARER_TOKEN")) and account.source == "x"
+    return render_template(
+        "user.html",
+        user=account,
+        page=page,
+        job=jobs.as_dict(job) if job else None,
+        update_form=UpdateForm() if can_update else None,
+    )
 
 
 @bp.post("/compare")

@@ -1,0 +1,210 @@
+"""Jobs: progress a person can watch, nothing half-written when one dies, waits on X's rate limit, RQ."""
+
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import count_rows
+from tests.test_pages import fake_posts, online
+from twitapp import jobs
+from twitapp.extensions import db
+from twitapp.models import Job, Tweet, User
+
+
+class Killed(BaseException):
+    """Stands for the worker being killed (SIGKILL, a dyno restart) in the middle of a job."""
+
+
+def kill_when(prefix: str):
+    """An echo that records every report and 'kills' the job at the first message starting with prefix."""
+    seen: list[tuple[int, int, str]] = []
+
+    def echo(done: int, total: int, message: str) -> None:
+        seen.append((done, total, message))
+        if prefix and message.startswith(prefix):
+            raise Killed(message)
+
+    return echo, seen
+
+
+def job_rows(app) -> list[Job]:
+    with app.app_context():
+        rows = db.session.scalars(sa.select(Job).order_by(Job.id)).all()
+        db.session.expunge_all()
+        return rows
+
+
+def test_a_job_reports_fetching_then_reading_progress(app, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 250))
+    echo, seen = kill_when("")
+    with app.app_context():
+        job = jobs.run_here("add", "quaynews", echo=echo)
+        assert (job.state, job.done, job.total) == ("done", 250, 250)
+        assert job.message == "Added @quaynews with 250 posts."
+        assert job.result == {"username": "quaynews", "added": 250, "total": 250, "created": True}
+    fetched = [done for done, _, message in seen if message.startswith("Fetching")]
+    assert fetched == [100, 200, 250]  # one report per page of X's timeline
+    read = [(done, total) for done, total, message in seen if message.startswith("Reading")]
+    assert read[0] == (0, 250) and read[-1] == (250, 250)
+    assert [d for d, _ in read] == sorted(d for d, _ in read)
+
+
+def test_a_job_killed_half_way_leaves_nothing_and_a_rerun_resumes(app, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 250))
+    echo, _ = kill_when("Reading")
+    with app.app_context(), pytest.raises(Killed):
+        jobs.run_here("add", "quaynews", echo=echo)
+    assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0
+    (killed,) = job_rows(app)
+    assert killed.state == "running"
+    # Once its worker has been silent for long enough, the job reads as stopped (the next test shows how).
+    assert not jobs.is_stale(killed)
+    assert jobs.is_stale(killed, killed.heartbeat_at + jobs.STALE_RUNNING + timedelta(seconds=1))
+
+    with app.app_context():
+        assert jobs.run_here("add", "quaynews").state == "done"
+    assert count_rows(app, Tweet) == 250
+
+    fake_x.add_posts("quaynews", fake_posts(6000, 5, prefix="fresh"))
+    echo, _ = kill_when("Reading")
+    with app.app_context(), pytest.raises(Killed):
+        jobs.run_here("add", "quaynews", echo=echo)
+    assert count_rows(app, Tweet) == 250
+    fake_x.requests.clear()
+    with app.app_context():
+        job = jobs.run_here("add", "quaynews")
+    assert job.message == "Updated @quaynews: 5 new posts, 255 in all."
+    timeline = [query for path, query in fake_x.requests if path.endswith("/tweets")]
+    assert timeline[0]["since_id"] == "5249"  # resumed from the newest stored post, not from scratch
+
+
+def test_a_stale_job_is_shown_as_stopped_and_can_be_started_again(app, client, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 20))
+    with app.app_context():
+        dead = jobs.create("add", "quaynews")
+        dead.state, dead.heartbeat_at = "running", jobs.now() - jobs.STALE_RUNNING - timedelta(minutes=1)
+        db.session.commit()
+        dead_id = dead.id
+    body = client.get(f"/api/jobs/{dead_id}").get_json()
+    assert body["state"] == "failed" and body["finished"]
+    assert "stopped without finishing" in body["error"]
+    page = client.get("/user/quaynews").get_data(as_text=True)
+    assert "stopped without finishing" in page
+    client.post("/users", data={"username": "quaynews"})  # a new job, not the dead one
+    jobs.thread_worker.join()
+    assert [j.state for j in job_rows(app)] == ["running", "done"]
+    assert count_rows(app, Tweet) == 20
+
+
+def test_asking_twice_while_a_job_runs_gives_the_same_job(app, client, fake_x):
+    online(app, fake_x)
+    with app.app_context():
+        waiting = jobs.create("add", "QuayNews")  # queued, as if a worker were busy elsewhere
+        waiting_id = waiting.id
+    response = client.post("/api/users", json={"username": "quaynews"})
+    assert response.status_code == 202 and response.get_json()["id"] == waiting_id
+    assert len(job_rows(app)) == 1
+
+
+def test_the_api_starts_a_job_and_reports_its_progress(app, client, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 120))
+    response = client.post("/api/users", json={"username": "@quaynews"})
+    assert response.status_code == 202
+    url = response.headers["Location"]
+    assert response.get_json()["url"] == url and response.get_json()["state"] in (*jobs.ACTIVE, "done")
+    jobs.thread_worker.join()
+    body = client.get(url).get_json()
+    assert body["state"] == "done" and body["finished"] and body["done"] == body["total"] == 120
+    assert body["result"]["added"] == 120 and body["message"] == "Added @quaynews with 120 posts."
+    assert client.get("/api/jobs/999999").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"username": "not a name!"}, 400, "1 to 15 letters"),
+        ({"name": "quaynews"}, 400, '{"username": "an X username"}'),
+        ("quaynews", 400, '{"username": "an X username"}'),
+    ],
+)
+def test_the_api_refuses_bad_requests_without_starting_a_job(app, client, fake_x, body, status, message):
+    online(app, fake_x)
+    response = client.post("/api/users", json=body)
+    assert response.status_code == status and message in response.get_json()["message"]
+    assert job_rows(app) == [] and fake_x.requests == []
+
+
+def test_without_a_token_the_api_says_so(client):
+    response = client.post("/api/users", json={"username": "quaynews"})
+    assert response.status_code == 503 and "X_BEARER_TOKEN" in response.get_json()["message"]
+
+
+def test_a_rate_limited_job_waits_for_the_reset_and_says_so(app, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 150))
+    reset = int(time.time()) + 2
+    fake_x.fail_next(429, headers={"x-rate-limit-reset": str(reset)})
+    echo, seen = kill_when("")
+    with app.app_context():
+        job = jobs.run_here("add", "quaynews", echo=echo)
+    assert job.state == "done" and job.result["added"] == 150
+    waits = [message for _, _, message in seen if "rate limit" in message]
+    assert waits and "waiting until" in waits[0] and "UTC" in waits[0]
+    assert time.time() >= reset - 1
+
+
+def test_a_rate_limit_that_does_not_lift_fails_the_job_with_the_wait(app, fake_x, monkeypatch):
+    online(app, fake_x)
+    monkeypatch.setattr(jobs, "RATE_LIMIT_WAITS", 0)
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 10))
+    fake_x.fail_next(429, headers={"x-rate-limit-reset": str(int(time.time()) + 600)})
+    with app.app_context():
+        job = jobs.run_here("add", "quaynews")
+    assert job.state == "failed" and "rate limit" in job.error.lower()
+    assert count_rows(app, User) == 0
+
+
+def test_update_all_goes_on_past_an_account_that_fails(app, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 10))
+    fake_x.add_user(78, "pierdaily", "Pier Daily", fake_posts(6000, 10))
+    with app.app_context():
+        jobs.run_here("add", "quaynews")
+        jobs.run_here("add", "pierdaily")
+    fake_x.add_posts("quaynews", fake_posts(5100, 2, prefix="fresh"))
+    fake_x.fail_next(401)  # the first account's lookup is refused
+    with app.app_context():
+        job = jobs.run_here("update-all")
+    assert job.state == "done"
+    assert job.message == "Updated 1 of 2 accounts: 2 new posts. 1 could not be: @pierdaily."
+    assert "bearer token" in job.result["failed"]["pierdaily"]
+
+
+def test_jobs_run_on_rq_workers_when_redis_is_set(app, client, fake_x, redis_url, runner):
+    """Through a real redis-server and the `flask worker` command, as the Procfile runs it."""
+    online(app, fake_x)
+    app.config["REDIS_URL"] = redis_url
+    jobs.rq_queue(redis_url).empty()
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 120))
+    response = client.post("/users", data={"username": "quaynews"})
+    assert response.status_code == 302
+    url = client.post("/api/users", json={"username": "quaynews"}).headers["Location"]  # the same job
+    assert client.get(url).get_json()["state"] == "queued"
+    assert jobs.thread_worker.queue.unfinished_tasks == 0  # nothing went to the in-process thread
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    body = client.get(url).get_json()
+    assert body["state"] == "done", body
+    assert "Added @quaynews with 120 posts." in client.get("/user/quaynews").get_data(as_text=True)
+    assert count_rows(app, Tweet) == 120 and len(job_rows(app)) == 1
+
+
+def test_the_worker_command_needs_redis(runner):
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code != 0 and "REDIS_URL is not set" in result.output

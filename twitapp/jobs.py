@@ -1,0 +1,374 @@
+"""Jobs: work too long for a request (fetching an account's history, updating every account, imports).
+
+A job is a row in the ``jobs`` table that anyone can read: its state, progress (done of total), a
+message a person can read, and an error when it failed. Where it runs depends on the deployment:
+
+- with ``REDIS_URL`` set, on RQ workers (``flask worker``, the Procfile's ``worker:`` line), so web
+  processes stay free and the work survives a web restart;
+- otherwise on one thread inside the web process, the embedded default that needs nothing else;
+- from the CLI, in the foreground, with a progress bar.
+
+Every kind of job runs through ``execute``, whichever the place. The work itself writes through
+``ingest.import_tweets`` in one transaction, so a job killed half-way leaves nothing half-written, and
+running it again resumes from the account's newest stored post.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from .archive import ArchiveError
+from .extensions import db
+from .ingest import IngestError, IngestResult, add_or_update_user
+from .models import Job, User
+from .twitter import XAPIError, XRateLimited, client_from_config
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running", "waiting")
+# A running job reports at least this often; one silent for longer lost its worker.
+STALE_RUNNING = timedelta(minutes=5)
+# A queued job no worker has picked up in this long will not be (no worker is running).
+STALE_QUEUED = timedelta(minutes=30)
+# How often a rate-limited job waits for X's reset before it gives up, and the longest single wait.
+RATE_LIMIT_WAITS = 3
+LONGEST_WAIT = timedelta(minutes=16)
+# Progress is written at most this often (seconds), so reporting never slows the work down.
+REPORT_EVERY = 0.25
+NO_TOKEN = (
+    "No X API token is set, so accounts cannot be fetched: only the demo accounts and imported archives "
+    "are available. Set X_BEARER_TOKEN to fetch accounts from X (see the README)."
+)
+
+
+class JobFailed(Exception):
+    """The job cannot do what it was asked; the message says why, for the person who asked."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reporting
+
+
+class Reporter:
+    """What a running job tells the world: progress and messages, written outside the work's transaction.
+
+    Writes go through their own connection and commit at once, so the page sees them while the work's
+    own transaction is still open (and would be rolled back if the job failed). ``echo`` mirrors each
+    report in the foreground, for the CLI's progress bar.
+    """
+
+    def __init__(self, job_id: int, echo: Callable[[int, int, str], None] | None = None) -> None:
+        self.job_id = job_id
+        self.echo = echo
+        self._last = 0.0
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        if self.echo is not None:
+            self.echo(done, total, message)
+        moment = time.monotonic()
+        if moment - self._last < REPORT_EVERY and done < total:
+            return
+        self._last = moment
+        _write(self.job_id, done=done, total=total, message=message[:300])
+
+    def state(self, state: str, message: str) -> None:
+        if self.echo is not None:
+            self.echo(-1, -1, message)
+        _write(self.job_id, state=state, message=message[:300])
+
+
+def _write(job_id: int, **values: Any) -> None:
+    values["heartbeat_at"] = now()
+    with db.engine.begin() as connection:
+        connection.execute(sa.update(Job).where(Job.id == job_id).values(**values))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The kinds of job
+
+Handler = Callable[[dict, Reporter], tuple[str, dict]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(function: Handler) -> Handler:
+        HANDLERS[kind] = function
+        return function
+
+    return register
+
+
+def _with_rate_limit_waits(work: Callable[[], Any], report: Reporter) -> Any:
+    """Run ``work``; when X says the rate limit is spent, wait for its reset (saying so) and try again."""
+    for attempt in range(RATE_LIMIT_WAITS + 1):
+        try:
+            return work()
+        except XRateLimited as exc:
+            if attempt == RATE_LIMIT_WAITS:
+                raise
+            until = exc.reset_at or now() + timedelta(minutes=1)
+            until = min(until, now() + LONGEST_WAIT)
+            report.state("waiting", f"X's rate limit is spent; waiting until {until:%H:%M:%S} UTC, then going on.")
+            while (left := (until - now()).total_seconds()) > 0:
+                time.sleep(min(left, 30.0))
+                _write(report.job_id)  # a heartbeat, so a long wait is not taken for a dead worker
+            report.state("running", "Going on after the rate limit reset.")
+    raise AssertionError("unreachable")
+
+
+def _fetch(username: str, client, report: Reporter) -> IngestResult:
+    limit = current_app.config["TWEETS_PER_USER"]
+
+    def fetched(count: int) -> None:
+        report.progress(count, limit, f"Fetching @{username}'s posts from X: {count:,} so far.")
+
+    def embedded(done: int, total: int) -> None:
+        report.progress(done, total, f"Reading @{username}'s new posts: {done:,} of {total:,}.")
+
+    return _with_rate_limit_waits(
+        lambda: add_or_update_user(username, client, progress=embedded, fetched=fetched), report
+    )
+
+
+def describe(result: IngestResult) -> str:
+    if result.created:
+        return f"Added @{result.username} with {result.added:,} posts."
+    if result.added:
+        return f"Updated @{result.username}: {result.added:,} new posts, {result.total:,} in all."
+    return f"@{result.username} is up to date: no new posts since the last fetch."
+
+
+def _client():
+    client = client_from_config(current_app.config)
+    if client is None:
+        raise JobFailed(NO_TOKEN)
+    return client
+
+
+@handler("add")
+def _add(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Fetch one account through the X API: all of its history the first time, newer posts after."""
+    with _client() as client:
+        result = _fetch(params["username"], client, report)
+    return describe(result), {
+        "username": result.username,
+        "added": result.added,
+        "total": result.total,
+        "created": result.created,
+    }
+
+
+@handler("update-all")
+def _update_all(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Fetch newer posts for every account that came from the X API; one failing does not stop the rest."""
+    handles = db.session.scalars(sa.select(User.username).where(User.source == "x").order_by(User.username)).all()
+    db.session.rollback()
+    if not handles:
+        return "No accounts from the X API are stored; nothing to update.", {"updated": [], "failed": {}}
+    updated, failed = [], {}
+    with _client() as client:
+        for number, handle in enumerate(handles):
+            report.progress(number, len(handles), f"Updating @{handle} ({number + 1} of {len(handles)}).")
+            try:
+                result = _fetch(handle, client, report)
+            except (XAPIError, IngestError) as exc:
+                failed[handle] = str(exc)
+            else:
+                updated.append({"username": result.username, "added": result.added})
+    report.progress(len(handles), len(handles), "Updated every account.")
+    added = sum(u["added"] for u in updated)
+    message = f"Updated {len(updated)} of {len(handles)} accounts: {added:,} new posts."
+    if failed:
+        message += f" {len(failed)} could not be: " + ", ".join(f"@{h}" for h in failed) + "."
+    return message, {"updated": updated, "failed": failed}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running
+
+
+def execute(job_id: int, echo: Callable[[int, int, str], None] | None = None) -> Job | None:
+    """Run a queued job to its end and record how it went; returns the finished row."""
+    job = db.session.get(Job, job_id)
+    if job is None or job.state != "queued":
+        db.session.rollback()
+        return job
+    job.state, job.heartbeat_at, job.message = "running", now(), "Starting."
+    kind, params = job.kind, dict(job.params or {})
+    db.session.commit()
+    report = Reporter(job_id, echo)
+    try:
+        work = HANDLERS.get(kind)
+        if work is None:
+            raise JobFailed(f"There is no kind of job called {kind!r}.")
+        message, result = work(params, report)
+    except (JobFailed, XAPIError, IngestError, ArchiveError) as exc:
+        db.session.rollback()
+        _finish(job_id, "failed", message="Failed; nothing was stored.", error=str(exc))
+    except Exception:
+        db.session.rollback()
+        log.exception("job %s (%s) failed", job_id, kind)
+        _finish(
+            job_id,
+            "failed",
+            message="Failed; nothing was stored.",
+            error="Something unexpected went wrong; nothing was stored. Try again, and report it if it persists.",
+        )
+    else:
+        _finish(job_id, "done", message=message, result=result)
+    db.session.expire_all()
+    return db.session.get(Job, job_id)
+
+
+def _finish(job_id: int, state: str, **values: Any) -> None:
+    with db.engine.begin() as connection:
+        job = connection.execute(sa.select(Job.total, Job.done).where(Job.id == job_id)).one()
+        done = job.total if state == "done" else job.done
+        moment = now()
+        connection.execute(
+            sa.update(Job)
+            .where(Job.id == job_id)
+            .values(state=state, done=done, heartbeat_at=moment, finished_at=moment, **values)
+        )
+
+
+def create(kind: str, username: str | None = None, **params: Any) -> Job:
+    if username is not None:
+        params = {"username": username, **params}
+    job = Job(kind=kind, username=username, params=params, state="queued", message="Waiting for a worker.")
+    db.session.add(job)
+    db.session.commit()
+    return job
+
+
+def submit(kind: str, username: str | None = None, **params: Any) -> Job:
+    """Queue a job, or hand back the same one already under way for the same account."""
+    active = db.session.scalars(
+        sa.select(Job)
+        .where(Job.kind == kind, Job.state.in_(ACTIVE))
+        .where(sa.func.lower(Job.username) == username.lower() if username else Job.username.is_(None))
+        .order_by(Job.id.desc())
+    ).first()
+    if active is not None and not is_stale(active):
+        return active
+    job = create(kind, username, **params)
+    dispatch(current_app._get_current_object(), job.id)  # type: ignore[attr-defined]
+    return job
+
+
+def run_here(kind: str, username: str | None = None, echo=None, **params: Any) -> Job:
+    """Create a job and run it in this process now (the CLI), echoing progress."""
+    job = create(kind, username, **params)
+    return execute(job.id, echo)
+
+
+def is_stale(job: Job, at: datetime | None = None) -> bool:
+    """Whether a job that claims to be under way has in fact been abandoned (its worker died)."""
+    if job.state not in ACTIVE:
+        return False
+    at = at or now()
+    if job.state == "queued":
+        return at - job.created_at > STALE_QUEUED
+    return at - (job.heartbeat_at or job.created_at) > STALE_RUNNING
+
+
+def latest_for(username: str) -> Job | None:
+    return db.session.scalars(
+        sa.select(Job).where(sa.func.lower(Job.username) == username.lower()).order_by(Job.id.desc()).limit(1)
+    ).first()
+
+
+def as_dict(job: Job) -> dict:
+    stale = is_stale(job)
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "username": job.username,
+        "state": "failed" if stale else job.state,
+        "done": job.done,
+        "total": job.total,
+        "message": job.message,
+        "error": (
+            "This job stopped without finishing (its worker was stopped); nothing was half-written. "
+            "Start it again to go on from the newest stored post."
+            if stale
+            else job.error
+        ),
+        "result": job.result,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "finished": stale or job.state in ("done", "failed"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Where jobs run
+
+
+def dispatch(app: Flask, job_id: int) -> None:
+    redis_url = app.config.get("REDIS_URL")
+    if redis_url:
+        rq_queue(redis_url).enqueue(run_in_worker, job_id, job_timeout=3600, result_ttl=0)
+    else:
+        thread_worker.submit(app, job_id)
+
+
+def rq_queue(redis_url: str):
+    from redis import Redis
+    from rq import Queue
+
+    return Queue("hypotweet", connection=Redis.from_url(redis_url))
+
+
+def run_in_worker(job_id: int) -> None:
+    """The RQ entry point. ``flask worker`` pushed an app context before forking this work horse."""
+    db.engine.dispose(close=False)  # pooled connections belong to the parent process
+    execute(job_id)
+    db.session.remove()
+
+
+class ThreadWorker:
+    """One background thread per web process that runs queued jobs in order."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[tuple[Flask, int]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, app: Flask, job_id: int) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="hypotweet-jobs", daemon=True)
+                self._thread.start()
+        self.queue.put((app, job_id))
+
+    def _run(self) -> None:
+        while True:
+            app, job_id = self.queue.get()
+            try:
+                with app.app_context():
+                    execute(job_id)
+            except Exception:
+                log.exception("job %s could not be run", job_id)
+            finally:
+                self.queue.task_done()
+
+    def join(self) -> None:
+        """Wait until every submitted job has finished (for tests and orderly shutdowns)."""
+        self.queue.join()
+
+
+thread_worker = ThreadWorker()
