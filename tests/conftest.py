@@ -57,7 +57,8 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
+def app(request, database_url, tmp_path):
+    marker = request.node.get_closest_marker("app_config")
     app = create_app(
         {
             "TESTING": True,
@@ -68,6 +69,8 @@ def app(database_url, tmp_path):
             "X_API_URL": None,
             "TWEETS_PER_USER": 400,
             "X_RETRY_BACKOFF": 0.01,
+            "RATELIMIT_ENABLED": False,  # tests/test_security.py turns them on
+            **(marker.kwargs if marker else {}),
         }
     )
     app.instance_path = str(tmp_path / "instance")

@@ -113,6 +113,13 @@ def page(chromium, live_url):
             problems.append(f"request failed: {request.url} ({request.failure})")
 
     page.on("pageerror", lambda exc: problems.append(f"JavaScript error: {exc}"))
+    def on_console(message) -> None:
+        # Content-Security-Policy violations show only here: the pages must need no exception to it.
+        # (A document's own 4xx is logged here too; the status is the test's business, as above.)
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(f"console {message.type}: {message.text}")
+
+    page.on("console", on_console)
     page.on("response", on_response)
     page.on("requestfailed", on_request_failed)
     try:

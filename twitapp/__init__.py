@@ -22,6 +22,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_security(app)
     register_commands(app)
     # Heroku's router terminates TLS and forwards one hop; trust exactly that hop's headers.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
@@ -50,6 +51,12 @@ def register_blueprints(app: Flask) -> None:
 
 def register_errorhandlers(app: Flask) -> None:
     from .errors import init_app
+
+    init_app(app)
+
+
+def register_security(app: Flask) -> None:
+    from .security import init_app
 
     init_app(app)
 

@@ -7,11 +7,13 @@ from flask import Blueprint, abort, current_app, request, url_for
 
 from . import jobs
 from .archive import ArchiveError, check_username
-from .extensions import db
+from .extensions import db, limiter
 from .models import Job, Tweet, User, find_user_or_404, newest_posts, tweet_counts
 from .predict import PredictionError, predict_author
 
 bp = Blueprint("api", __name__)
+# One budget per client address shared by the API's routes; the job endpoint that pages poll is left out.
+api_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_API"], scope="api")
 
 MAX_PER_PAGE = 100
 
@@ -43,6 +45,7 @@ def tweet_json(tweet: Tweet) -> dict:
 
 
 @bp.get("/users")
+@api_limit
 def users():
     """Every stored account with its post count."""
     counts = tweet_counts()
@@ -51,6 +54,7 @@ def users():
 
 
 @bp.get("/users/<username>/tweets")
+@api_limit
 def user_tweets(username: str):
     """An account's posts, newest first; ``page`` and ``per_page`` (at most 100) page through them."""
     user = find_user_or_404(username)
@@ -66,6 +70,7 @@ def user_tweets(username: str):
 
 
 @bp.post("/predict")
+@api_limit
 def predict():
     """``{"usernames": [...], "text": "..."}`` -> the accounts ranked by probability, with chance level."""
     body = request.get_json(silent=True)
@@ -84,6 +89,7 @@ def predict():
 
 
 @bp.post("/users")
+@api_limit
 def add_user():
     """``{"username": "..."}`` -> 202 and the job that fetches the account (poll its ``url``)."""
     body = request.get_json(silent=True)

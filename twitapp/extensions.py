@@ -1,5 +1,7 @@
 """The Flask extension objects, created unbound here and bound to the app in ``create_app``."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -23,3 +25,5 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
+# Limits are set per route (views.py, api.py); storage is memory, or Redis when REDIS_URL is set.
+limiter = Limiter(get_remote_address, default_limits=[])

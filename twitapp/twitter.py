@@ -12,6 +12,7 @@ another server instead, which is how the tests run tweepy's real request code ag
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -57,6 +58,21 @@ class XRateLimited(XAPIError):
 
 class XUnavailable(XAPIError):
     """X could not be reached or answered with something unusable; worth retrying later."""
+
+
+class _RedactBearer(logging.Filter):
+    """tweepy logs each request's headers at DEBUG, bearer token included; logs must never hold it."""
+
+    PATTERN = re.compile(r"(Bearer\s+)[^\s'\",}]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Bearer" in message:
+            record.msg, record.args = self.PATTERN.sub(r"\1[redacted]", message), ()
+        return True
+
+
+logging.getLogger("tweepy.client").addFilter(_RedactBearer())
 
 
 class _XTransport(HTTPAdapter):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, url_for
 
 from . import jobs
-from .extensions import db
+from .extensions import db, limiter
 from .forms import AddAccountForm, CompareForm, UpdateForm
 from .models import User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
@@ -49,7 +49,13 @@ def index():
     return _index()
 
 
+def _limit(setting: str):
+    """A rate limit read from the config when a request comes (so tests and deployments can set it)."""
+    return limiter.limit(lambda: current_app.config[setting], methods=["POST"])
+
+
 @bp.post("/users")
+@_limit("RATELIMIT_ADD")
 def add_user():
     """Start fetching an account through the X API (a stored one gets its newer posts); watch it run."""
     form = AddAccountForm()
@@ -63,6 +69,7 @@ def add_user():
 
 
 @bp.post("/user/<username>/update")
+@_limit("RATELIMIT_ADD")
 def update_user(username: str):
     """Fetch an account's newer posts, as a job shown on its page."""
     account = find_user_or_404(username)
@@ -94,6 +101,7 @@ def user(username: str):
 
 
 @bp.post("/compare")
+@_limit("RATELIMIT_COMPARE")
 def compare():
     """Rank the chosen accounts for the typed text, or show the form again with what to fix."""
     form = CompareForm()
