@@ -3,7 +3,7 @@
 import pytest
 
 from twitapp import create_app
-from twitapp.config import ConfigError, database_url, tweets_per_user
+from twitapp.config import ConfigError, database_url, flag, tweets_per_user
 
 
 def test_database_url_defaults_to_sqlite_in_the_instance_folder(monkeypatch, tmp_path):
@@ -45,3 +45,21 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
         50,
     )
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
+
+
+def test_https_is_on_by_default_only_on_heroku(monkeypatch):
+    monkeypatch.delenv("HTTPS", raising=False)
+    monkeypatch.delenv("DYNO", raising=False)
+    assert create_app({"TESTING": True}).config["HTTPS"] is False
+    monkeypatch.setenv("DYNO", "web.1")
+    assert create_app({"TESTING": True}).config["HTTPS"] is True
+    monkeypatch.setenv("HTTPS", "0")
+    assert create_app({"TESTING": True}).config["HTTPS"] is False
+
+
+def test_on_off_settings_refuse_a_guess(monkeypatch):
+    monkeypatch.setenv("RATELIMIT_ENABLED", "maybe")
+    with pytest.raises(ConfigError, match="RATELIMIT_ENABLED='maybe' is not an on/off value"):
+        flag("RATELIMIT_ENABLED", default=True)
+    monkeypatch.setenv("RATELIMIT_ENABLED", "Off")
+    assert flag("RATELIMIT_ENABLED", default=True) is False

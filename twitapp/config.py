@@ -71,10 +71,10 @@ def settings_from_env(instance_path: str) -> dict:
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         # Served over HTTPS (on by default on Heroku, whose dynos set DYNO): redirect plain HTTP, send
         # HSTS, and keep the session cookie off plain HTTP.
-        "HTTPS": flag(os.environ.get("HTTPS"), default="DYNO" in os.environ),
+        "HTTPS": flag("HTTPS", default="DYNO" in os.environ),
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Per client address; counted in Redis when REDIS_URL is set, so every process shares the count.
-        "RATELIMIT_ENABLED": flag(os.environ.get("RATELIMIT_ENABLED"), default=True),
+        "RATELIMIT_ENABLED": flag("RATELIMIT_ENABLED", default=True),
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_ADD": os.environ.get("RATELIMIT_ADD") or "10 per minute",
@@ -83,16 +83,16 @@ def settings_from_env(instance_path: str) -> dict:
     }
 
 
-def flag(raw: str | None, *, default: bool) -> bool:
-    """An on/off setting: 1/true/yes/on or 0/false/no/off; anything else is an error, not a guess."""
-    if raw is None or not raw.strip():
+def flag(name: str, *, default: bool) -> bool:
+    """An on/off variable: 1/true/yes/on or 0/false/no/off; anything else is an error, not a guess."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
         return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
+    if raw in ("1", "true", "yes", "on"):
         return True
-    if value in ("0", "false", "no", "off"):
+    if raw in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{raw!r} is not an on/off value; use 1 or 0.")
+    raise ConfigError(f"{name}={os.environ[name]!r} is not an on/off value; use 1 or 0.")
 
 
 def ensure_secret_key(config: dict, *, debug: bool) -> None:
