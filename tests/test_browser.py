@@ -113,6 +113,7 @@ def page(chromium, live_url):
             problems.append(f"request failed: {request.url} ({request.failure})")
 
     page.on("pageerror", lambda exc: problems.append(f"JavaScript error: {exc}"))
+
     def on_console(message) -> None:
         # Content-Security-Policy violations show only here: the pages must need no exception to it.
         # (A document's own 4xx is logged here too; the status is the test's business, as above.)

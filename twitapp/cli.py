@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import archive, jobs
+from . import archive, backup, jobs
 from .extensions import db
 from .ingest import IngestError, delete_all, import_tweets
-from .models import User, find_user
+from .models import User
 from .predict import PredictionError, evaluate_accounts, predict_author
 from .records import AccountRecord
 
@@ -71,29 +72,32 @@ def import_file(path: str, username: str, name: str | None) -> None:
     """
     try:
         handle = archive.check_username(username)
-        parsed = archive.read_file(path)
     except archive.ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
-    stored = find_user(handle)
-    if parsed.username and parsed.username.lower() != handle.lower():
-        raise click.ClickException(f"{path} holds posts by @{parsed.username}, not @{handle}.")
-    if stored is not None and parsed.account_id and parsed.account_id != stored.id:
-        raise click.ClickException(
-            f"{path} belongs to account id {parsed.account_id}, but @{stored.username} is stored as {stored.id}."
-        )
-    account_id = parsed.account_id or (stored.id if stored else archive.local_account_id(handle))
-    account = AccountRecord(
-        id=account_id, username=stored.username if stored else handle, name=name or (stored.name if stored else handle)
-    )
+    click.echo(_run_job("import-file", handle, path=str(Path(path).resolve()), name=name).message)
+
+
+@click.command("export")
+@with_appcontext
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+def export(path: str) -> None:
+    """Write every account and post, with metrics, to PATH as JSONL (for `flask restore`)."""
+    line = _JobLine()
     try:
-        result = _import(account, parsed, "archive", f"@{account.username}")
-    except IngestError as exc:
-        raise click.ClickException(str(exc)) from None
-    skipped = ", ".join(f"{n} {why}" for why, n in sorted(parsed.skipped.items()))
-    click.echo(
-        f"@{result.username}: {result.added} new posts, {result.updated} already stored, {result.total} in all"
-        + (f" (skipped {skipped})." if skipped else ".")
-    )
+        accounts, posts = backup.export(path, progress=lambda done, total: line(done, total, "Exporting posts."))
+    except OSError as exc:
+        raise click.ClickException(f"Cannot write {path}: {exc.strerror}") from None
+    finally:
+        line.close()
+    click.echo(f"Exported {accounts} accounts and {posts} posts to {path}.")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("path", type=click.Path(dir_okay=False))
+def restore(path: str) -> None:
+    """Store every account and post of a `flask export` file (what is already stored is matched)."""
+    click.echo(_run_job("restore", path=str(Path(path).resolve())).message)
 
 
 def _require_token() -> None:
@@ -228,5 +232,5 @@ def reset() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (seed_demo, import_file, add, update, worker, predict, evaluate, reset):
+    for command in (seed_demo, import_file, export, restore, add, update, worker, predict, evaluate, reset):
         app.cli.add_command(command)

@@ -48,11 +48,14 @@ def import_tweets(
     *,
     source: str,
     progress: Progress | None = None,
+    fetched_at: datetime | None = None,
+    newest_tweet_id: int | None = None,
 ) -> IngestResult:
     """Store ``account`` and ``posts``: new posts are embedded and added, known ones get fresh metrics.
 
     ``progress(done, total)`` is called as embedding batches finish. Raises :class:`IngestError` when
-    the handle is taken by a different account or a post belongs to another account.
+    the handle is taken by a different account or a post belongs to another account. ``fetched_at``
+    and ``newest_tweet_id`` restore an exported account's own values instead of now and its newest post.
     """
     unique: dict[int, PostRecord] = {}
     for post in posts:
@@ -110,10 +113,9 @@ def import_tweets(
                     features=blob,
                 )
             )
-        if unique:
-            newest = max(unique)
-            user.newest_tweet_id = max(user.newest_tweet_id or 0, newest)
-        user.fetched_at = datetime.now(UTC)
+        newest = max([*unique, newest_tweet_id or 0, user.newest_tweet_id or 0])
+        user.newest_tweet_id = newest or None
+        user.fetched_at = fetched_at or datetime.now(UTC)
         db.session.flush()
         total = db.session.scalar(sa.select(sa.func.count()).where(Tweet.user_id == account.id)) or 0
         username = user.username

@@ -26,10 +26,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from . import archive, backup
 from .archive import ArchiveError
 from .extensions import db
-from .ingest import IngestError, IngestResult, add_or_update_user
-from .models import Job, User
+from .ingest import IngestError, IngestResult, add_or_update_user, import_tweets
+from .models import Job, User, find_user
+from .records import AccountRecord
 from .twitter import XAPIError, XRateLimited, client_from_config
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,50 @@ def _update_all(params: dict, report: Reporter) -> tuple[str, dict]:
     if failed:
         message += f" {len(failed)} could not be: " + ", ".join(f"@{h}" for h in failed) + "."
     return message, {"updated": updated, "failed": failed}
+
+
+@handler("import-file")
+def _import_file(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Import one account's posts from an X archive's tweets.js, a JSONL file or a CSV."""
+    handle, path, name = params["username"], params["path"], params.get("name")
+    parsed = archive.read_file(path)
+    stored = find_user(handle)
+    if parsed.username and parsed.username.lower() != handle.lower():
+        raise JobFailed(f"{path} holds posts by @{parsed.username}, not @{handle}.")
+    if stored is not None and parsed.account_id and parsed.account_id != stored.id:
+        raise JobFailed(
+            f"{path} belongs to account id {parsed.account_id}, but @{stored.username} is stored as {stored.id}."
+        )
+    account = AccountRecord(
+        id=parsed.account_id or (stored.id if stored else archive.local_account_id(handle)),
+        username=stored.username if stored else handle,
+        name=name or (stored.name if stored else handle),
+    )
+    db.session.rollback()
+
+    def read(done: int, total: int) -> None:
+        report.progress(done, total, f"Reading @{account.username}'s posts: {done:,} of {total:,}.")
+
+    result = import_tweets(account, parsed.posts, source="archive", progress=read)
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(parsed.skipped.items()))
+    message = f"@{result.username}: {result.added} new posts, {result.updated} already stored, {result.total} in all"
+    message += f" (skipped {skipped})." if skipped else "."
+    return message, {
+        "username": result.username,
+        "added": result.added,
+        "total": result.total,
+        "skipped": parsed.skipped,
+    }
+
+
+@handler("restore")
+def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Store every account and post of an export file."""
+    results = backup.restore(params["path"], progress=report.progress)
+    added = sum(r.added for r in results)
+    matched = sum(r.updated for r in results)
+    message = f"Restored {len(results)} accounts: {added:,} new posts, {matched:,} already stored."
+    return message, {"accounts": len(results), "added": added, "already_stored": matched}
 
 
 # ---------------------------------------------------------------------------------------------------

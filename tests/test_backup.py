@@ -1,0 +1,86 @@
+"""flask export / flask restore: every account and post round-trips exactly, and a bad file changes nothing."""
+
+import json
+
+import sqlalchemy as sa
+
+from tests.conftest import VOICES
+from twitapp.extensions import db
+from twitapp.models import Tweet, User
+
+USER_COLUMNS = ("id", "username", "name", "source", "newest_tweet_id", "fetched_at")
+POST_COLUMNS = ("id", "user_id", "text", "created_at", "like_count", "retweet_count", "reply_count", "lang")
+
+
+def snapshot(app) -> tuple[list[tuple], list[tuple]]:
+    with app.app_context():
+        users = [
+            tuple(getattr(u, c) for c in USER_COLUMNS) for u in db.session.scalars(sa.select(User).order_by(User.id))
+        ]
+        posts = [
+            tuple(getattr(t, c) for c in POST_COLUMNS) for t in db.session.scalars(sa.select(Tweet).order_by(Tweet.id))
+        ]
+        return users, posts
+
+
+def stored_accounts(add_account):
+    for i, (username, texts) in enumerate(VOICES.items(), start=1):
+        add_account(username, texts, account_id=i * 111, source=["demo", "archive", "x"][i - 1])
+    add_account("émile", ["Ça va? Très bien — merci! 🥐", "line one\nline two\ttabbed"], account_id=444)
+
+
+def test_export_then_restore_into_an_empty_database_is_exact(app, runner, add_account, tmp_path):
+    stored_accounts(add_account)
+    before = snapshot(app)
+    path = tmp_path / "backup.jsonl"
+    result = runner.invoke(args=["export", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Exported 4 accounts and 20 posts" in result.output
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0])["format"] == "hypotweet-export" and len(lines) == 1 + 4 + 20
+
+    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
+    assert snapshot(app) == ([], [])
+    result = runner.invoke(args=["restore", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Restored 4 accounts: 20 new posts, 0 already stored." in result.output
+    assert snapshot(app) == before
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).where(Tweet.embedding.is_(None))) == 0
+
+    result = runner.invoke(args=["restore", str(path)])  # again: nothing changes
+    assert "Restored 4 accounts: 0 new posts, 20 already stored." in result.output
+    assert snapshot(app) == before
+
+
+def test_a_malformed_export_is_refused_with_its_line_and_nothing_changes(app, runner, add_account, tmp_path):
+    stored_accounts(add_account)
+    path = tmp_path / "backup.jsonl"
+    runner.invoke(args=["export", str(path)])
+    before = snapshot(app)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[-1] = lines[-1].replace('"created_at": "', '"created_at": "not a date ')
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    runner.invoke(args=["reset", "--yes"])
+    result = runner.invoke(args=["restore", str(broken)])
+    assert result.exit_code != 0
+    assert f"line {len(lines)}: cannot read the date" in result.output
+    assert snapshot(app) == ([], [])  # the good accounts before the bad line were not written either
+    for content, message in [
+        ('{"format": "something-else"}\n', "is not a HypoTweet export"),
+        ('{"format": "hypotweet-export", "version": 1}\n{"post": {"id": "1"}}\n', "line 2: a post before any account"),
+        ("not json\n", "line 1: not valid JSON"),
+    ]:
+        broken.write_text(content, encoding="utf-8")
+        result = runner.invoke(args=["restore", str(broken)])
+        assert result.exit_code != 0 and message in result.output, result.output
+    assert snapshot(app)[0] == [] and before[0]
+
+
+def test_export_to_an_unwritable_place_says_so_and_leaves_no_file(app, runner, add_account, tmp_path):
+    stored_accounts(add_account)
+    target = tmp_path / "missing-folder" / "backup.jsonl"
+    result = runner.invoke(args=["export", str(target)])
+    assert result.exit_code != 0 and "Cannot write" in result.output
+    assert not target.parent.exists()
