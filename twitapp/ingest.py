@@ -16,7 +16,7 @@ from flask import current_app
 from . import embed, features
 from .extensions import db
 from .models import Tweet, User, find_user
-from .records import AccountRecord, PostRecord
+from .records import AccountRecord, PostRecord, clean_text
 
 CHUNK = 500  # ids per IN (...) query: well under SQLite's limit on bound parameters
 
@@ -80,8 +80,9 @@ def import_tweets(
                 "account; a file must hold one account's posts"
             )
         new_posts = [p for p in unique.values() if p.id not in known]
-        vectors = _embed_with_progress([p.text for p in new_posts], progress)
-        hashed = features.encode([p.text for p in new_posts])
+        texts = [clean_text(p.text) for p in new_posts]
+        vectors = _embed_with_progress(texts, progress)
+        hashed = features.encode(texts)
 
         created = user is None
         if created:
@@ -103,7 +104,7 @@ def import_tweets(
                 Tweet(
                     id=post.id,
                     user_id=account.id,
-                    text=post.text,
+                    text=clean_text(post.text),
                     created_at=post.created_at,
                     like_count=post.like_count,
                     retweet_count=post.retweet_count,

@@ -31,7 +31,7 @@ from .archive import ArchiveError
 from .extensions import db
 from .ingest import IngestError, IngestResult, add_or_update_user, import_tweets
 from .models import Job, User, find_user
-from .records import AccountRecord
+from .records import STORED_HANDLE, AccountRecord
 from .twitter import XAPIError, XRateLimited, client_from_config
 
 log = logging.getLogger(__name__)
@@ -332,6 +332,8 @@ def is_stale(job: Job, at: datetime | None = None) -> bool:
 
 
 def latest_for(username: str) -> Job | None:
+    if not STORED_HANDLE.fullmatch(username):
+        return None
     return db.session.scalars(
         sa.select(Job).where(sa.func.lower(Job.username) == username.lower()).order_by(Job.id.desc()).limit(1)
     ).first()

@@ -9,6 +9,7 @@ from flask import abort
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from .extensions import db
+from .records import STORED_HANDLE
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -84,6 +85,8 @@ class Tweet(db.Model):
 def find_user(username: str) -> User | None:
     """The stored account with this handle, whatever its case (and with or without a leading @)."""
     handle = username.strip().lstrip("@").lower()
+    if not STORED_HANDLE.fullmatch(handle):
+        return None  # no stored handle looks like this, and odd characters never reach the database
     return db.session.scalar(sa.select(User).where(sa.func.lower(User.username) == handle))
 
 

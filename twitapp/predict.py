@@ -41,6 +41,7 @@ from threadpoolctl import ThreadpoolController
 from . import features
 from .extensions import db
 from .models import Tweet, User, find_user
+from .records import clean_text
 
 MAX_TEXT_CHARS = 280
 MAX_CANDIDATES = 20
@@ -735,7 +736,7 @@ class Prediction:
 
 def check_text(text: str | None) -> str:
     """The text to attribute, trimmed, or an error for an empty or over-long one."""
-    text = (text or "").strip()
+    text = clean_text(text or "").strip()
     if not text:
         raise PredictionError("Type the text of a post to attribute.")
     if len(text) > MAX_TEXT_CHARS:

@@ -6,8 +6,22 @@ the database. Keeping them free of Flask and SQLAlchemy lets the readers be test
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+
+# Handles as stored: X's are 1 to 15 of these characters; the column allows 50.
+STORED_HANDLE = re.compile(r"[A-Za-z0-9_]{1,50}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text as it can be stored and hashed everywhere: no NUL characters, lone surrogates as U+FFFD.
+
+    PostgreSQL refuses NUL in text, and a lone surrogate (possible in JSON's \\uD800 escapes) cannot be
+    encoded as UTF-8; neither carries meaning in a post.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
 @dataclass(frozen=True, slots=True)

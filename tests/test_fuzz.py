@@ -1,0 +1,139 @@
+"""Property-based fuzzing: whatever arrives, the answer is never a 500, and a refusal changes nothing."""
+
+import json
+import os
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from twitapp import archive, backup
+from twitapp.extensions import db
+from twitapp.models import Job, Tweet, User
+
+# The app fixture is made once per test, not per example: that is the point (state must survive).
+# On CI the examples are derandomised, so a run is repeatable; locally each run explores new ones.
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+# Any Unicode, lone surrogates included (JSON can carry them as \\udXXX escapes).
+ANY_TEXT = st.text(st.characters(codec=None, categories=None), max_size=400)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(ANY_TEXT, inner, max_size=5),
+    max_leaves=20,
+)
+HANDLES = st.sampled_from(["baker", "commuter", "coder", "nobody", "@baker", "", " ", "x" * 40]) | ANY_TEXT
+
+
+def state(app) -> tuple:
+    with app.app_context():
+        counts = [db.session.scalar(sa.select(sa.func.count()).select_from(model)) for model in (User, Tweet, Job)]
+        return (*counts, db.session.scalar(sa.select(sa.func.sum(Tweet.like_count))))
+
+
+def check(response) -> None:
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+
+
+def test_predict_api_never_fails_whatever_the_body(app, client, voices):
+    before = state(app)
+
+    @FUZZ
+    @given(
+        body=st.fixed_dictionaries({"usernames": st.lists(HANDLES, max_size=25) | JSON_VALUES, "text": JSON_VALUES})
+        | JSON_VALUES
+    )
+    def fuzz(body):
+        check(client.post("/api/predict", data=json.dumps(body), content_type="application/json"))
+
+    fuzz()
+    assert state(app) == before
+
+
+def test_predict_api_never_fails_on_raw_bytes(app, client, voices):
+    @FUZZ
+    @given(raw=st.binary(max_size=300), content_type=st.sampled_from(["application/json", "text/plain", ""]))
+    def fuzz(raw, content_type):
+        check(client.post("/api/predict", data=raw, content_type=content_type))
+
+    fuzz()
+
+
+def test_forms_never_fail_and_refusals_store_nothing(app, client, voices):
+    before = state(app)
+
+    @FUZZ
+    @given(usernames=st.lists(HANDLES, max_size=6), text=ANY_TEXT, handle=HANDLES)
+    def fuzz(usernames, text, handle):
+        check(client.post("/compare", data={"usernames": usernames, "text": text}))
+        response = client.post("/users", data={"username": handle})  # offline: always refused
+        check(response)
+        assert response.status_code == 400
+        check(client.get(f"/user/{handle.replace('/', '')}" if handle.strip("/") else "/user/x"))
+
+    fuzz()
+    assert state(app) == before
+
+
+@pytest.mark.parametrize(
+    "reader", [archive.read_jsonl, archive.read_csv, archive.read_tweets_js], ids=["jsonl", "csv", "tweets.js"]
+)
+def test_file_readers_accept_or_refuse_but_never_crash(reader):
+    lines = st.lists(
+        st.one_of(
+            JSON_VALUES.map(json.dumps),
+            ANY_TEXT,
+            st.just('{"id": "1", "text": "hi", "created_at": "2026-01-01T00:00:00Z"}'),
+            st.just("id,created_at,text"),
+        ),
+        max_size=6,
+    )
+
+    @settings(max_examples=150, deadline=None, derandomize=bool(os.environ.get("CI")))
+    @given(lines=lines, prefix=st.sampled_from(["", "window.YTD.tweets.part0 = "]))
+    def fuzz(lines, prefix):
+        try:
+            parsed = reader(prefix + "\n".join(lines))
+        except archive.ArchiveError:
+            return
+        assert all(post.created_at.tzinfo is not None for post in parsed.posts)
+
+    fuzz()
+
+
+def test_import_and_restore_refuse_bad_files_without_writing(app, runner, voices, tmp_path):
+    before = state(app)
+    path = tmp_path / "input.txt"
+
+    @FUZZ
+    @given(content=st.lists(JSON_VALUES.map(json.dumps) | ANY_TEXT, max_size=5).map("\n".join))
+    def fuzz(content):
+        path.write_text(content, encoding="utf-8", errors="surrogatepass")
+        for args in (["import", str(path), "--username", "fuzzed"], ["restore", str(path)]):
+            result = runner.invoke(args=args)
+            assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+            if result.exit_code != 0:
+                assert state(app)[:2] == before[:2], result.output
+
+    fuzz()
+    with pytest.raises(archive.ArchiveError):
+        backup.read_export(path.with_name("absent.jsonl"))
+
+
+def test_nul_characters_and_lone_surrogates_are_cleaned_not_fatal(app, client, add_account, voices):
+    """Regressions the fuzzing found: PostgreSQL refuses NUL, and UTF-8 cannot hold a lone surrogate."""
+    assert client.get("/user/a%00b").status_code == 404
+    response = client.post("/api/predict", json={"usernames": ["baker", "\x00"], "text": "bread"})
+    assert response.status_code == 404 and "No stored account" in response.get_json()["message"]
+    response = client.post("/api/predict", json={"usernames": voices, "text": "rye \ud800 bread\x00"})
+    assert response.status_code == 200 and response.get_json()["text"] == "rye \ufffd bread"
+    add_account("odd", ["nul\x00inside", "lone \udc00 surrogate"], account_id=999)
+    with app.app_context():
+        texts = sorted(db.session.scalars(sa.select(Tweet.text).where(Tweet.user_id == 999)))
+    assert texts == ["lone \ufffd surrogate", "nulinside"]
