@@ -91,3 +91,34 @@ def test_progress_is_reported_while_embedding(app):
             progress=lambda done, total: seen.append((done, total)),
         )
     assert seen[0] == (0, 300) and seen[-1] == (300, 300) and len(seen) >= 3
+
+
+def test_a_writer_that_wins_the_race_is_matched_not_duplicated(app, monkeypatch):
+    """Two processes store the same account at once: the later commit collides, and a second pass matches."""
+    import threading
+
+    from twitapp import ingest
+
+    account = AccountRecord(7, "racer", "Racer")
+    posts = make_posts([f"post number {i}" for i in range(6)], 700)
+    real_embed = ingest._embed_with_progress
+    raced = []
+
+    def embed_while_another_writes(texts, progress):
+        if not raced:  # between this writer's reads and its commit, another one commits the same rows
+            raced.append(True)
+
+            def other():
+                with app.app_context():
+                    import_tweets(account, posts[:4], source="x")
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join()
+        return real_embed(texts, progress)
+
+    monkeypatch.setattr(ingest, "_embed_with_progress", embed_while_another_writes)
+    with app.app_context():
+        result = import_tweets(account, posts, source="x")
+    assert raced and (result.added, result.updated, result.total) == (2, 4, 6)
+    assert count_rows(app, User) == 1 and count_rows(app, Tweet) == 6

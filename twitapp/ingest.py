@@ -61,6 +61,27 @@ def import_tweets(
     for post in posts:
         unique[post.id] = post  # a later copy of the same post carries the fresher metrics
     try:
+        return _store(account, unique, source, progress, fetched_at, newest_tweet_id)
+    except sa.exc.IntegrityError:
+        # Another process stored some of the same rows between our reads and our commit (two workers
+        # fetching one account at once). Its rows are committed now, so a second pass matches them.
+        try:
+            return _store(account, unique, source, progress, fetched_at, newest_tweet_id)
+        except sa.exc.IntegrityError:
+            raise IngestError(
+                f"@{account.username} was being written by another process at the same time; try again."
+            ) from None
+
+
+def _store(
+    account: AccountRecord,
+    unique: dict[int, PostRecord],
+    source: str,
+    progress: Progress | None,
+    fetched_at: datetime | None,
+    newest_tweet_id: int | None,
+) -> IngestResult:
+    try:
         user = db.session.get(User, account.id)
         holder = find_user(account.username)
         if holder is not None and holder.id != account.id:
