@@ -45,6 +45,8 @@ format: install
 	$(PIPENV) run ruff check --fix .
 	$(PIPENV) run ruff format .
 
-## bench: embedding throughput, seed recipe against the project's (needs ../shared/data)
+## bench: embedding throughput, attribution accuracy and latency, load and faults (needs ../shared/data)
 bench: install
 	$(PIPENV) run python bench/ingest.py --data ../shared/data/authorship-dev
+	$(PIPENV) run python bench/authorship.py --data ../shared/data/authorship-dev
+	$(PIPENV) run python bench/load.py --data ../shared/data/authorship-dev

@@ -59,11 +59,19 @@ class PostgresServer:
         if result.returncode != 0:
             raise PostgresUnavailable(f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}")
 
+    @property
+    def _options(self) -> str:
+        return f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+
     def start(self) -> PostgresServer:
         self._run(self.initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+        self._run(self.pg_ctl, "-D", str(self.data), "-o", self._options, "-l", str(self.dir / "log"), "-w", "start")
         return self
+
+    def restart(self) -> None:
+        """Stop (closing every connection) and start again on the same port, as a maintenance restart does."""
+        log = str(self.dir / "log")
+        self._run(self.pg_ctl, "-D", str(self.data), "-o", self._options, "-l", log, "-m", "fast", "-w", "restart")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

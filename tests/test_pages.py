@@ -169,3 +169,16 @@ def test_api_lists_users_and_pages_their_tweets(client, add_account):
     assert [t["text"] for t in body["tweets"]] == ["post 1", "post 0"]
     assert set(body["tweets"][0]["public_metrics"]) == {"like_count", "retweet_count", "reply_count"}
     assert client.get("/api/users/nobody/tweets").status_code == 404
+
+
+def test_a_database_that_does_not_answer_gets_a_503_not_a_500(tmp_path):
+    from twitapp import create_app
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/no/such/folder/db.sqlite3"})
+    client = app.test_client()
+    response = client.get("/")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "The database is not answering just now" in response.get_data(as_text=True)
+    response = client.get("/api/users")
+    assert response.status_code == 503 and response.get_json()["error"] == "Service Unavailable"
+    assert client.get("/healthz").status_code == 503

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
+
+log = logging.getLogger(__name__)
 
 
 def wants_json() -> bool:
@@ -32,7 +37,23 @@ def handle_server_error(exc: InternalServerError):
     return error_response(500, exc.name, "Something went wrong on our side. Your stored data is unchanged.")
 
 
+def handle_database_unavailable(exc: sa.exc.OperationalError):
+    """The database is down or restarting: say so with a 503 (try again), not a 500 (our fault)."""
+    db.session.rollback()
+    log.warning("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+    response = error_response(
+        503,
+        "Service Unavailable",
+        "The database is not answering just now (it may be restarting). Nothing was changed; try again in a moment.",
+    )
+    body, status = response
+    return body, status, {"Retry-After": "5"}
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
+    # A lost or refused database connection; pool_pre_ping replaces dead pooled connections, but a
+    # request that arrives while the server is down still fails here.
+    app.register_error_handler(sa.exc.OperationalError, handle_database_unavailable)
     # Unhandled exceptions reach this as a 500 in production; in tests and debug they propagate.
     app.register_error_handler(InternalServerError, handle_server_error)
