@@ -112,9 +112,12 @@ class FakeXAPI:
 
     # -- test data -------------------------------------------------------------------------------------
 
-    def add_user(self, id: int, username: str, name: str, posts: list[dict[str, Any]] | None = None) -> None:
+    def add_user(
+        self, id: int, username: str, name: str, posts: list[dict[str, Any]] | None = None, *, protected: bool = False
+    ) -> None:
+        """An account; a ``protected`` one shows its posts only to approved followers, as on X."""
         with self._lock:
-            self._users[int(id)] = {"id": str(int(id)), "name": name, "username": username}
+            self._users[int(id)] = {"id": str(int(id)), "name": name, "username": username, "protected": protected}
             self._posts.setdefault(int(id), {})
         if posts:
             self.add_posts(username, posts)
@@ -172,7 +175,9 @@ class FakeXAPI:
             user = self._user_by_name(username)
         if user is None:
             return _json({"errors": [_not_found("username", username)]})
-        return _json({"data": dict(user)})
+        fields = set(request.args.get("user.fields", "").split(","))
+        data = {key: value for key, value in user.items() if key != "protected" or "protected" in fields}
+        return _json({"data": data})
 
     def _user_tweets(self, user_id: str) -> Response:
         if not user_id.isdigit():
@@ -186,6 +191,8 @@ class FakeXAPI:
         with self._lock:
             if int(user_id) not in self._users:
                 return _json({"errors": [_not_found("id", user_id)]})
+            if self._users[int(user_id)]["protected"]:
+                return _json({"errors": [_not_authorized(user_id)]})
             posts = self._newest_first(int(user_id))[:TIMELINE_CAP]
         posts = [
             p
@@ -407,3 +414,14 @@ def _raw(body: Any, status: int, headers: dict[str, str]) -> Response:
     for key, value in headers.items():
         response.headers[key] = value
     return response
+
+
+def _not_authorized(user_id: str) -> dict[str, Any]:
+    return {
+        "resource_id": user_id,
+        "resource_type": "user",
+        "parameter": "id",
+        "title": "Authorization Error",
+        "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
+        "detail": f"Sorry, you are not authorized to see the user with id: [{user_id}].",
+    }

@@ -182,3 +182,11 @@ def test_a_database_that_does_not_answer_gets_a_503_not_a_500(tmp_path):
     response = client.get("/api/users")
     assert response.status_code == 503 and response.get_json()["error"] == "Service Unavailable"
     assert client.get("/healthz").status_code == 503
+
+
+def test_adding_a_protected_account_says_why_and_stores_nothing(client, app, fake_x):
+    online(app, fake_x)
+    fake_x.add_user(4343, "quietone", "Quiet One", fake_posts(9000, 5), protected=True)
+    page = add_and_wait(client, "quietone")
+    assert "@quietone&#39;s posts are protected" in page and "own X archive" in page
+    assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0

@@ -14,6 +14,7 @@ from tests.fakex import FakeXAPI, fake_x  # noqa: F401  (fake_x is a fixture use
 from twitapp.records import AccountRecord, PostRecord
 from twitapp.twitter import (
     AccountNotFound,
+    AccountProtected,
     XAPIError,
     XAuthError,
     XClient,
@@ -398,3 +399,14 @@ def test_config_api_url_redirects_the_client(fake_x: FakeXAPI) -> None:  # noqa:
 
     with x:
         assert x.lookup_user("configured").id == 7
+
+
+def test_a_protected_account_is_named_as_such(fake_x: FakeXAPI, client: XClient) -> None:  # noqa: F811
+    fake_x.add_user(64, "quietone", "Quiet One", make_posts(3), protected=True)
+
+    with pytest.raises(AccountProtected, match="@quietone's posts are protected"):
+        client.lookup_user("QuietOne")
+    assert fake_x.requests[0][1]["user.fields"] == "protected"
+
+    with pytest.raises(AccountProtected, match="protected"):  # and if the timeline is asked for anyway
+        client.fetch_timeline(64)

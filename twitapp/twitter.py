@@ -44,6 +44,10 @@ class AccountNotFound(XAPIError):
     """X knows no such account, or no longer shows it (suspended or deactivated)."""
 
 
+class AccountProtected(XAPIError):
+    """The account's posts are protected: X shows them only to followers it approved."""
+
+
 class XAuthError(XAPIError):
     """X refused our credentials (401) or our access level (403); retrying will not help."""
 
@@ -182,7 +186,7 @@ class XClient:
             )
         doing = f"looking up @{handle}"
         with self._translating(doing):
-            payload = self._tweepy.get_user(username=handle)
+            payload = self._tweepy.get_user(username=handle, user_fields=["protected"])
         body = _expect_object(payload, doing)
         data = body.get("data")
         if data is None:
@@ -191,6 +195,8 @@ class XClient:
         username_found = user.get("username")
         if not isinstance(username_found, str) or not username_found:
             raise XUnavailable(f"X sent a malformed user while {doing}: it has no username.")
+        if user.get("protected") is True:
+            raise AccountProtected(_protected_message(username_found))
         name = user.get("name")
         return AccountRecord(
             id=_as_id(user.get("id"), doing),
@@ -243,6 +249,8 @@ class XClient:
         if "data" not in body and body.get("errors"):
             if _is_missing_resource(body):
                 raise AccountNotFound(_not_found_message(f"X has no account with id {user_id}.", body))
+            if any(str(e.get("type", "")).endswith("/not-authorized-for-resource") for e in _errors(body)):
+                raise AccountProtected(_protected_message(f"the account with id {user_id}"))
             raise XAPIError(f"X refused while {doing}: {_error_details(body)}")
         return body
 
@@ -387,6 +395,14 @@ def _count(metrics: dict[str, Any], key: str) -> int:
 def _errors(body: dict[str, Any]) -> list[dict[str, Any]]:
     errors = body.get("errors")
     return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _protected_message(who: str) -> str:
+    name = who if who.startswith("the ") else f"@{who}"
+    return (
+        f"{name[0].upper()}{name[1:]}'s posts are protected: X shows them only to followers the account "
+        "approved, so the app cannot fetch them. Import the account's own X archive instead."
+    )
 
 
 def _is_missing_resource(body: dict[str, Any]) -> bool:
