@@ -145,9 +145,10 @@ def percentages(page) -> list[float]:
     texts = page.locator("#ranking li .prob").all_inner_texts()
     values = []
     for text in texts:
-        match = re.fullmatch(r"\s*(\d{1,3}(?:\.\d)?)\s*%\s*", text)
-        assert match, f"a probability should read like '42.0%', not {text!r}"
-        values.append(float(match.group(1)))
+        match = re.fullmatch(r"\s*([<>]?)(\d{1,3}(?:\.\d)?)\s*%\s*", text)
+        assert match, f"a probability should read like '42.0%' (or '>99.9%', '<0.1%'), not {text!r}"
+        bound, value = match.group(1), float(match.group(2))
+        values.append(value + {"": 0.0, ">": 0.05, "<": -0.05}[bound])
     return values
 
 

@@ -90,3 +90,17 @@ def test_cli_predict_prints_the_ranking(runner, voices):
     assert "chance level: 50.0%" in result.output
     result = runner.invoke(args=["predict", "baker", "--text", "x"])
     assert result.exit_code != 0 and "at least two" in result.output
+
+
+def test_probabilities_read_without_false_certainty():
+    from twitapp.views import format_percent
+
+    assert [format_percent(p) for p in (0.99999, 0.9995, 0.9994, 0.5, 0.0006, 0.0004, 0.0)] == [
+        ">99.9%",
+        ">99.9%",
+        "99.9%",
+        "50.0%",
+        "0.1%",
+        "<0.1%",
+        "<0.1%",
+    ]

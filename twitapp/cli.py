@@ -16,6 +16,7 @@ from .ingest import IngestError, delete_all, import_tweets
 from .models import User
 from .predict import PredictionError, evaluate_accounts, predict_author
 from .records import AccountRecord
+from .views import format_percent
 
 
 def _bar_progress(label: str):
@@ -193,7 +194,7 @@ def predict(usernames: tuple[str, ...], text: str) -> None:
     except PredictionError as exc:
         raise click.ClickException(str(exc)) from None
     for candidate in prediction.ranking:
-        click.echo(f"{candidate.probability:7.1%}  @{candidate.username}")
+        click.echo(f"{format_percent(candidate.probability):>7}  @{candidate.username}")
     click.echo(f"(chance level: {prediction.chance:.1%})")
 
 

@@ -715,7 +715,7 @@ class Prediction:
             "text": self.text,
             "chance": round(self.chance, 4),
             "ranking": [
-                {"username": c.username, "name": c.name, "probability": round(c.probability, 4), "posts": c.posts}
+                {"username": c.username, "name": c.name, "probability": round(c.probability, 6), "posts": c.posts}
                 for c in self.ranking
             ],
             "trust": {

@@ -129,3 +129,13 @@ def healthz():
 @bp.app_template_filter("count")
 def format_count(value: int) -> str:
     return f"{value:,}"
+
+
+@bp.app_template_filter("percent")
+def format_percent(probability: float) -> str:
+    """A probability as a person reads it: one decimal, and no false certainty at either end."""
+    if probability >= 0.9995:
+        return ">99.9%"
+    if probability < 0.0005:
+        return "<0.1%"
+    return f"{probability * 100:.1f}%"
