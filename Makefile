@@ -50,3 +50,4 @@ bench: install
 	$(PIPENV) run python bench/ingest.py --data ../shared/data/authorship-dev
 	$(PIPENV) run python bench/authorship.py --data ../shared/data/authorship-dev
 	$(PIPENV) run python bench/load.py --data ../shared/data/authorship-dev
+	$(PIPENV) run python bench/sentiment.py --data ../shared/data/sentiment-train

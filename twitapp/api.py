@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request, url_for
 
-from . import jobs
+from . import jobs, sentiment
 from .archive import ArchiveError, check_username
 from .extensions import db, limiter
 from .models import Job, Tweet, User, find_user_or_404, newest_posts, tweet_counts
@@ -113,3 +113,27 @@ def job(job_id: int):
     if found is None:
         abort(404, description=f"There is no job {job_id}.")
     return {**jobs.as_dict(found), "url": url_for("api.job", job_id=job_id)}
+
+
+@bp.post("/sentiment")
+@api_limit
+def score_sentiment():
+    """``{"texts": [...]}`` -> a label, score and per-word weights for each text.
+
+    Optional: ``"backend": "vader" | "trained"``, and ``"words": false`` to skip the per-word weights
+    (several times faster for large batches).
+    """
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description='Send a JSON object: {"texts": ["...", "..."]}.')
+    explain = body.get("words", True)
+    if not isinstance(explain, bool):
+        abort(400, description='"words" must be true or false.')
+    try:
+        backend, row, scored = sentiment.analyse(body.get("texts"), body.get("backend"), explain)
+    except sentiment.SentimentError as exc:
+        abort(400, description=str(exc))
+    model = {"backend": backend, "version": row.id if row else None}
+    if row is not None:
+        model["held_out_macro_recall"] = row.metrics["held_out"]["macro_recall"]
+    return {"model": model, "results": [s.as_dict() for s in scored]}

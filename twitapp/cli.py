@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import archive, backup, jobs
+from . import archive, backup, jobs, labelled, sentiment
 from .extensions import db
 from .ingest import IngestError, delete_all, import_tweets
 from .models import User
@@ -232,6 +232,61 @@ def reset() -> None:
     click.echo(f"Deleted {users} accounts and {tweets} posts.")
 
 
+sentiment_cli = click.Group("sentiment", help="Train, evaluate and use the sentiment model.")
+
+
+@sentiment_cli.command("train")
+@with_appcontext
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+def sentiment_train(paths: tuple[str, ...]) -> None:
+    """Train a model on labelled files (SemEval TSV, Sentiment140 CSV, or CSV with text,label) and serve it."""
+    click.echo(_run_job("sentiment-train", paths=[str(Path(p).resolve()) for p in paths]).message)
+
+
+@sentiment_cli.command("evaluate")
+@with_appcontext
+@click.argument("path", type=click.Path(dir_okay=False, exists=True))
+def sentiment_evaluate(path: str) -> None:
+    """Macro-averaged recall on a labelled file: VADER, and the trained model in service if there is one."""
+    try:
+        rows, _ = labelled.deduplicate(labelled.read_labelled(path))
+    except archive.ArchiveError as exc:
+        raise click.ClickException(str(exc)) from None
+    row, model = sentiment.in_service()
+    scored = [("VADER", sentiment.evaluate(rows, None))]
+    if model is not None:
+        scored.append((f"trained model {row.id}", sentiment.evaluate(rows, model)))
+    click.echo(f"{len(rows):,} labelled texts in {path}")
+    for name, metrics in scored:
+        per_class = ", ".join(f"{label} {value:.3f}" for label, value in metrics["recall"].items())
+        click.echo(f"{name}: macro-averaged recall {metrics['macro_recall']:.3f} ({per_class})")
+
+
+@sentiment_cli.command("score")
+@with_appcontext
+@click.argument("text")
+def sentiment_score(text: str) -> None:
+    """Label one text with the model in service."""
+    try:
+        _, row, (scored,) = sentiment.analyse([text])
+    except sentiment.SentimentError as exc:
+        raise click.ClickException(str(exc)) from None
+    model = f"trained model {row.id}" if row else "VADER"
+    click.echo(f"{scored.label} ({scored.score:+.2f}) by {model}")
+
+
 def init_app(app: Flask) -> None:
-    for command in (seed_demo, import_file, export, restore, add, update, worker, predict, evaluate, reset):
+    for command in (
+        seed_demo,
+        import_file,
+        export,
+        restore,
+        add,
+        update,
+        worker,
+        predict,
+        evaluate,
+        reset,
+        sentiment_cli,
+    ):
         app.cli.add_command(command)

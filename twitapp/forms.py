@@ -33,3 +33,9 @@ class CompareForm(FlaskForm):
 
 class UpdateForm(FlaskForm):
     """A button that fetches an account's newer posts; the form only carries its CSRF token."""
+
+
+class SentimentForm(FlaskForm):
+    """A text to score; its rules live in ``sentiment`` so the API and the CLI share them."""
+
+    text = TextAreaField("Text of a post")

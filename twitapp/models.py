@@ -132,3 +132,20 @@ class Job(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SentimentModel(db.Model):
+    """A trained sentiment model: its pickled bytes with their hash, what it learned from, how it scored.
+
+    The newest row whose bytes still match ``sha256`` is in service; older rows stay as the history.
+    """
+
+    __tablename__ = "sentiment_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    format: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict] = mapped_column(sa.JSON)  # files, their hashes, rows used and dropped
+    metrics: Mapped[dict] = mapped_column(sa.JSON)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    artefact: Mapped[bytes] = mapped_column(sa.LargeBinary)

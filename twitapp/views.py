@@ -7,9 +7,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, url_for
 
-from . import jobs
+from . import jobs, sentiment
 from .extensions import db, limiter
-from .forms import AddAccountForm, CompareForm, UpdateForm
+from .forms import AddAccountForm, CompareForm, SentimentForm, UpdateForm
 from .models import User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
 
@@ -113,6 +113,35 @@ def compare():
         form.text.errors.append(str(exc))
         return _index(compare_form=form, status=exc.status)
     return render_template("result.html", prediction=prediction)
+
+
+@bp.route("/sentiment", methods=["GET", "POST"])
+@_limit("RATELIMIT_COMPARE")
+def sentiment_page():
+    """Type a text, see its label, a score bar and the words that drove it."""
+    form = SentimentForm()
+    row, _ = sentiment.in_service()
+    result, status = None, 200
+    if form.validate_on_submit():
+        try:
+            _, row, (result,) = sentiment.analyse([form.text.data or ""])
+        except sentiment.SentimentError as exc:
+            form.text.errors.append(str(exc))
+            status = 400
+    elif form.is_submitted():
+        status = 400
+    strongest = max((abs(v) for _, v in result.words), default=0.0) if result else 0.0
+    return (
+        render_template(
+            "sentiment.html",
+            form=form,
+            result=result,
+            model=row,
+            strongest=strongest or 1.0,
+            max_chars=sentiment.MAX_TEXT_CHARS,
+        ),
+        status,
+    )
 
 
 @bp.get("/healthz")

@@ -1,0 +1,188 @@
+"""Sentiment: the labelled-file readers, VADER and the trained model behind one interface, pages, API, CLI."""
+
+import csv
+
+import pytest
+import sqlalchemy as sa
+
+from twitapp import labelled, sentiment
+from twitapp.archive import ArchiveError
+from twitapp.extensions import db
+from twitapp.models import SentimentModel
+
+GOOD = ["love", "great", "wonderful", "happy", "fantastic", "brilliant", "excellent", "delightful"]
+BAD = ["hate", "awful", "terrible", "sad", "horrible", "dreadful", "miserable", "disgusting"]
+PLAIN = ["Tuesday", "the report", "a meeting", "the bus", "page four", "the schedule", "a form", "the list"]
+
+
+def training_rows() -> list[tuple[str, str]]:
+    rows = []
+    for i in range(40):
+        rows.append((f"I {GOOD[i % 8]} the {PLAIN[(i * 3) % 8]}, truly {GOOD[(i + 3) % 8]} #{i}", "positive"))
+        rows.append((f"I {BAD[i % 8]} the {PLAIN[(i * 5) % 8]}, so {BAD[(i + 2) % 8]} #{i}", "negative"))
+        rows.append((f"The {PLAIN[i % 8]} is on {PLAIN[(i + 1) % 8]} number {i}", "neutral"))
+    return rows
+
+
+@pytest.fixture
+def labelled_csv(tmp_path):
+    path = tmp_path / "labelled.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["text", "label"])
+        writer.writerows(training_rows())
+    return path
+
+
+def test_semeval_files_are_repaired_as_read(tmp_path):
+    path = tmp_path / "semeval.txt"
+    path.write_text(
+        '1\tpositive\t"Loved it, the ""best"" show"\t\n'
+        "2\tnegative\tIt\\u2019s broken &amp; late\n"
+        '3\tneutral\t" @news: a post broken\n'
+        'over two lines"\t\n',
+        encoding="utf-8",
+    )
+    rows = labelled.read_labelled(path)
+    assert [(r.label, r.text) for r in rows] == [
+        ("positive", 'Loved it, the "best" show'),
+        ("negative", "It\u2019s broken & late"),
+        ("neutral", "@news: a post broken over two lines"),
+    ]
+    assert rows[0].id == "semeval:1"
+
+
+def test_sentiment140_and_plain_csv_are_read(tmp_path):
+    s140 = tmp_path / "s140.csv"
+    s140.write_text(
+        'target,ids,date,flag,user,text\n0,11,"Mon",NO_QUERY,u,"so sad today"\n4,12,"Mon",NO_QUERY,u,yay\n',
+        encoding="utf-8",
+    )
+    assert [(r.label, r.text) for r in labelled.read_labelled(s140)] == [
+        ("negative", "so sad today"),
+        ("positive", "yay"),
+    ]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("textID,text,sentiment\na,fine day,neutral\nb,awful,negative\n", encoding="utf-8")
+    assert [r.label for r in labelled.read_labelled(plain)] == ["neutral", "negative"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("1\tpositive\tok\n2\tgreat\tbad label\n", "line 2"),
+        ("text,label\nhello,happyish\n", "line 2: label 'happyish'"),
+        ("target,ids,date,flag,user,text\n3,1,d,f,u,t\n", "line 2: target '3'"),
+        ("just some words\n", "not SemEval TSV"),
+    ],
+)
+def test_bad_labelled_files_are_refused_with_the_line(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ArchiveError, match=message):
+        labelled.read_labelled(path)
+
+
+def test_duplicates_and_conflicting_labels_are_dropped():
+    rows = [
+        labelled.LabelledText("semeval:1", "positive", "Good"),
+        labelled.LabelledText("semeval:2", "positive", "good"),
+        labelled.LabelledText("semeval:3", "negative", "meh"),
+        labelled.LabelledText("semeval:4", "positive", "meh"),
+        labelled.LabelledText("semeval:1", "neutral", "other text, same id"),
+    ]
+    kept, dropped = labelled.deduplicate(rows)
+    assert [r.text for r in kept] == ["Good"] and dropped == 4
+
+
+def test_without_a_trained_model_vader_scores_and_explains(client):
+    body = client.post(
+        "/api/sentiment", json={"texts": ["I love this, wonderful!", "This is awful.", "It is Tuesday."]}
+    )
+    assert body.status_code == 200
+    data = body.get_json()
+    assert data["model"] == {"backend": "vader", "version": None}
+    assert [r["label"] for r in data["results"]] == ["positive", "negative", "neutral"]
+    words = {w["text"]: w["weight"] for w in data["results"][0]["words"]}
+    assert words["love"] > 0 and words["wonderful!"] > 0 and words["this,"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"texts": "one text"}, "must be a list of strings"),
+        ({"texts": []}, "at least one text"),
+        ({"texts": ["fine", "  "]}, "Text 2 is empty"),
+        ({"texts": ["x" * 1001]}, "at most 1000 are scored"),
+        ({"texts": ["ok"] * 1001}, "at most 1000 texts per call"),
+        ({"texts": ["ok"], "backend": "magic"}, '"backend" must be'),
+        ({"texts": ["ok"], "backend": "trained"}, "No trained model is stored yet"),
+        ([1, 2], "Send a JSON object"),
+    ],
+)
+def test_the_sentiment_api_explains_what_it_refuses(client, body, message):
+    response = client.post("/api/sentiment", json=body)
+    assert response.status_code == 400 and message in response.get_json()["message"]
+
+
+def test_a_trained_model_is_stored_served_and_explained(app, client, runner, labelled_csv):
+    result = runner.invoke(args=["sentiment", "train", str(labelled_csv)])
+    assert result.exit_code == 0, result.output
+    assert "Trained sentiment model 1 on 120 texts" in result.output and "now in service" in result.output
+    with app.app_context():
+        row = db.session.get(SentimentModel, 1)
+        assert row.data["files"][0]["file"] == "labelled.csv" and len(row.sha256) == 64
+        assert row.metrics["held_out"]["rows"] == 12
+    body = client.post(
+        "/api/sentiment", json={"texts": ["I love the list, truly brilliant", "I hate Tuesday"]}
+    ).get_json()
+    assert body["model"]["backend"] == "trained" and body["model"]["version"] == 1
+    assert [r["label"] for r in body["results"]] == ["positive", "negative"]
+    words = {w["text"]: w["weight"] for w in body["results"][0]["words"]}
+    assert words["love"] > 0 and words["brilliant"] > 0
+    assert (
+        client.post("/api/sentiment", json={"texts": ["I hate it"], "backend": "vader"}).get_json()["model"]["backend"]
+        == "vader"
+    )
+
+    result = runner.invoke(args=["sentiment", "evaluate", str(labelled_csv)])
+    assert result.exit_code == 0 and "VADER: macro-averaged recall" in result.output
+    assert "trained model 1: macro-averaged recall 1.000" in result.output
+
+
+def test_a_damaged_model_is_never_loaded(app, client, runner, labelled_csv):
+    assert runner.invoke(args=["sentiment", "train", str(labelled_csv)]).exit_code == 0
+    assert runner.invoke(args=["sentiment", "train", str(labelled_csv)]).exit_code == 0
+    with app.app_context():
+        db.session.execute(sa.update(SentimentModel).where(SentimentModel.id == 2).values(artefact=b"not a model"))
+        db.session.commit()
+        sentiment._service.clear()
+    body = client.post("/api/sentiment", json={"texts": ["I love it"]}).get_json()
+    assert body["model"]["version"] == 1  # the newest intact one
+
+
+def test_training_on_too_little_says_what_is_missing(runner, tmp_path):
+    path = tmp_path / "tiny.csv"
+    path.write_text("text,label\ngood,positive\nbad,negative\n", encoding="utf-8")
+    result = runner.invoke(args=["sentiment", "train", str(path)])
+    assert result.exit_code != 0 and "missing: neutral" in result.output
+
+
+def test_the_sentiment_page_scores_and_highlights(client):
+    page = client.get("/sentiment").get_data(as_text=True)
+    assert "Scored by" in page and "VADER" in page
+    response = client.post("/sentiment", data={"text": "What a wonderful, happy day"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'class="label label-positive"' in page and 'id="sentiment-score">+0.' in page
+    assert '<mark class="toward-top' in page and "wonderful," in page
+    response = client.post("/sentiment", data={"text": "   "})
+    assert response.status_code == 400 and "The text is empty" in response.get_data(as_text=True)
+
+
+def test_large_batches_can_skip_the_per_word_weights(client):
+    body = client.post("/api/sentiment", json={"texts": ["lovely", "awful"] * 300, "words": False}).get_json()
+    assert len(body["results"]) == 600 and all(r["words"] == [] for r in body["results"])
+    assert [r["label"] for r in body["results"][:2]] == ["positive", "negative"]
+    response = client.post("/api/sentiment", json={"texts": ["ok"], "words": "no"})
+    assert response.status_code == 400 and '"words" must be true or false' in response.get_json()["message"]

@@ -1,0 +1,319 @@
+"""How does it feel? One interface over two ways of scoring a post's sentiment.
+
+- VADER (``vaderSentiment``): a lexicon with rules for negation, intensifiers, caps and emoji. Needs no
+  training; the default, and the fallback whenever no trained model can be used.
+- A trained model: a multinomial logistic regression over word unigrams and bigrams (words after a
+  negation marked, so "not good" differs from "good"), character n-grams within words, and VADER's own
+  four scores as features. ``flask sentiment train`` fits it on labelled files and stores it, versioned,
+  in the database; the service uses the newest stored model whose bytes still match their hash.
+
+Both give a label (negative / neutral / positive), a score from -1 to 1, and what each word contributed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import scipy.sparse as sp
+import sqlalchemy as sa
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import recall_score
+from sklearn.model_selection import train_test_split
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from .extensions import db
+from .labelled import LABELS, LabelledText
+from .models import SentimentModel
+from .records import clean_text
+
+MAX_TEXTS = 1000  # per API call
+MAX_TEXT_CHARS = 1000
+# VADER's customary cut-offs on its compound score.
+VADER_POSITIVE, VADER_NEGATIVE = 0.05, -0.05
+# Chosen on the development protocol (bench/sentiment.py): C, and the held-out share when training.
+C = 0.25
+HOLDOUT = 0.1
+MODEL_FORMAT = 1  # bump when TrainedModel's pickled layout changes; older rows are then ignored
+
+_TOKEN = re.compile(r"[#@]?\w+(?:'\w+)?|[^\w\s]")
+_NEGATIONS = frozenset(("not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without"))
+_NEGATIONS |= frozenset(("cannot", "cant", "dont", "wont", "isnt", "wasnt", "arent", "aint"))
+_CLAUSE_END = frozenset(".,!?;:")
+_vader = SentimentIntensityAnalyzer()
+
+
+class SentimentError(ValueError):
+    """The request cannot be scored as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    text: str
+    label: str
+    score: float  # -1 (negative) to 1 (positive)
+    words: list[tuple[str, float]]  # each word and its pull, positive toward positive
+
+    def as_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "words": [{"text": w, "weight": round(v, 4)} for w, v in self.words],
+        }
+
+
+def normalise(text: str) -> str:
+    """Links and mentions carry no sentiment of their own: one token each."""
+    text = re.sub(r"https?://\S+", " http ", text)
+    return re.sub(r"@\w+", "@user", text)
+
+
+def negation_marked(text: str) -> str:
+    """Tokens, lowercased, with ``_neg`` on each word between a negation and the end of its clause."""
+    out, negated = [], False
+    for token in _TOKEN.findall(text.lower()):
+        if token in _CLAUSE_END:
+            negated = False
+            out.append(token)
+            continue
+        out.append(token + "_neg" if negated else token)
+        if token in _NEGATIONS or token.endswith("n't"):
+            negated = True
+    return " ".join(out)
+
+
+def vader_scores(texts: Sequence[str]) -> np.ndarray:
+    rows = []
+    for text in texts:
+        s = _vader.polarity_scores(text)
+        rows.append((s["compound"], s["pos"], s["neg"], s["neu"]))
+    return np.array(rows, dtype=np.float64).reshape(len(texts), 4)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\S+", text)
+
+
+# ---------------------------------------------------------------------------------------------------
+# VADER
+
+
+def score_vader(texts: Sequence[str], explain: bool = True) -> list[Scored]:
+    out = []
+    for text, (compound, *_rest) in zip(texts, vader_scores(texts), strict=True):
+        label = "positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral"
+        words = (
+            [(w, _vader.lexicon.get(w.lower().strip(".,!?;:\"'()"), 0.0) / 4) for w in _words(text)] if explain else []
+        )
+        out.append(Scored(text, label, float(compound), words))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# The trained model
+
+
+class TrainedModel:
+    """Word and character n-grams plus VADER's scores, into a multinomial logistic regression."""
+
+    def __init__(self) -> None:
+        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, token_pattern=r"\S+")
+        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)
+        self.classifier = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
+
+    def _design(self, texts: Sequence[str], fit: bool = False) -> sp.csr_matrix:
+        normalised = [normalise(t) for t in texts]
+        marked = [negation_marked(t) for t in normalised]
+        if fit:
+            self.words.fit(marked)
+            self.chars.fit(normalised)
+        parts = [self.words.transform(marked), self.chars.transform(normalised), sp.csr_matrix(vader_scores(texts))]
+        return sp.hstack(parts, format="csr")
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TrainedModel:
+        self.classifier.fit(self._design(texts, fit=True), np.asarray(labels))
+        return self
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return self.classifier.predict(self._design(texts))
+
+    def score(self, texts: Sequence[str], explain: bool = True) -> list[Scored]:
+        X = self._design(texts)
+        proba = self.classifier.predict_proba(X)
+        classes = list(self.classifier.classes_)
+        positive, negative = classes.index("positive"), classes.index("negative")
+        out = []
+        for i, text in enumerate(texts):
+            label = classes[int(proba[i].argmax())]
+            score = float(proba[i, positive] - proba[i, negative])
+            words = self._contributions(text, X[i], positive, negative) if explain else []
+            out.append(Scored(text, label, score, words))
+        return out
+
+    def _contributions(self, text: str, row: sp.csr_matrix, positive: int, negative: int) -> list[tuple[str, float]]:
+        """Each word's share of (positive logit - negative logit), from its own word and character n-grams."""
+        delta = self.classifier.coef_[positive] - self.classifier.coef_[negative]
+        value = dict(zip(row.indices.tolist(), (row.data * delta[row.indices]).tolist(), strict=True))
+        n_words = len(self.words.vocabulary_)
+        char_analyzer = self.chars.build_analyzer()
+        out = []
+        for word in _words(text):
+            normalised = normalise(word)
+            total = 0.0
+            for token in negation_marked(normalised).split():
+                index = self.words.vocabulary_.get(token)
+                total += value.get(index, 0.0) if index is not None else 0.0
+            for gram in char_analyzer(normalised):
+                index = self.chars.vocabulary_.get(gram)
+                total += value.get(n_words + index, 0.0) if index is not None else 0.0
+            out.append((word, total))
+        return out
+
+
+def _macro_recall(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    return float(recall_score(list(truth), list(predicted), labels=list(LABELS), average="macro", zero_division=0))
+
+
+def evaluate(rows: Sequence[LabelledText], model: TrainedModel | None) -> dict:
+    """Macro-averaged recall (and per class) of a model, or of VADER when ``model`` is None."""
+    texts, truth = [r.text for r in rows], [r.label for r in rows]
+    predicted = model.predict(texts) if model is not None else [s.label for s in score_vader(texts)]
+    per_class = recall_score(truth, list(predicted), labels=list(LABELS), average=None, zero_division=0)
+    return {
+        "macro_recall": round(_macro_recall(truth, predicted), 4),
+        "recall": {label: round(float(r), 4) for label, r in zip(LABELS, per_class, strict=True)},
+        "rows": len(rows),
+    }
+
+
+def train(rows: Sequence[LabelledText], progress: Callable[[int, int, str], None] | None = None) -> tuple:
+    """Fit on all but a held-out share (stratified), report on it, then refit on everything.
+
+    Returns (model, metrics), metrics holding the held-out scores of the model and of VADER.
+    """
+    labels = [r.label for r in rows]
+    missing = [label for label in LABELS if label not in labels]
+    if missing or len(rows) < 30:
+        raise SentimentError(
+            f"Training needs at least 30 labelled texts with every label; missing: {', '.join(missing) or 'none'}, "
+            f"texts: {len(rows)}."
+        )
+    train_rows, test_rows = train_test_split(list(rows), test_size=HOLDOUT, random_state=0, stratify=labels)
+    step = progress or (lambda done, total, message: None)
+    step(0, 3, f"Fitting on {len(train_rows):,} texts to test on {len(test_rows):,}.")
+    held_out = TrainedModel().fit([r.text for r in train_rows], [r.label for r in train_rows])
+    step(1, 3, "Scoring the held-out texts.")
+    metrics = {"held_out": evaluate(test_rows, held_out), "vader_held_out": evaluate(test_rows, None)}
+    step(2, 3, f"Fitting the final model on all {len(rows):,} texts.")
+    model = TrainedModel().fit([r.text for r in rows], labels)
+    step(3, 3, "Trained.")
+    return model, metrics
+
+
+# ---------------------------------------------------------------------------------------------------
+# Storage: every trained model is a row; the newest intact one is in service
+
+
+def save(model: TrainedModel, metrics: dict, data: dict) -> SentimentModel:
+    buffer = io.BytesIO()
+    pickle.dump(model, buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    blob = buffer.getvalue()
+    row = SentimentModel(
+        format=MODEL_FORMAT,
+        created_at=datetime.now(UTC),
+        data=data,
+        metrics=metrics,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        artefact=blob,
+    )
+    db.session.add(row)
+    db.session.commit()
+    _service.clear()
+    return row
+
+
+class _Service:
+    """The model in service, loaded once per process and reloaded when a newer one is stored."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: tuple[tuple[int, str], TrainedModel] | None = None  # (newest id and hash), model
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loaded = None
+
+    def current(self) -> tuple[SentimentModel | None, TrainedModel | None]:
+        newest = db.session.execute(
+            sa.select(SentimentModel.id, SentimentModel.sha256)
+            .where(SentimentModel.format == MODEL_FORMAT)
+            .order_by(SentimentModel.id.desc())
+            .limit(1)
+        ).first()
+        if newest is None:
+            return None, None
+        with self._lock:
+            if self._loaded is not None and self._loaded[0] == tuple(newest):
+                return db.session.get(SentimentModel, newest.id), self._loaded[1]
+        # The newest row whose bytes match their hash; a damaged one is skipped, never unpickled.
+        for row in db.session.scalars(
+            sa.select(SentimentModel).where(SentimentModel.format == MODEL_FORMAT).order_by(SentimentModel.id.desc())
+        ):
+            if hashlib.sha256(row.artefact).hexdigest() != row.sha256:
+                continue
+            model = pickle.loads(row.artefact)
+            with self._lock:
+                self._loaded = ((newest.id, newest.sha256), model)
+            return row, model
+        return None, None
+
+
+_service = _Service()
+
+
+def in_service() -> tuple[SentimentModel | None, TrainedModel | None]:
+    return _service.current()
+
+
+def check_texts(texts: object) -> list[str]:
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise SentimentError('"texts" must be a list of strings.')
+    if not texts:
+        raise SentimentError("Send at least one text to score.")
+    if len(texts) > MAX_TEXTS:
+        raise SentimentError(f"Score at most {MAX_TEXTS} texts per call; this call has {len(texts)}.")
+    cleaned = [clean_text(t).strip() for t in texts]
+    for number, text in enumerate(cleaned, start=1):
+        which = f"Text {number}" if len(cleaned) > 1 else "The text"
+        if not text:
+            raise SentimentError(f"{which} is empty; type something to score.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise SentimentError(f"{which} has {len(text)} characters; at most {MAX_TEXT_CHARS} are scored.")
+    return cleaned
+
+
+def analyse(
+    texts: list[str], backend: str | None = None, explain: bool = True
+) -> tuple[str, SentimentModel | None, list[Scored]]:
+    """Score texts with the trained model in service (VADER when there is none, or when asked).
+
+    ``explain=False`` leaves out the per-word weights, which take most of a large batch's time.
+    """
+    texts = check_texts(texts)
+    if backend not in (None, "vader", "trained"):
+        raise SentimentError('"backend" must be "vader" or "trained".')
+    row, model = in_service() if backend != "vader" else (None, None)
+    if model is None:
+        if backend == "trained":
+            raise SentimentError("No trained model is stored yet; train one with `flask sentiment train`.")
+        return "vader", None, score_vader(texts, explain)
+    return "trained", row, model.score(texts, explain)
