@@ -331,3 +331,24 @@ def test_adding_an_account_shows_live_progress_to_the_end(page, browser_app, fak
     finally:
         browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None)
         jobs.thread_worker.join()
+
+
+def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
+    """X's recent search yields a new post while the page is open: it appears on top, and the mix follows."""
+    fake_x.add_user(90, "harbourfan", "Harbour Fan")
+    fake_x.add_posts("harbourfan", [{"id": 1000, "text": "Love the #harbour at dawn", "lang": "en"}])
+    browser_app.config.update(X_BEARER_TOKEN=fake_x.bearer_token, X_API_URL=fake_x.url, X_RETRY_BACKOFF=0.01)
+    try:
+        page.goto("/topic?q=%23harbour")
+        assert page.locator("#topic-posts li").count() == 1
+        assert page.locator("text.mix-count[data-label=negative]").text_content() == "0"
+        fake_x.add_posts("harbourfan", [{"id": 1001, "text": "The #harbour smells awful today", "lang": "en"}])
+        first = page.locator("#topic-posts li").first
+        first.filter(has_text="smells awful").wait_for(timeout=20_000)  # polled in, without a reload
+        assert first.locator(".label").inner_text() == "negative"
+        assert page.locator("text.mix-count[data-label=negative]").text_content() == "1"
+        assert page.locator("#topic-total").inner_text() == "2 posts"
+        since = [query.get("since_id") for path, query in fake_x.requests if path.endswith("/search/recent")]
+        assert since[0] is None and "1000" in since[1:]  # only newer posts were asked for
+    finally:
+        browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None)

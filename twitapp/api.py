@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request, url_for
 
-from . import jobs, sentiment
+from . import jobs, sentiment, topic
 from .archive import ArchiveError, check_username
 from .extensions import db, limiter
 from .models import Job, Tweet, User, find_user_or_404, newest_posts, tweet_counts
 from .predict import PredictionError, predict_author
+from .twitter import XAPIError
 
 bp = Blueprint("api", __name__)
 # One budget per client address shared by the API's routes; the job endpoint that pages poll is left out.
@@ -137,3 +138,19 @@ def score_sentiment():
     if row is not None:
         model["held_out_macro_recall"] = row.metrics["held_out"]["macro_recall"]
     return {"model": model, "results": [s.as_dict() for s in scored]}
+
+
+@bp.get("/topic")
+@api_limit
+def topic_posts():
+    """``?q=QUERY[&since_id=ID]`` -> recent posts for the query, newest first, labelled, with the mix."""
+    since = request.args.get("since_id", "")
+    if since and not since.isdigit():
+        abort(400, description='"since_id" must be a post id (digits only).')
+    try:
+        found = topic.recent(request.args.get("q"), int(since) if since else None)
+    except topic.TopicError as exc:
+        abort(400, description=str(exc))
+    except XAPIError as exc:
+        abort(502, description=str(exc))
+    return found.as_dict()

@@ -234,6 +234,35 @@ class XClient:
             seen_tokens.add(token)
         return posts
 
+    def search_recent(
+        self, query: str, *, since_id: int | None = None, limit: int = 100
+    ) -> list[tuple[PostRecord, str]]:
+        """Posts of the last seven days matching ``query`` (X's search language), newest first, with authors."""
+        doing = f"searching X for {query!r}"
+        with self._translating(doing):
+            payload = self._tweepy.search_recent_tweets(
+                query,
+                since_id=since_id,
+                max_results=max(10, min(100, limit)),
+                tweet_fields=[*TWEET_FIELDS, "author_id"],
+                expansions=["author_id"],
+                user_fields=["username"],
+            )
+        body = _expect_object(payload, doing)
+        if "data" not in body and body.get("errors"):
+            raise XAPIError(f"X refused while {doing}: {_error_details(body)}")
+        includes = body.get("includes") if isinstance(body.get("includes"), dict) else {}
+        names = {
+            str(u.get("id")): str(u.get("username"))
+            for u in includes.get("users") or []
+            if isinstance(u, dict) and u.get("username")
+        }
+        out = []
+        for item in _page_items(body, doing)[:limit]:
+            post = _parse_post(item, doing)
+            out.append((post, names.get(str(item.get("author_id")), "")))
+        return out
+
     def _timeline_page(self, user_id: int, since_id: int | None, token: str | None, max_results: int) -> dict[str, Any]:
         doing = f"reading the timeline of X user {user_id}"
         with self._translating(doing):

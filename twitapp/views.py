@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from . import jobs, sentiment
+from . import jobs, sentiment, topic
 from .extensions import db, limiter
 from .forms import AddAccountForm, CompareForm, SentimentForm, UpdateForm
 from .models import User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
+from .twitter import XAPIError
 
 bp = Blueprint("main", __name__)
 
@@ -142,6 +143,23 @@ def sentiment_page():
         ),
         status,
     )
+
+
+@bp.get("/topic")
+@limiter.limit(lambda: current_app.config["RATELIMIT_COMPARE"])
+def topic_page():
+    """Recent posts for a hashtag or query, each labelled, with the mix; new ones appear as they come."""
+    query = request.args.get("q", "")
+    found, error, status = None, None, 200
+    if query.strip():
+        try:
+            found = topic.recent(query)
+        except topic.TopicError as exc:
+            error, status = str(exc), 400
+        except XAPIError as exc:
+            error, status = str(exc), 502
+    online = bool(current_app.config.get("X_BEARER_TOKEN"))
+    return render_template("topic.html", query=query, found=found, error=error, online=online), status
 
 
 @bp.get("/healthz")

@@ -59,3 +59,64 @@ document.addEventListener("DOMContentLoaded", () => {
     if (panel.dataset.finished !== "yes") watchJob(panel);
   }
 });
+
+// Live topic: poll the topic's JSON with since_id, put new posts on top, and redraw the mix.
+const TOPIC_POLL_MS = 5000;
+
+function followTopic(panel) {
+  const list = panel.querySelector("#topic-posts");
+  const status = panel.querySelector("#topic-status");
+  const counts = { negative: 0, neutral: 0, positive: 0 };
+  for (const item of list.querySelectorAll("li[data-label]")) counts[item.dataset.label] += 1;
+  const redraw = () => {
+    const total = Math.max(1, counts.negative + counts.neutral + counts.positive);
+    for (const label of Object.keys(counts)) {
+      const width = (190 * counts[label]) / total;
+      panel.querySelector(`rect[data-label="${label}"]`).setAttribute("width", width.toFixed(1));
+      const count = panel.querySelector(`text.mix-count[data-label="${label}"]`);
+      count.setAttribute("x", (75 + width).toFixed(1));
+      count.textContent = counts[label];
+    }
+    panel.querySelector("#topic-total").textContent = `${list.querySelectorAll("li[data-label]").length} posts`;
+  };
+  const add = (post) => {
+    const item = document.createElement("li");
+    item.className = "post fresh";
+    item.dataset.label = post.label;
+    const text = document.createElement("p");
+    const badge = document.createElement("span");
+    badge.className = `label label-${post.label}`;
+    badge.textContent = post.label;
+    text.append(badge, ` ${post.text}`);
+    const meta = document.createElement("p");
+    meta.className = "meta";
+    const sign = post.score >= 0 ? "+" : "";
+    meta.textContent = `${post.username ? `@${post.username} · ` : ""}${post.created_at.slice(0, 16).replace("T", " ")} · score ${sign}${post.score.toFixed(2)}`;
+    item.append(text, meta);
+    list.querySelector("li.empty")?.remove();
+    list.prepend(item);
+    counts[post.label] += 1;
+  };
+  const poll = async () => {
+    const url = new URL(panel.dataset.topicUrl, window.location.href);
+    if (panel.dataset.newestId) url.searchParams.set("since_id", panel.dataset.newestId);
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.message || `status ${response.status}`);
+      for (const post of body.posts.slice().reverse()) add(post);
+      if (body.newest_id) panel.dataset.newestId = body.newest_id;
+      if (body.posts.length) redraw();
+      status.textContent = body.posts.length ? `${body.posts.length} new.` : "";
+    } catch (err) {
+      status.textContent = `Could not refresh: ${err.message}. Trying again…`;
+    }
+    setTimeout(poll, TOPIC_POLL_MS);
+  };
+  setTimeout(poll, TOPIC_POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const panel = document.querySelector("[data-topic-url]");
+  if (panel) followTopic(panel);
+});

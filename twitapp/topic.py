@@ -1,0 +1,103 @@
+"""A live sentiment dashboard for a hashtag or any query: recent posts, each scored, and the mix.
+
+With an X token the posts come from X's recent search (``QUERY -is:retweet lang:en``); without one, from
+the stored posts whose text holds every word of the query. Polling with ``since_id`` fetches and scores
+only posts newer than those already shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import sentiment
+from .extensions import db
+from .labelled import LABELS
+from .models import Tweet, User
+from .records import clean_text
+from .twitter import client_from_config
+
+MAX_QUERY_CHARS = 200
+PER_POLL = 50
+
+
+class TopicError(ValueError):
+    """The query cannot be searched as given; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class TopicPosts:
+    query: str
+    source: str  # "x" or "stored"
+    backend: str
+    model_version: int | None
+    posts: list[dict]  # newest first
+
+    @property
+    def newest_id(self) -> str | None:
+        return self.posts[0]["id"] if self.posts else None
+
+    def mix(self) -> dict[str, int]:
+        counts = dict.fromkeys(LABELS, 0)
+        for post in self.posts:
+            counts[post["label"]] += 1
+        return counts
+
+    def as_dict(self) -> dict:
+        return {
+            "query": self.query,
+            "source": self.source,
+            "model": {"backend": self.backend, "version": self.model_version},
+            "mix": self.mix(),
+            "newest_id": self.newest_id,
+            "posts": self.posts,
+        }
+
+
+def check_query(query: str | None) -> str:
+    query = clean_text(query or "").strip()
+    if not query:
+        raise TopicError("Type a hashtag or words to follow, for example #transit.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise TopicError(f"A query can be at most {MAX_QUERY_CHARS} characters; this one has {len(query)}.")
+    return query
+
+
+def recent(query: str | None, since_id: int | None = None) -> TopicPosts:
+    """The newest posts for the query (after ``since_id`` when given), scored."""
+    query = check_query(query)
+    client = client_from_config(current_app.config)
+    if client is not None:
+        with client:
+            found = client.search_recent(f"{query} -is:retweet lang:en", since_id=since_id, limit=PER_POLL)
+        rows = [(str(post.id), post.text, name, post.created_at) for post, name in found]
+        source = "x"
+    else:
+        statement = sa.select(Tweet.id, Tweet.text, User.username, Tweet.created_at).join(User)
+        for word in query.split()[:10]:
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.where(Tweet.text.ilike(f"%{escaped}%", escape="\\"))
+        if since_id:
+            statement = statement.where(Tweet.id > since_id)
+        statement = statement.order_by(Tweet.created_at.desc(), Tweet.id.desc()).limit(PER_POLL)
+        rows = [(str(i), text, name, at) for i, text, name, at in db.session.execute(statement)]
+        source = "stored"
+    rows = [r for r in rows if r[1].strip() and len(r[1]) <= sentiment.MAX_TEXT_CHARS]
+    if not rows:
+        row, model = sentiment.in_service()
+        return TopicPosts(query, source, "trained" if model else "vader", row.id if row else None, [])
+    backend, row, scored = sentiment.analyse([text for _, text, _, _ in rows], explain=False)
+    posts = [
+        {
+            "id": post_id,
+            "text": text,
+            "username": name,
+            "created_at": created_at.isoformat(),
+            "label": result.label,
+            "score": round(result.score, 4),
+        }
+        for (post_id, text, name, created_at), result in zip(rows, scored, strict=True)
+    ]
+    return TopicPosts(query, source, backend, row.id if row else None, posts)
