@@ -186,3 +186,23 @@ def test_large_batches_can_skip_the_per_word_weights(client):
     assert [r["label"] for r in body["results"][:2]] == ["positive", "negative"]
     response = client.post("/api/sentiment", json={"texts": ["ok"], "words": "no"})
     assert response.status_code == 400 and '"words" must be true or false' in response.get_json()["message"]
+
+
+def test_an_account_page_charts_its_sentiment_month_by_month(app, client, add_account):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import make_posts
+    from twitapp.ingest import import_tweets
+    from twitapp.records import AccountRecord
+
+    texts = ["I love this wonderful town", "What an awful, terrible day", "The meeting is on Tuesday"] * 4
+    posts = make_posts(texts, 5000, start=datetime(2026, 1, 5, tzinfo=UTC))
+    posts = [p.__class__(p.id, p.text, p.created_at + timedelta(days=20 * i)) for i, p in enumerate(posts)]
+    with app.app_context():
+        import_tweets(AccountRecord(77, "moody", "Moody"), posts, source="archive")
+    page = client.get("/user/moody").get_data(as_text=True)
+    assert 'id="sentiment-mix"' in page
+    for month in ("2026-01", "2026-05", "2026-08"):
+        assert f">{month}</text>" in page
+    assert "2026-01: 1 negative, 0 neutral, 1 positive" in page  # Jan 5 and Jan 25
+    assert page.count('class="bar-negative"') == 4 and page.count('class="bar-positive"') == 4

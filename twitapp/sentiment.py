@@ -317,3 +317,46 @@ def analyse(
             raise SentimentError("No trained model is stored yet; train one with `flask sentiment train`.")
         return "vader", None, score_vader(texts, explain)
     return "trained", row, model.score(texts, explain)
+
+
+# ---------------------------------------------------------------------------------------------------
+# An account's mix over time
+
+MIX_POSTS = 1000  # the newest posts an account page scores
+_mix_cache: dict[tuple, list[tuple[str, dict[str, int]]]] = {}
+_mix_lock = threading.Lock()
+MIX_CACHE_ENTRIES = 32
+
+
+def account_mix(user_id: int) -> list[tuple[str, dict[str, int]]]:
+    """Month by month (oldest first), how many of the account's newest posts read negative, neutral, positive.
+
+    Cached per account state and model in service, so a page view scores nothing twice.
+    """
+    from .models import Tweet
+
+    state = db.session.execute(sa.select(sa.func.count(), sa.func.max(Tweet.id)).where(Tweet.user_id == user_id)).one()
+    row, _ = in_service()
+    key = (user_id, state[0], state[1], row.id if row else None)
+    with _mix_lock:
+        if key in _mix_cache:
+            return _mix_cache[key]
+    posts = db.session.execute(
+        sa.select(Tweet.text, Tweet.created_at)
+        .where(Tweet.user_id == user_id)
+        .order_by(Tweet.created_at.desc())
+        .limit(MIX_POSTS)
+    ).all()
+    posts = [(clean_text(text).strip()[:MAX_TEXT_CHARS], at) for text, at in posts]
+    posts = [(text, at) for text, at in posts if text]
+    months: dict[str, dict[str, int]] = {}
+    if posts:
+        _, _, scored = analyse([text for text, _ in posts], explain=False)
+        for (_, at), result in zip(posts, scored, strict=True):
+            months.setdefault(at.strftime("%Y-%m"), dict.fromkeys(LABELS, 0))[result.label] += 1
+    mix = sorted(months.items())
+    with _mix_lock:
+        _mix_cache[key] = mix
+        while len(_mix_cache) > MIX_CACHE_ENTRIES:
+            _mix_cache.pop(next(iter(_mix_cache)))
+    return mix

@@ -92,10 +92,13 @@ def user(username: str):
         return render_template("pending.html", username=job.username, job=jobs.as_dict(job))
     page = db.paginate(newest_posts(account), per_page=POSTS_PER_PAGE, max_per_page=POSTS_PER_PAGE)
     can_update = bool(current_app.config.get("X_BEARER_TOKEN")) and account.source == "x"
+    mix = sentiment.account_mix(account.id)
     return render_template(
         "user.html",
         user=account,
         page=page,
+        mix=mix[-12:],
+        mix_most=max((sum(counts.values()) for _, counts in mix[-12:]), default=1),
         job=jobs.as_dict(job) if job else None,
         update_form=UpdateForm() if can_update else None,
     )
