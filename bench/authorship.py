@@ -253,7 +253,10 @@ def latency(accounts_all: dict, per_account: int, names: list[str], cold_runs: i
 
     texts = [p["text"] for p in accounts_all[names[0]][-cold_runs - warm_runs :]]
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.sqlite3"})
+        # Rate limits off: this measures the model, not the limiter.
+        app = create_app(
+            {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.sqlite3", "RATELIMIT_ENABLED": False}
+        )
         with app.app_context():
             db.create_all()
             stored = []

@@ -336,14 +336,14 @@ class SpanFits:
 def gram(X: sp.csr_matrix) -> np.ndarray:
     """``X @ X.T`` as a dense array: frequent columns through BLAS, the long tail as a sparse product.
 
-    The BLAS part runs in single precision, twice as fast; its rounding is far below the ridge that
+    Both parts run in single precision, about twice as fast; the rounding is far below the ridge that
     SpanFits adds before factorising.
     """
     X = sp.csc_matrix(X, dtype=np.float32)
     frequent = np.diff(X.indptr) > GRAM_DENSE_DF
     dense = X[:, frequent].toarray()
-    rare = X[:, ~frequent].astype(np.float64).tocsr()
-    return (dense @ dense.T).astype(np.float64) + (rare @ rare.T).toarray()
+    rare = X[:, ~frequent].tocsr()
+    return (dense @ dense.T).astype(np.float64) + (rare @ rare.T).toarray().astype(np.float64)
 
 
 def fits_for(X: sp.csr_matrix) -> PrimalFits | SpanFits:
