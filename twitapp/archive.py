@@ -13,6 +13,7 @@ import html
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -88,7 +89,8 @@ def parse_count(value: object, where: str, what: str) -> int:
     return number
 
 
-def _post(where: str, id_: object, text: object, created_at: object, lang: object = None, **counts) -> PostRecord:
+def post_record(where: str, id_: object, text: object, created_at: object, lang: object = None, **counts) -> PostRecord:
+    """A checked PostRecord from a file's raw fields; ``counts`` are like_count, retweet_count, reply_count."""
     if not isinstance(text, str) or not text.strip():
         raise ArchiveError(f"{where}: the post has no text")
     return PostRecord(
@@ -137,7 +139,7 @@ def read_tweets_js(data: str) -> ParsedArchive:
                 if isinstance(url, dict) and url.get("url") and url.get("expanded_url"):
                     text = text.replace(url["url"], url["expanded_url"])
         parsed.posts.append(
-            _post(
+            post_record(
                 where,
                 tweet.get("id_str", tweet.get("id")),
                 text,
@@ -161,10 +163,8 @@ def read_account_js(data: str) -> tuple[int, str] | None:
         return None
 
 
-def read_jsonl(data: str) -> ParsedArchive:
-    """One X API v2 post object per line, as the API returns them (the layout of the dev data)."""
-    parsed = ParsedArchive(posts=[])
-    authors: set[int] = set()
+def json_lines(data: str) -> Iterator[tuple[str, dict]]:
+    """Each non-blank line's JSON object, with "line N" for messages; anything else is an ArchiveError."""
     for n, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
@@ -175,6 +175,14 @@ def read_jsonl(data: str) -> ParsedArchive:
             raise ArchiveError(f"{where}: not valid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
             raise ArchiveError(f"{where}: expected a JSON object")
+        yield where, obj
+
+
+def read_jsonl(data: str) -> ParsedArchive:
+    """One X API v2 post object per line, as the API returns them (the layout of the dev data)."""
+    parsed = ParsedArchive(posts=[])
+    authors: set[int] = set()
+    for where, obj in json_lines(data):
         post_id = parse_id(obj.get("id"), where)  # checked first: a bad id is an error even on a skipped post
         text = obj.get("text")
         references = obj.get("referenced_tweets")
@@ -194,7 +202,7 @@ def read_jsonl(data: str) -> ParsedArchive:
         if not isinstance(metrics, dict):
             raise ArchiveError(f"{where}: public_metrics should be an object")
         parsed.posts.append(
-            _post(
+            post_record(
                 where,
                 obj.get("id"),
                 text,
@@ -241,23 +249,36 @@ def read_csv(data: str) -> ParsedArchive:
                 parsed.skip("reposts")
                 continue
             counts = {c: row.get(c) for c in CSV_COUNTS}
-            parsed.posts.append(_post(where, row.get("id"), text, row.get("created_at"), **counts))
+            parsed.posts.append(post_record(where, row.get("id"), text, row.get("created_at"), **counts))
     except csv.Error as exc:
         raise ArchiveError(f"the CSV cannot be read: {exc}") from None
     return parsed
 
 
-def read_file(path: str | Path) -> ParsedArchive:
-    """Read any supported file, choosing the reader by its name and first characters."""
+def read_file_bytes(path: str | Path) -> bytes:
+    """A file's bytes, or an ArchiveError saying why not (missing, too large, unreadable)."""
     path = Path(path)
     if not path.is_file():
         raise ArchiveError(f"{path}: no such file")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ArchiveError(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB")
     try:
-        data = path.read_text(encoding="utf-8-sig")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArchiveError(f"{path.name} cannot be read: {exc.strerror}") from None
+
+
+def decode_utf8(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ArchiveError(f"{path.name} is not UTF-8 text") from None
+
+
+def read_file(path: str | Path) -> ParsedArchive:
+    """Read any supported file, choosing the reader by its name and first characters."""
+    path = Path(path)
+    data = decode_utf8(read_file_bytes(path), path)
     head = data.lstrip()[:200]
     if _YTD_PREFIX.match(head):
         parsed = read_tweets_js(data)

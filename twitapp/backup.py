@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .archive import MAX_FILE_BYTES, ArchiveError, parse_count, parse_id, parse_time
+from .archive import ArchiveError, decode_utf8, json_lines, parse_id, parse_time, post_record, read_file_bytes
 from .extensions import db
 from .ingest import IngestResult, import_tweets
 from .models import Tweet, User
@@ -102,27 +102,7 @@ def export(path: str | Path, progress: Progress | None = None) -> tuple[int, int
 def read_export(path: str | Path) -> list[SavedAccount]:
     """Parse and check a whole export; any problem raises ArchiveError naming its line."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ArchiveError(f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB")
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ArchiveError(f"{path} does not exist") from None
-    except UnicodeDecodeError:
-        raise ArchiveError(f"{path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise ArchiveError(f"{path} cannot be read: {exc.strerror}") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ArchiveError(f"line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ArchiveError(f"line {number}: expected a JSON object")
-        rows.append((number, row))
+    rows = list(json_lines(decode_utf8(read_file_bytes(path), path)))
     if not rows or rows[0][1].get("format") != FORMAT:
         raise ArchiveError(f"{path} is not a HypoTweet export (its first line should name {FORMAT!r})")
     if rows[0][1].get("version") != VERSION:
@@ -130,8 +110,7 @@ def read_export(path: str | Path) -> list[SavedAccount]:
     accounts: list[SavedAccount] = []
     seen_accounts: set[int] = set()
     seen_posts: set[int] = set()
-    for number, row in rows[1:]:
-        where = f"line {number}"
+    for where, row in rows[1:]:
         if "account" in row:
             accounts.append(_account(row["account"], where))
             if accounts[-1].record.id in seen_accounts:
@@ -174,22 +153,11 @@ def _account(value: object, where: str) -> SavedAccount:
 def _post(value: object, where: str) -> PostRecord:
     if not isinstance(value, dict):
         raise ArchiveError(f"{where}: the post is not an object")
-    text = value.get("text")
-    if not isinstance(text, str):
-        raise ArchiveError(f"{where}: the post has no text")
     metrics = value.get("public_metrics") or {}
     if not isinstance(metrics, dict):
         raise ArchiveError(f"{where}: public_metrics is not an object")
-    lang = value.get("lang")
-    return PostRecord(
-        id=parse_id(value.get("id"), where),
-        text=text,
-        created_at=parse_time(value.get("created_at"), where),
-        like_count=parse_count(metrics.get("like_count", 0), where, "like_count"),
-        retweet_count=parse_count(metrics.get("retweet_count", 0), where, "retweet_count"),
-        reply_count=parse_count(metrics.get("reply_count", 0), where, "reply_count"),
-        lang=lang if isinstance(lang, str) else None,
-    )
+    counts = {name: metrics.get(name) for name in ("like_count", "retweet_count", "reply_count")}
+    return post_record(where, value.get("id"), value.get("text"), value.get("created_at"), value.get("lang"), **counts)
 
 
 def restore(path: str | Path, progress: Callable[[int, int, str], None] | None = None) -> list[IngestResult]:

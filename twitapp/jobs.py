@@ -250,9 +250,9 @@ def _sentiment_train(params: dict, report: Reporter) -> tuple[str, dict]:
     """Train a sentiment model on labelled files and put it in service."""
     rows, files = [], []
     for path in params["paths"]:
-        read = labelled.read_labelled(path)
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        files.append({"file": Path(path).name, "rows": len(read), "sha256": digest})
+        raw = archive.read_file_bytes(path)  # read once: parsed, and hashed for the model's record
+        read = labelled.parse_labelled(raw, path)
+        files.append({"file": Path(path).name, "rows": len(read), "sha256": hashlib.sha256(raw).hexdigest()})
         rows += read
     rows, dropped = labelled.deduplicate(rows)
     model, metrics = sentiment.train(rows, progress=report.progress)

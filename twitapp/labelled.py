@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import MAX_FILE_BYTES, ArchiveError
+from .archive import ArchiveError, read_file_bytes
 from .records import clean_text
 
 LABELS = ("negative", "neutral", "positive")
@@ -92,17 +92,8 @@ def read_plain_csv(data: str) -> list[LabelledText]:
     return rows
 
 
-def read_labelled(path: str | Path) -> list[LabelledText]:
+def parse_labelled(raw: bytes, name: str = "the file") -> list[LabelledText]:
     """Any of the three layouts, told apart by their first line; empty texts are dropped."""
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ArchiveError(f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ArchiveError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise ArchiveError(f"{path} cannot be read: {exc.strerror}") from None
     data = raw.decode("utf-8", errors="replace").lstrip("\ufeff")  # Sentiment140 is not all UTF-8
     first = next((line for line in data.splitlines() if line.strip()), "")
     if _SEMEVAL_LINE.match(first):
@@ -112,8 +103,12 @@ def read_labelled(path: str | Path) -> list[LabelledText]:
     elif "," in first:
         rows = read_plain_csv(data)
     else:
-        raise ArchiveError(f"{path}: not SemEval TSV, Sentiment140 CSV or a CSV with text and label columns")
+        raise ArchiveError(f"{name}: not SemEval TSV, Sentiment140 CSV or a CSV with text and label columns")
     return [row for row in rows if row.text]
+
+
+def read_labelled(path: str | Path) -> list[LabelledText]:
+    return parse_labelled(read_file_bytes(path), str(path))
 
 
 def deduplicate(rows: list[LabelledText]) -> tuple[list[LabelledText], int]:
