@@ -12,6 +12,7 @@ Both give a label (negative / neutral / positive), a score from -1 to 1, and wha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import pickle
@@ -32,7 +33,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from .extensions import db
 from .labelled import LABELS, LabelledText
-from .models import SentimentModel
+from .models import SentimentModel, Tweet
 from .records import clean_text
 
 MAX_TEXTS = 1000  # per API call
@@ -48,7 +49,12 @@ _TOKEN = re.compile(r"[#@]?\w+(?:'\w+)?|[^\w\s]")
 _NEGATIONS = frozenset(("not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without"))
 _NEGATIONS |= frozenset(("cannot", "cant", "dont", "wont", "isnt", "wasnt", "arent", "aint"))
 _CLAUSE_END = frozenset(".,!?;:")
-_vader = SentimentIntensityAnalyzer()
+
+
+@functools.cache
+def _vader() -> SentimentIntensityAnalyzer:
+    """Built on first use: reading its lexicon is not work for every `flask` command at start-up."""
+    return SentimentIntensityAnalyzer()
 
 
 class SentimentError(ValueError):
@@ -94,7 +100,7 @@ def negation_marked(text: str) -> str:
 def vader_scores(texts: Sequence[str]) -> np.ndarray:
     rows = []
     for text in texts:
-        s = _vader.polarity_scores(text)
+        s = _vader().polarity_scores(text)
         rows.append((s["compound"], s["pos"], s["neg"], s["neu"]))
     return np.array(rows, dtype=np.float64).reshape(len(texts), 4)
 
@@ -112,7 +118,9 @@ def score_vader(texts: Sequence[str], explain: bool = True) -> list[Scored]:
     for text, (compound, *_rest) in zip(texts, vader_scores(texts), strict=True):
         label = "positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral"
         words = (
-            [(w, _vader.lexicon.get(w.lower().strip(".,!?;:\"'()"), 0.0) / 4) for w in _words(text)] if explain else []
+            [(w, _vader().lexicon.get(w.lower().strip(".,!?;:\"'()"), 0.0) / 4) for w in _words(text)]
+            if explain
+            else []
         )
         out.append(Scored(text, label, float(compound), words))
     return out
@@ -333,8 +341,6 @@ def account_mix(user_id: int) -> list[tuple[str, dict[str, int]]]:
 
     Cached per account state and model in service, so a page view scores nothing twice.
     """
-    from .models import Tweet
-
     state = db.session.execute(sa.select(sa.func.count(), sa.func.max(Tweet.id)).where(Tweet.user_id == user_id)).one()
     row, _ = in_service()
     key = (user_id, state[0], state[1], row.id if row else None)

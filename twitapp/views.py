@@ -50,9 +50,9 @@ def index():
     return _index()
 
 
-def _limit(setting: str):
+def _limit(setting: str, methods: tuple[str, ...] = ("POST",)):
     """A rate limit read from the config when a request comes (so tests and deployments can set it)."""
-    return limiter.limit(lambda: current_app.config[setting], methods=["POST"])
+    return limiter.limit(lambda: current_app.config[setting], methods=list(methods))
 
 
 @bp.post("/users")
@@ -149,7 +149,7 @@ def sentiment_page():
 
 
 @bp.get("/topic")
-@limiter.limit(lambda: current_app.config["RATELIMIT_COMPARE"])
+@_limit("RATELIMIT_COMPARE", methods=("GET",))
 def topic_page():
     """Recent posts for a hashtag or query, each labelled, with the mix; new ones appear as they come."""
     query = request.args.get("q", "")
