@@ -246,3 +246,18 @@ def test_both_ways_of_fitting_reach_scikit_learns_model(app, voices, add_account
     held_out = predict.holdout_mask(data)
     reference = LogisticRegression(C=predict.C, tol=1e-10, max_iter=5000).fit(X[~held_out], data.labels[~held_out])
     assert fitted.trust.correct == int((reference.predict(X[held_out]) == data.labels[held_out]).sum())
+
+
+def test_a_few_entries_and_many_are_weighted_alike(monkeypatch):
+    """Binary search (a typed text) and the lookup table (a fit) map hashed columns the same way."""
+    texts = ["rye loaves rise", "rye crust, rye oven", "Route 12 late", "late again on route 12", "rye late"]
+    counts = features.count_matrix(texts)
+    weighting = predict.Weighting.fit(counts)
+    monkeypatch.setattr(predict, "SEARCH_MAX_NNZ", 0)
+    by_table = weighting.transform(counts).toarray()
+    monkeypatch.setattr(predict, "SEARCH_MAX_NNZ", 10**9)
+    np.testing.assert_array_equal(weighting.transform(counts).toarray(), by_table)
+    unseen = features.count_matrix(["zebra quokka"])
+    assert weighting.transform(unseen).nnz == 0
+    empty = predict.Weighting.fit(features.count_matrix(["a"]))  # nothing kept: every column is unseen
+    assert empty.transform(counts).nnz == 0
