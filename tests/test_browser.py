@@ -15,13 +15,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.browser import BrowserUnavailable, LiveServer, start_chromium
 from tests.conftest import require
-from twitapp import create_app, jobs
+from tests.test_sentiment import training_rows
+from twitapp import create_app, jobs, sentiment
 from twitapp.archive import demo_accounts
 from twitapp.extensions import db
 from twitapp.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
+from twitapp.models import SentimentModel
 from twitapp.predict import MAX_TEXT_CHARS
 from twitapp.views import POSTS_PER_PAGE
 
@@ -352,3 +355,30 @@ def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
         assert since[0] is None and "1000" in since[1:]  # only newer posts were asked for
     finally:
         browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None)
+
+
+def test_training_a_sentiment_model_from_the_page(page, browser_app):
+    """Files chosen in the browser train a model as a job; the page follows it, then scores with it."""
+    rows = training_rows()
+    labelled_csv = "text,label\n" + "".join(f'"{text}",{label}\n' for text, label in rows)
+    try:
+        page.goto("/sentiment")
+        assert "no trained model is stored yet" in page.locator("#sentiment").inner_text()
+        page.locator("input#files").set_input_files(
+            [{"name": "mine.csv", "mimeType": "text/csv", "buffer": labelled_csv.encode()}]
+        )
+        page.get_by_role("button", name="Train").click()
+        page.wait_for_url("**/sentiment#training")
+        page.locator("tr.in-service").wait_for(timeout=30_000)  # the job ended and the page reloaded itself
+        assert "Trained sentiment model" in page.locator(".job").inner_text()
+        assert "mine.csv" in page.locator("tr.in-service").inner_text()
+        page.locator("textarea#text").fill("I love the schedule, truly brilliant")
+        page.get_by_role("button", name="Score").click()
+        assert page.locator("#sentiment-result .label").inner_text() == "positive"
+        assert re.search(r"Scored by\s+trained model \d+", page.locator("#sentiment").inner_text())
+    finally:
+        jobs.thread_worker.join()
+        with browser_app.app_context():
+            db.session.execute(sa.delete(SentimentModel))
+            db.session.commit()
+            sentiment._service.clear()

@@ -1,14 +1,16 @@
 """Sentiment: the labelled-file readers, VADER and the trained model behind one interface, pages, API, CLI."""
 
 import csv
+import io
 
 import pytest
 import sqlalchemy as sa
 
-from twitapp import labelled, sentiment
+from tests.conftest import count_rows
+from twitapp import jobs, labelled, sentiment
 from twitapp.archive import ArchiveError
 from twitapp.extensions import db
-from twitapp.models import SentimentModel
+from twitapp.models import Job, SentimentModel, Upload
 
 GOOD = ["love", "great", "wonderful", "happy", "fantastic", "brilliant", "excellent", "delightful"]
 BAD = ["hate", "awful", "terrible", "sad", "horrible", "dreadful", "miserable", "disgusting"]
@@ -150,6 +152,28 @@ def test_a_trained_model_is_stored_served_and_explained(app, client, runner, lab
     assert "trained model 1: macro-averaged recall 1.000" in result.output
 
 
+def test_word_pulls_add_up_to_the_models_logit_and_follow_negation():
+    rows = training_rows() + [(f"not {g} at all, {p}", "negative") for g in GOOD for p in PLAIN[:3]]
+    model = sentiment.TrainedModel().fit([t for t, _ in rows], [label for _, label in rows])
+    texts = ["I love it, not brilliant though https://x.co/a @bob", "Sad sad sad, not good #7"]
+    classifier = model.classifier
+    positive, negative = list(classifier.classes_).index("positive"), list(classifier.classes_).index("negative")
+    X = model._design(texts)
+    logits = X @ classifier.coef_.T + classifier.intercept_
+    n_ngrams = X.shape[1] - 4  # the last four columns are VADER's scores
+    for i, scored in enumerate(model.score(texts)):
+        assert [w for w, _ in scored.words] == texts[i].split()
+        delta = classifier.coef_[positive] - classifier.coef_[negative]
+        ngram_part = logits[i, positive] - logits[i, negative]
+        ngram_part -= classifier.intercept_[positive] - classifier.intercept_[negative]
+        ngram_part -= X[i, n_ngrams:].toarray().ravel() @ delta[n_ngrams:]
+        assert sum(v for _, v in scored.words) == pytest.approx(ngram_part, abs=1e-9)
+    # "brilliant" after "not" is read as negated, which the training texts taught to pull toward negative.
+    plain = dict(model.score(["truly brilliant"])[0].words)["brilliant"]
+    negated = dict(model.score(["not brilliant"])[0].words)["brilliant"]
+    assert plain > negated + 0.1
+
+
 def test_a_damaged_model_is_never_loaded(app, client, runner, labelled_csv):
     assert runner.invoke(args=["sentiment", "train", str(labelled_csv)]).exit_code == 0
     assert runner.invoke(args=["sentiment", "train", str(labelled_csv)]).exit_code == 0
@@ -206,3 +230,64 @@ def test_an_account_page_charts_its_sentiment_month_by_month(app, client, add_ac
         assert f">{month}</text>" in page
     assert "2026-01: 1 negative, 0 neutral, 1 positive" in page  # Jan 5 and Jan 25
     assert page.count('class="bar-negative"') == 4 and page.count('class="bar-positive"') == 4
+
+
+def csv_bytes(rows: list[tuple[str, str]]) -> bytes:
+    return ("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in rows)).encode()
+
+
+def upload(client, *files: tuple[str, bytes]):
+    data = {"files": [(io.BytesIO(content), name) for name, content in files]}
+    return client.post("/sentiment/train", data=data, content_type="multipart/form-data")
+
+
+def test_a_model_trained_from_the_page_runs_as_a_job_and_goes_into_service(app, client):
+    rows = training_rows()
+    response = upload(client, ("first.csv", csv_bytes(rows[:60])), ("second.csv", csv_bytes(rows[60:])))
+    assert response.status_code == 302 and response.headers["Location"].endswith("/sentiment#training")
+    jobs.thread_worker.join()
+    page = client.get("/sentiment").get_data(as_text=True)
+    assert "Trained sentiment model 1 on 120 texts" in page  # the job's outcome, shown where it was started
+    assert "Scored by\n    trained model 1" in page and "first.csv, second.csv" in page and "in service" in page
+    body = client.post("/api/sentiment", json={"texts": ["I love the list, truly brilliant"]}).get_json()
+    assert body["model"]["version"] == 1 and body["results"][0]["label"] == "positive"
+    assert count_rows(app, Upload) == 0  # the files were read and dropped
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ([], "Choose one or more labelled files"),
+        ([("notes.txt", b"just some words\n")], "notes.txt: not SemEval TSV"),
+        ([("ok.csv", csv_bytes(training_rows())), ("bad.csv", b"text,label\nhello,happyish\n")], "line 2: label"),
+        ([("two.csv", csv_bytes([("good", "positive"), ("bad", "negative")] * 20))], "missing: neutral"),
+    ],
+)
+def test_the_page_refuses_files_it_cannot_train_on_and_starts_nothing(app, client, files, message):
+    response = upload(client, *files)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert count_rows(app, Job) == 0 and count_rows(app, Upload) == 0 and count_rows(app, SentimentModel) == 0
+
+
+@pytest.mark.app_config(MAX_CONTENT_LENGTH=4096)
+def test_a_file_over_the_upload_limit_is_refused_with_the_limit(app, client):
+    response = upload(client, ("big.csv", csv_bytes(training_rows()) * 4))
+    assert response.status_code == 413
+    page = response.get_data(as_text=True)
+    assert "Nothing was stored" in page and "flask sentiment train FILE" in page
+    assert count_rows(app, Upload) == 0 and count_rows(app, Job) == 0
+
+
+def test_training_from_the_page_works_through_an_rq_worker(app, client, runner, redis_url):
+    """The files travel to the worker through the database, as they must between Heroku dynos."""
+    app.config["REDIS_URL"] = redis_url
+    jobs.rq_queue(redis_url).empty()
+    assert upload(client, ("labelled.csv", csv_bytes(training_rows()))).status_code == 302
+    assert count_rows(app, Upload) == 1 and jobs.thread_worker.queue.unfinished_tasks == 0
+    waiting = client.get("/sentiment").get_data(as_text=True)
+    assert "Training a sentiment model" in waiting and 'type="submit" disabled>Train</button>' in waiting
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    assert "trained model 1" in client.get("/sentiment").get_data(as_text=True)
+    assert count_rows(app, Upload) == 0

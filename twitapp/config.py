@@ -54,6 +54,22 @@ def tweets_per_user(raw: str | None) -> int:
     return value
 
 
+DEFAULT_UPLOAD_MB = 32
+
+
+def upload_limit(raw: str | None) -> int:
+    """``MAX_UPLOAD_MB`` (default 32) in bytes."""
+    if raw is None or not raw.strip():
+        return DEFAULT_UPLOAD_MB * 2**20
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"MAX_UPLOAD_MB must be a whole number of megabytes, not {raw!r}.") from None
+    if value < 1:
+        raise ConfigError(f"MAX_UPLOAD_MB must be at least 1, not {value}.")
+    return value * 2**20
+
+
 def settings_from_env(instance_path: str) -> dict:
     """The app's configuration as read from the environment at start-up."""
     return {
@@ -80,6 +96,8 @@ def settings_from_env(instance_path: str) -> dict:
         "RATELIMIT_ADD": os.environ.get("RATELIMIT_ADD") or "10 per minute",
         "RATELIMIT_COMPARE": os.environ.get("RATELIMIT_COMPARE") or "30 per minute",
         "RATELIMIT_API": os.environ.get("RATELIMIT_API") or "120 per minute",
+        # The largest request body, files sent through a page included; bigger files go through the CLI.
+        "MAX_CONTENT_LENGTH": upload_limit(os.environ.get("MAX_UPLOAD_MB")),
     }
 
 

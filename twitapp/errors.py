@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import Flask, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, current_app, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from .extensions import db
 
@@ -31,6 +31,16 @@ def handle_http_error(exc: HTTPException):
     return error_response(exc.code or 500, exc.name, exc.description or exc.name)
 
 
+def handle_too_large(exc: RequestEntityTooLarge):
+    limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 2**20
+    return error_response(
+        413,
+        exc.name,
+        f"That is more than this server takes in one request ({limit} MB). Nothing was stored; send less, "
+        "or use the command line for big files (for example `flask sentiment train FILE`).",
+    )
+
+
 def handle_server_error(exc: InternalServerError):
     # The request's transaction may be half-done; roll it back so nothing partial is committed later.
     db.session.rollback()
@@ -52,6 +62,7 @@ def handle_database_unavailable(exc: sa.exc.OperationalError):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(RequestEntityTooLarge, handle_too_large)
     # A lost or refused database connection; pool_pre_ping replaces dead pooled connections, but a
     # request that arrives while the server is down still fails here.
     app.register_error_handler(sa.exc.OperationalError, handle_database_unavailable)

@@ -1,6 +1,7 @@
 """The app's forms; Flask-WTF adds a CSRF token to each."""
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
 from wtforms import SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import DataRequired, Regexp
 
@@ -39,3 +40,9 @@ class SentimentForm(FlaskForm):
     """A text to score; its rules live in ``sentiment`` so the API and the CLI share them."""
 
     text = TextAreaField("Text of a post")
+
+
+class TrainSentimentForm(FlaskForm):
+    """Labelled files to train a sentiment model on; read and checked in ``views`` before a job starts."""
+
+    files = MultipleFileField("Labelled files (SemEval TSV, Sentiment140 CSV, or a CSV with text and label columns)")

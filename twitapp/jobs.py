@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from . import archive, backup, labelled, sentiment
+from . import archive, backup, labelled, sentiment, uploads
 from .archive import ArchiveError
 from .extensions import db
 from .ingest import IngestError, IngestResult, add_or_update_user, import_tweets
@@ -247,23 +247,38 @@ def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
 
 @handler("sentiment-train")
 def _sentiment_train(params: dict, report: Reporter) -> tuple[str, dict]:
-    """Train a sentiment model on labelled files and put it in service."""
+    """Train a sentiment model on labelled files (paths, or files sent through the page) and put it in service."""
     rows, files = [], []
-    for path in params["paths"]:
-        raw = archive.read_file_bytes(path)  # read once: parsed, and hashed for the model's record
-        read = labelled.parse_labelled(raw, path)
-        files.append({"file": Path(path).name, "rows": len(read), "sha256": hashlib.sha256(raw).hexdigest()})
-        rows += read
-    rows, dropped = labelled.deduplicate(rows)
-    model, metrics = sentiment.train(rows, progress=report.progress)
-    data = {"files": files, "rows": len(rows), "dropped_duplicates_or_conflicts": dropped}
-    row = sentiment.save(model, metrics, data)
+    try:
+        for name, raw in _labelled_inputs(params):
+            read = labelled.parse_labelled(raw, name)
+            files.append({"file": name, "rows": len(read), "sha256": hashlib.sha256(raw).hexdigest()})
+            rows += read
+        rows, dropped = labelled.deduplicate(rows)
+        model, metrics = sentiment.train(rows, progress=report.progress)
+        data = {"files": files, "rows": len(rows), "dropped_duplicates_or_conflicts": dropped}
+        row = sentiment.save(model, metrics, data)
+    finally:
+        db.session.rollback()
+        uploads.discard(params.get("uploads", []))  # used or refused, a page's files are not kept
     held_out, vader = metrics["held_out"]["macro_recall"], metrics["vader_held_out"]["macro_recall"]
     message = (
         f"Trained sentiment model {row.id} on {len(rows):,} texts: macro-averaged recall {held_out:.3f} on the "
         f"held-out tenth (VADER: {vader:.3f}). It is now in service."
     )
     return message, {"model": row.id, "data": data, "metrics": metrics}
+
+
+def _labelled_inputs(params: dict):
+    """(name, bytes) of each input file: read from disk (the CLI) or from the uploads table (a page)."""
+    for path in params.get("paths", []):
+        yield Path(path).name, archive.read_file_bytes(path)  # read once: parsed, and hashed for the record
+    try:
+        sent = uploads.fetch(params.get("uploads", []))
+    except LookupError as exc:
+        raise JobFailed(str(exc)) from None
+    for upload in sent:
+        yield upload.name, upload.content
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -361,6 +376,11 @@ def latest_for(username: str) -> Job | None:
     return db.session.scalars(
         sa.select(Job).where(sa.func.lower(Job.username) == username.lower()).order_by(Job.id.desc()).limit(1)
     ).first()
+
+
+def latest_of(kind: str) -> Job | None:
+    """The newest job of a kind that is not tied to an account (training, say)."""
+    return db.session.scalars(sa.select(Job).where(Job.kind == kind).order_by(Job.id.desc()).limit(1)).first()
 
 
 def as_dict(job: Job) -> dict:

@@ -149,3 +149,19 @@ class SentimentModel(db.Model):
     metrics: Mapped[dict] = mapped_column(sa.JSON)
     sha256: Mapped[str] = mapped_column(sa.String(64))
     artefact: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class Upload(db.Model):
+    """A file sent through a page, kept until the job that reads it is over.
+
+    Jobs may run on another machine (an RQ worker), so what they read travels in the database, not on disk.
+    """
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import pickle
 import re
 import threading
@@ -43,6 +44,7 @@ VADER_POSITIVE, VADER_NEGATIVE = 0.05, -0.05
 # Chosen on the development protocol (bench/sentiment.py): C, and the held-out share when training.
 C = 0.25
 HOLDOUT = 0.1
+GRAM_CACHE_WORDS = 50_000  # distinct words whose n-gram columns are remembered (some 30 MB at most)
 MODEL_FORMAT = 1  # bump when TrainedModel's pickled layout changes; older rows are then ignored
 
 _TOKEN = re.compile(r"[#@]?\w+(?:'\w+)?|[^\w\s]")
@@ -83,18 +85,29 @@ def normalise(text: str) -> str:
     return re.sub(r"@\w+", "@user", text)
 
 
-def negation_marked(text: str) -> str:
-    """Tokens, lowercased, with ``_neg`` on each word between a negation and the end of its clause."""
+def _mark(words: Sequence[str]) -> list[list[str]]:
+    """Each word's tokens, lowercased, with ``_neg`` on those between a negation and the end of its clause.
+
+    The state carries from word to word, so the tokens of a text are those of its words laid end to end.
+    """
     out, negated = [], False
-    for token in _TOKEN.findall(text.lower()):
-        if token in _CLAUSE_END:
-            negated = False
-            out.append(token)
-            continue
-        out.append(token + "_neg" if negated else token)
-        if token in _NEGATIONS or token.endswith("n't"):
-            negated = True
-    return " ".join(out)
+    for word in words:
+        tokens = []
+        for token in _TOKEN.findall(word.lower()):
+            if token in _CLAUSE_END:
+                negated = False
+                tokens.append(token)
+                continue
+            tokens.append(token + "_neg" if negated else token)
+            if token in _NEGATIONS or token.endswith("n't"):
+                negated = True
+        out.append(tokens)
+    return out
+
+
+def negation_marked(text: str) -> str:
+    """A text's tokens with negated words marked, joined by spaces (the word n-grams' input)."""
+    return " ".join(token for tokens in _mark(text.split()) for token in tokens)
 
 
 def vader_scores(texts: Sequence[str]) -> np.ndarray:
@@ -159,31 +172,77 @@ class TrainedModel:
         proba = self.classifier.predict_proba(X)
         classes = list(self.classifier.classes_)
         positive, negative = classes.index("positive"), classes.index("negative")
-        out = []
-        for i, text in enumerate(texts):
-            label = classes[int(proba[i].argmax())]
-            score = float(proba[i, positive] - proba[i, negative])
-            words = self._contributions(text, X[i], positive, negative) if explain else []
-            out.append(Scored(text, label, score, words))
-        return out
+        words = self._contributions(texts, X, positive, negative) if explain else [[] for _ in texts]
+        return [
+            Scored(text, classes[int(p.argmax())], float(p[positive] - p[negative]), pulls)
+            for text, p, pulls in zip(texts, proba, words, strict=True)
+        ]
 
-    def _contributions(self, text: str, row: sp.csr_matrix, positive: int, negative: int) -> list[tuple[str, float]]:
-        """Each word's share of (positive logit - negative logit), from its own word and character n-grams."""
-        delta = self.classifier.coef_[positive] - self.classifier.coef_[negative]
-        value = dict(zip(row.indices.tolist(), (row.data * delta[row.indices]).tolist(), strict=True))
-        n_words = len(self.words.vocabulary_)
-        char_analyzer = self.chars.build_analyzer()
-        out = []
-        for word in _words(text):
-            normalised = normalise(word)
-            total = 0.0
-            for token in negation_marked(normalised).split():
-                index = self.words.vocabulary_.get(token)
-                total += value.get(index, 0.0) if index is not None else 0.0
-            for gram in char_analyzer(normalised):
-                index = self.chars.vocabulary_.get(gram)
-                total += value.get(n_words + index, 0.0) if index is not None else 0.0
-            out.append((word, total))
+    def _word_grams(self) -> dict[str, list[int]]:
+        """A word's character n-gram columns, kept between calls (words recur); emptied when it grows large."""
+        grams = self.__dict__.setdefault("_grams", {})
+        if len(grams) > GRAM_CACHE_WORDS:
+            grams.clear()
+        return grams
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_grams"}  # a cache is not part of the model
+
+    def _contributions(
+        self, texts: Sequence[str], X: sp.csr_matrix, positive: int, negative: int
+    ) -> list[list[tuple[str, float]]]:
+        """Each word's share of (positive logit - negative logit) from the word and character n-grams.
+
+        A feature is shared among the words it came from: a bigram half each, a feature seen several times
+        equally among its occurrences; so a text's shares add up to the n-grams' whole part of the logit.
+        Occurrences are listed in Python, then shared out for the whole batch at once with NumPy.
+        """
+        vocabulary, n_words = self.words.vocabulary_, len(self.words.vocabulary_)
+        grams, analyze = self._word_grams(), self.chars.build_analyzer()
+        every_word: list[str] = []
+        owner: list[int] = []  # per occurrence of a feature: the word it belongs to (across the batch),
+        key: list[int] = []  # its text and column as text * width + column, and its share of the feature
+        share: list[float] = []
+        width = X.shape[1]
+        for t, text in enumerate(texts):
+            first_word, words = len(every_word), _words(text)
+            every_word += words
+            normalised = [normalise(w) for w in words]
+            sequence: list[tuple[str, int]] = []  # every token of the text with the word it belongs to
+            for w, tokens in enumerate(_mark(normalised), start=first_word):
+                sequence += [(token, w) for token in tokens]
+                found = [t * width + c for c in map(vocabulary.get, tokens) if c is not None]
+                owner += [w] * len(found)
+                key += found
+                share += [1.0] * len(found)
+            for (one, w1), (two, w2) in itertools.pairwise(sequence):
+                if (c := vocabulary.get(f"{one} {two}")) is not None:
+                    owner += [w1, w2]
+                    key += [t * width + c] * 2
+                    share += [0.5, 0.5]
+            for w, word in enumerate(normalised, start=first_word):
+                if word not in grams:
+                    found = (self.chars.vocabulary_.get(g) for g in analyze(word))
+                    grams[word] = [n_words + c for c in found if c is not None]
+                owner += [w] * len(grams[word])
+                key += [t * width + c for c in grams[word]]
+                share += [1.0] * len(grams[word])
+        totals = np.zeros(len(every_word))
+        if key:
+            X.sort_indices()
+            stored = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr)) * width + X.indices
+            delta = self.classifier.coef_[positive] - self.classifier.coef_[negative]
+            unique, which = np.unique(np.asarray(key, dtype=np.int64), return_inverse=True)
+            claimed = np.bincount(which, weights=share)
+            at = np.minimum(np.searchsorted(stored, unique), len(stored) - 1)
+            pull = np.where(stored[at] == unique, X.data[at] * delta[X.indices[at]], 0.0)
+            parts = pull[which] * np.asarray(share) / claimed[which]
+            totals = np.bincount(np.asarray(owner), weights=parts, minlength=len(every_word))
+        out, start = [], 0
+        for text in texts:
+            end = start + len(_words(text))
+            out.append(list(zip(every_word[start:end], totals[start:end].tolist(), strict=True)))
+            start = end
         return out
 
 
@@ -203,18 +262,27 @@ def evaluate(rows: Sequence[LabelledText], model: TrainedModel | None) -> dict:
     }
 
 
+MIN_TRAINING_TEXTS = 30
+
+
+def check_training(rows: Sequence[LabelledText]) -> None:
+    """Enough texts, and every label among them, to train on and to hold some out."""
+    present = {r.label for r in rows}
+    missing = [label for label in LABELS if label not in present]
+    if missing or len(rows) < MIN_TRAINING_TEXTS:
+        raise SentimentError(
+            f"Training needs at least {MIN_TRAINING_TEXTS} labelled texts with every label; "
+            f"missing: {', '.join(missing) or 'none'}, texts: {len(rows)}."
+        )
+
+
 def train(rows: Sequence[LabelledText], progress: Callable[[int, int, str], None] | None = None) -> tuple:
     """Fit on all but a held-out share (stratified), report on it, then refit on everything.
 
     Returns (model, metrics), metrics holding the held-out scores of the model and of VADER.
     """
+    check_training(rows)
     labels = [r.label for r in rows]
-    missing = [label for label in LABELS if label not in labels]
-    if missing or len(rows) < 30:
-        raise SentimentError(
-            f"Training needs at least 30 labelled texts with every label; missing: {', '.join(missing) or 'none'}, "
-            f"texts: {len(rows)}."
-        )
     train_rows, test_rows = train_test_split(list(rows), test_size=HOLDOUT, random_state=0, stratify=labels)
     step = progress or (lambda done, total, message: None)
     step(0, 3, f"Fitting on {len(train_rows):,} texts to test on {len(test_rows):,}.")

@@ -7,10 +7,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from . import jobs, sentiment, topic
+from . import jobs, labelled, sentiment, topic, uploads
+from .archive import ArchiveError
 from .extensions import db, limiter
-from .forms import AddAccountForm, CompareForm, SentimentForm, UpdateForm
-from .models import User, find_user, find_user_or_404, newest_posts, tweet_counts
+from .forms import AddAccountForm, CompareForm, SentimentForm, TrainSentimentForm, UpdateForm
+from .models import Job, SentimentModel, User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
 from .twitter import XAPIError
 
@@ -19,6 +20,14 @@ bp = Blueprint("main", __name__)
 POSTS_PER_PAGE = 25
 # An account page shows its latest job while it runs, and its outcome for this long after.
 RECENT_JOB = timedelta(minutes=10)
+MODEL_HISTORY = 10  # trained sentiment models listed on the page
+
+
+def _recent(job: Job | None) -> dict | None:
+    """A job worth showing: under way, or ended within RECENT_JOB."""
+    if job is None or not (job.state in jobs.ACTIVE or jobs.now() - job.created_at < RECENT_JOB):
+        return None
+    return jobs.as_dict(job)
 
 
 def _accounts() -> list[tuple[User, int]]:
@@ -83,13 +92,11 @@ def update_user(username: str):
 def user(username: str):
     """An account's stored posts, newest first, and the progress or outcome of its latest fetch."""
     account = find_user(username)
-    job = jobs.latest_for(username)
-    if job is not None and not (job.state in jobs.ACTIVE or jobs.now() - job.created_at < RECENT_JOB):
-        job = None
+    job = _recent(jobs.latest_for(username))
     if account is None:
         if job is None:
             find_user_or_404(username)  # answers the 404
-        return render_template("pending.html", username=job.username, job=jobs.as_dict(job))
+        return render_template("pending.html", username=job["username"], job=job)
     page = db.paginate(newest_posts(account), per_page=POSTS_PER_PAGE, max_per_page=POSTS_PER_PAGE)
     can_update = bool(current_app.config.get("X_BEARER_TOKEN")) and account.source == "x"
     mix = sentiment.account_mix(account.id)
@@ -99,7 +106,7 @@ def user(username: str):
         page=page,
         mix=mix[-12:],
         mix_most=max((sum(counts.values()) for _, counts in mix[-12:]), default=1),
-        job=jobs.as_dict(job) if job else None,
+        job=job,
         update_form=UpdateForm() if can_update else None,
     )
 
@@ -119,33 +126,70 @@ def compare():
     return render_template("result.html", prediction=prediction)
 
 
+def _sentiment_page(form: SentimentForm, train_form: TrainSentimentForm, result=None, status: int = 200):
+    row, _ = sentiment.in_service()
+    strongest = max((abs(v) for _, v in result.words), default=0.0) if result else 0.0
+    history = db.session.scalars(
+        sa.select(SentimentModel).order_by(SentimentModel.id.desc()).limit(MODEL_HISTORY)
+    ).all()
+    return (
+        render_template(
+            "sentiment.html",
+            form=form,
+            train_form=train_form,
+            result=result,
+            model=row,
+            history=history,
+            job=_recent(jobs.latest_of("sentiment-train")),
+            strongest=strongest or 1.0,
+            max_chars=sentiment.MAX_TEXT_CHARS,
+            upload_mb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 2**20,
+        ),
+        status,
+    )
+
+
 @bp.route("/sentiment", methods=["GET", "POST"])
 @_limit("RATELIMIT_COMPARE")
 def sentiment_page():
-    """Type a text, see its label, a score bar and the words that drove it."""
+    """Type a text, see its label, a score bar and the words that drove it; train a model on your files."""
     form = SentimentForm()
-    row, _ = sentiment.in_service()
     result, status = None, 200
     if form.validate_on_submit():
         try:
-            _, row, (result,) = sentiment.analyse([form.text.data or ""])
+            _, _, (result,) = sentiment.analyse([form.text.data or ""])
         except sentiment.SentimentError as exc:
             form.text.errors.append(str(exc))
             status = 400
     elif form.is_submitted():
         status = 400
-    strongest = max((abs(v) for _, v in result.words), default=0.0) if result else 0.0
-    return (
-        render_template(
-            "sentiment.html",
-            form=form,
-            result=result,
-            model=row,
-            strongest=strongest or 1.0,
-            max_chars=sentiment.MAX_TEXT_CHARS,
-        ),
-        status,
-    )
+    return _sentiment_page(form, TrainSentimentForm(formdata=None), result, status)
+
+
+@bp.post("/sentiment/train")
+@_limit("RATELIMIT_ADD")
+def train_sentiment():
+    """Check the labelled files now (a bad one is named at once), then train on them as a job."""
+    form = TrainSentimentForm()
+    if not form.validate_on_submit():
+        return _sentiment_page(SentimentForm(formdata=None), form, status=400)
+    sent = [(f.filename or "file", f.read()) for f in form.files.data or [] if f and f.filename]
+    try:
+        if not sent:
+            raise sentiment.SentimentError("Choose one or more labelled files to train on.")
+        rows = []
+        for name, raw in sent:
+            rows += labelled.parse_labelled(raw, name)
+        sentiment.check_training(labelled.deduplicate(rows)[0])
+    except (ArchiveError, sentiment.SentimentError) as exc:
+        form.files.errors = [str(exc)]
+        return _sentiment_page(SentimentForm(formdata=None), form, status=400)
+    active = jobs.latest_of("sentiment-train")
+    if active is not None and active.state in jobs.ACTIVE and not jobs.is_stale(active):
+        form.files.errors = ["A model is being trained already; wait for it to finish, then send these again."]
+        return _sentiment_page(SentimentForm(formdata=None), form, status=409)
+    jobs.submit("sentiment-train", uploads=uploads.store(sent))
+    return redirect(url_for("main.sentiment_page") + "#training")
 
 
 @bp.get("/topic")
