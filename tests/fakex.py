@@ -113,11 +113,24 @@ class FakeXAPI:
     # -- test data -------------------------------------------------------------------------------------
 
     def add_user(
-        self, id: int, username: str, name: str, posts: list[dict[str, Any]] | None = None, *, protected: bool = False
+        self,
+        id: int,
+        username: str,
+        name: str,
+        posts: list[dict[str, Any]] | None = None,
+        *,
+        protected: bool = False,
+        followers: int = 0,
     ) -> None:
         """An account; a ``protected`` one shows its posts only to approved followers, as on X."""
         with self._lock:
-            self._users[int(id)] = {"id": str(int(id)), "name": name, "username": username, "protected": protected}
+            self._users[int(id)] = {
+                "id": str(int(id)),
+                "name": name,
+                "username": username,
+                "protected": protected,
+                "public_metrics": {"followers_count": followers, "following_count": 0, "tweet_count": 0},
+            }
             self._posts.setdefault(int(id), {})
         if posts:
             self.add_posts(username, posts)
@@ -176,7 +189,7 @@ class FakeXAPI:
         if user is None:
             return _json({"errors": [_not_found("username", username)]})
         fields = set(request.args.get("user.fields", "").split(","))
-        data = {key: value for key, value in user.items() if key != "protected" or "protected" in fields}
+        data = {key: value for key, value in user.items() if key in ("id", "name", "username") or key in fields}
         return _json({"data": data})
 
     def _user_tweets(self, user_id: str) -> Response:

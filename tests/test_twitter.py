@@ -56,11 +56,11 @@ def tweet_requests(fake: FakeXAPI) -> list[dict[str, str]]:
 
 
 def test_lookup_finds_account_whatever_the_case_of_the_handle(fake_x: FakeXAPI, client: XClient) -> None:  # noqa: F811
-    fake_x.add_user(2244994945, "XDevelopers", "Developers")
+    fake_x.add_user(2244994945, "XDevelopers", "Developers", followers=1_250_000)
 
     account = client.lookup_user("@xdevelopers")
 
-    assert account == AccountRecord(id=2244994945, username="XDevelopers", name="Developers")
+    assert account == AccountRecord(id=2244994945, username="XDevelopers", name="Developers", followers_count=1_250_000)
     assert isinstance(account.id, int)
     assert fake_x.requests[-1][0] == "/2/users/by/username/xdevelopers"
 
@@ -406,7 +406,7 @@ def test_a_protected_account_is_named_as_such(fake_x: FakeXAPI, client: XClient)
 
     with pytest.raises(AccountProtected, match="@quietone's posts are protected"):
         client.lookup_user("QuietOne")
-    assert fake_x.requests[0][1]["user.fields"] == "protected"
+    assert fake_x.requests[0][1]["user.fields"] == "protected,public_metrics"
 
     with pytest.raises(AccountProtected, match="protected"):  # and if the timeline is asked for anyway
         client.fetch_timeline(64)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request, url_for
 
-from . import jobs, sentiment, topic
+from . import jobs, sentiment, topic, virality
 from .archive import ArchiveError, check_username
 from .extensions import db, limiter
-from .models import Job, Tweet, User, find_user_or_404, newest_posts, tweet_counts
+from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
 from .predict import PredictionError, predict_author
 from .twitter import XAPIError
 
@@ -154,3 +154,47 @@ def topic_posts():
     except XAPIError as exc:
         abort(502, description=str(exc))
     return found.as_dict()
+
+
+@bp.post("/virality")
+@api_limit
+def score_virality():
+    """``{"text": "...", "username": optional}`` -> the champion's probability that the post gets likes."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        abort(400, description='Send a JSON object: {"text": "...", "username": "optional"}.')
+    username = body.get("username")
+    if username is not None and not isinstance(username, str):
+        abort(400, description='"username" must be a string.')
+    try:
+        probability, row = virality.predict(body["text"], username)
+    except virality.ViralityError as exc:
+        abort(503 if "No virality model" in str(exc) else 400, description=str(exc))
+    return {
+        "probability": round(probability, 4),
+        "threshold": row.params["threshold"],
+        "model": model_json(row),
+    }
+
+
+@bp.get("/models")
+@api_limit
+def models():
+    """The virality registry, oldest first."""
+    rows = db.session.scalars(
+        sa.select(ModelVersion).where(ModelVersion.kind == virality.KIND).order_by(ModelVersion.id)
+    )
+    return {"models": [model_json(r) for r in rows]}
+
+
+def model_json(row: ModelVersion) -> dict:
+    return {
+        "version": row.id,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "trained_from": row.trained_from.isoformat(),
+        "trained_to": row.trained_to.isoformat(),
+        "params": row.params,
+        "metrics": row.metrics,
+        "decision": row.decision,
+    }

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import archive, backup, jobs, labelled, sentiment
+from . import archive, backup, jobs, labelled, sentiment, virality
 from .extensions import db
 from .ingest import IngestError, delete_all, import_tweets
-from .models import User
+from .models import ModelVersion, User
 from .predict import PredictionError, evaluate_accounts, predict_author
 from .records import AccountRecord
 from .views import format_percent
@@ -275,6 +275,57 @@ def sentiment_score(text: str) -> None:
     click.echo(f"{scored.label} ({scored.score:+.2f}) by {model}")
 
 
+virality_cli = click.Group("virality", help="Train and use the model of whether a post gets likes.")
+
+
+@virality_cli.command("train")
+@with_appcontext
+@click.option("--threshold", default=0, show_default=True, type=click.IntRange(min=0), help="Likes to exceed.")
+@click.option(
+    "--margin", default=virality.MARGIN, show_default=True, type=float, help="ROC AUC a challenger must gain."
+)
+def virality_train(threshold: int, margin: float) -> None:
+    """Train a challenger on the stored posts and promote it only if it beats the champion by the margin."""
+    click.echo(_run_job("virality-train", threshold=threshold, margin=margin).message)
+
+
+@virality_cli.command("score")
+@with_appcontext
+@click.argument("text")
+@click.option("--username", default=None, help="A stored account the post would come from.")
+def virality_score(text: str, username: str | None) -> None:
+    """The champion's probability that a post gets likes."""
+    try:
+        probability, row = virality.predict(text, username)
+    except virality.ViralityError as exc:
+        raise click.ClickException(str(exc)) from None
+    threshold = row.params["threshold"]
+    click.echo(f"{format_percent(probability)} chance of more than {threshold} likes (model {row.id})")
+
+
+@virality_cli.command("models")
+@with_appcontext
+def virality_models() -> None:
+    """The registry: every version, its standing and its held-out ROC AUC."""
+    rows = db.session.scalars(
+        sa.select(ModelVersion).where(ModelVersion.kind == virality.KIND).order_by(ModelVersion.id)
+    )
+    for row in rows:
+        click.echo(
+            f"{row.id:>4}  {row.status:<10}  {row.created_at:%Y-%m-%d %H:%M}  ROC AUC {row.metrics['roc_auc']}  "
+            f"on {row.metrics['rows']:,} posts  {row.decision['reason']}"
+        )
+
+
+@click.command("refresh")
+@with_appcontext
+@click.option("--threshold", default=0, show_default=True, type=click.IntRange(min=0), help="Likes to exceed.")
+@click.option("--margin", default=virality.MARGIN, show_default=True, type=float)
+def refresh(threshold: int, margin: float) -> None:
+    """For cron or Heroku Scheduler: fetch newer posts for every account, retrain, compare, promote."""
+    click.echo(_run_job("refresh", threshold=threshold, margin=margin).message)
+
+
 def init_app(app: Flask) -> None:
     for command in (
         seed_demo,
@@ -288,5 +339,7 @@ def init_app(app: Flask) -> None:
         evaluate,
         reset,
         sentiment_cli,
+        virality_cli,
+        refresh,
     ):
         app.cli.add_command(command)

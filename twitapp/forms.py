@@ -2,7 +2,7 @@
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
-from wtforms import SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms import SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import DataRequired, Regexp
 
 from .archive import USERNAME_RE
@@ -46,3 +46,14 @@ class TrainSentimentForm(FlaskForm):
     """Labelled files to train a sentiment model on; read and checked in ``views`` before a job starts."""
 
     files = MultipleFileField("Labelled files (SemEval TSV, Sentiment140 CSV, or a CSV with text and label columns)")
+
+
+class ViralityForm(FlaskForm):
+    """A post to score, and optionally the stored account it would come from (its history counts)."""
+
+    text = TextAreaField("Text of a post")
+    username = SelectField("Posted by", choices=[], validate_choice=False)
+
+
+class RunForm(FlaskForm):
+    """A button that starts a job; the form only carries its CSRF token."""

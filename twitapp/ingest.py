@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -18,6 +18,8 @@ from .extensions import db
 from .models import Tweet, User, find_user
 from .records import AccountRecord, PostRecord, clean_text
 
+# An update fetches again the posts of this last stretch, to refresh their likes, reposts and replies.
+METRICS_WINDOW = timedelta(days=7)
 CHUNK = 500  # ids per IN (...) query: well under SQLite's limit on bound parameters
 
 
@@ -109,6 +111,8 @@ def _store(
         if created:
             user = User(id=account.id, username=account.username, name=account.name, source=source)
             db.session.add(user)
+        if account.followers_count is not None:
+            user.followers_count = account.followers_count
         else:
             user.username = account.username
             user.name = account.name or user.name
@@ -169,12 +173,23 @@ def add_or_update_user(
     ``fetched(count)`` is called after each page of posts arrives; ``progress`` as for import_tweets.
     """
     account = client.lookup_user(username)
-    stored = db.session.get(User, account.id)
-    since = stored.newest_tweet_id if stored is not None else None
+    since = refresh_since(account.id)
     db.session.rollback()  # no transaction stays open while the network is slow
     limit = current_app.config["TWEETS_PER_USER"]
     posts = client.fetch_timeline(account.id, since_id=since, limit=limit, progress=fetched)
     return import_tweets(account, posts, source="x", progress=progress)
+
+
+def refresh_since(user_id: int) -> int | None:
+    """Where a fetch starts: after the newest stored post older than METRICS_WINDOW.
+
+    So an update brings the newer posts and, for the recent ones already stored, their likes, reposts
+    and replies as they stand now (the virality model learns from them). None fetches the whole history.
+    """
+    cutoff = datetime.now(UTC) - METRICS_WINDOW
+    return db.session.scalar(
+        sa.select(sa.func.max(Tweet.id)).where(Tweet.user_id == user_id, Tweet.created_at < cutoff)
+    )
 
 
 def delete_all() -> tuple[int, int]:

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from . import archive, backup, labelled, sentiment, uploads
+from . import archive, backup, labelled, sentiment, uploads, virality
 from .archive import ArchiveError
 from .extensions import db
 from .ingest import IngestError, IngestResult, add_or_update_user, import_tweets
@@ -151,9 +151,10 @@ def _fetch(username: str, client, report: Reporter) -> IngestResult:
 def describe(result: IngestResult) -> str:
     if result.created:
         return f"Added @{result.username} with {result.added:,} posts."
+    refreshed = f"; the likes of {result.updated:,} recent posts were refreshed" if result.updated else ""
     if result.added:
-        return f"Updated @{result.username}: {result.added:,} new posts, {result.total:,} in all."
-    return f"@{result.username} is up to date: no new posts since the last fetch."
+        return f"Updated @{result.username}: {result.added:,} new posts, {result.total:,} in all{refreshed}."
+    return f"@{result.username} is up to date: no new posts since the last fetch{refreshed}."
 
 
 def _client():
@@ -281,6 +282,46 @@ def _labelled_inputs(params: dict):
         yield upload.name, upload.content
 
 
+def _train_virality(params: dict, report: Reporter) -> tuple[str, dict]:
+    row = virality.train_and_compare(
+        threshold=int(params.get("threshold", 0)),
+        margin=float(params.get("margin", virality.MARGIN)),
+        progress=report.progress,
+    )
+    verdict = "promoted: it is now in service" if row.decision["promoted"] else "not promoted"
+    message = (
+        f"Trained virality model {row.id} (ROC AUC {row.metrics['roc_auc']} on the {row.metrics['rows']:,} newest "
+        f"posts), {verdict}. {row.decision['reason']}"
+    )
+    return message, {"model": row.id, "status": row.status, "metrics": row.metrics, "decision": row.decision}
+
+
+@handler("virality-train")
+def _virality_train(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Train a virality challenger on the stored posts; promote it only if it beats the champion."""
+    return _train_virality(params, report)
+
+
+@handler("refresh")
+def _refresh(params: dict, report: Reporter) -> tuple[str, dict]:
+    """The whole loop for a scheduler: newer posts (and fresh likes) for every account, retrain, compare, promote.
+
+    A model that cannot be trained (too few fresh posts, say) is not a failure of the loop: the champion
+    stays in service and the message says why nothing changed.
+    """
+    if current_app.config.get("X_BEARER_TOKEN"):
+        fetched_message, fetched = _update_all(params, report)
+    else:
+        fetched_message, fetched = "No X token is set: retraining on the stored posts.", {}
+    try:
+        trained_message, trained = _train_virality(params, report)
+    except virality.ViralityError as exc:
+        champion = virality.champion_row()
+        kept = f" Model {champion.id} stays in service." if champion else " No model is in service yet."
+        return f"{fetched_message} No new model: {exc}{kept}", {"fetched": fetched, "trained": None}
+    return f"{fetched_message} {trained_message}", {"fetched": fetched, "trained": trained}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Running
 
@@ -300,7 +341,7 @@ def execute(job_id: int, echo: Callable[[int, int, str], None] | None = None) ->
         if work is None:
             raise JobFailed(f"There is no kind of job called {kind!r}.")
         message, result = work(params, report)
-    except (JobFailed, XAPIError, IngestError, ArchiveError, SentimentError) as exc:
+    except (JobFailed, XAPIError, IngestError, ArchiveError, SentimentError, virality.ViralityError) as exc:
         db.session.rollback()
         _finish(job_id, "failed", message="Failed; nothing was stored.", error=str(exc))
     except Exception:

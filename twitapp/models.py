@@ -47,6 +47,8 @@ class User(db.Model):
     newest_tweet_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     # Where the posts came from: "x" (the X API), "archive" (an imported file) or "demo".
     source: Mapped[str] = mapped_column(sa.String(16))
+    # When the source gives it (the X API does; archives do not).
+    followers_count: Mapped[int | None] = mapped_column(sa.BigInteger)
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tweets: WriteOnlyMapped[Tweet] = relationship(
@@ -165,3 +167,27 @@ class Upload(db.Model):
     sha256: Mapped[str] = mapped_column(sa.String(64))
     content: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+
+
+class ModelVersion(db.Model):
+    """A trained model in the registry: what it learned from, how it scored, and its standing.
+
+    ``status``: "champion" (in service; one per kind), "challenger" (trained, lost its comparison) or
+    "retired" (a former champion). ``decision`` records the comparison that set the status.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (sa.Index("ix_model_versions_kind_status", "kind", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    format: Mapped[int]
+    status: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    trained_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    trained_to: Mapped[datetime] = mapped_column(UTCDateTime)
+    params: Mapped[dict] = mapped_column(sa.JSON)
+    metrics: Mapped[dict] = mapped_column(sa.JSON)
+    decision: Mapped[dict] = mapped_column(sa.JSON)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    artefact: Mapped[bytes] = mapped_column(sa.LargeBinary)

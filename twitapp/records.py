@@ -31,6 +31,7 @@ class AccountRecord:
     id: int
     username: str
     name: str
+    followers_count: int | None = None  # when the source gives it
 
 
 @dataclass(frozen=True, slots=True)

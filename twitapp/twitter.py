@@ -186,7 +186,7 @@ class XClient:
             )
         doing = f"looking up @{handle}"
         with self._translating(doing):
-            payload = self._tweepy.get_user(username=handle, user_fields=["protected"])
+            payload = self._tweepy.get_user(username=handle, user_fields=["protected", "public_metrics"])
         body = _expect_object(payload, doing)
         data = body.get("data")
         if data is None:
@@ -198,10 +198,13 @@ class XClient:
         if user.get("protected") is True:
             raise AccountProtected(_protected_message(username_found))
         name = user.get("name")
+        metrics = user.get("public_metrics")
+        followers = metrics.get("followers_count") if isinstance(metrics, dict) else None
         return AccountRecord(
             id=_as_id(user.get("id"), doing),
             username=username_found,
             name=name if isinstance(name, str) else username_found,
+            followers_count=followers if isinstance(followers, int) and followers >= 0 else None,
         )
 
     def fetch_timeline(

@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from . import jobs, labelled, sentiment, topic, uploads
+from . import jobs, labelled, sentiment, topic, uploads, virality
 from .archive import ArchiveError
 from .extensions import db, limiter
-from .forms import AddAccountForm, CompareForm, SentimentForm, TrainSentimentForm, UpdateForm
-from .models import Job, SentimentModel, User, find_user, find_user_or_404, newest_posts, tweet_counts
+from .forms import (
+    AddAccountForm,
+    CompareForm,
+    RunForm,
+    SentimentForm,
+    TrainSentimentForm,
+    UpdateForm,
+    ViralityForm,
+)
+from .models import Job, ModelVersion, SentimentModel, User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
 from .twitter import XAPIError
 
@@ -207,6 +215,93 @@ def topic_page():
             error, status = str(exc), 502
     online = bool(current_app.config.get("X_BEARER_TOKEN"))
     return render_template("topic.html", query=query, found=found, error=error, online=online), status
+
+
+def _virality_page(form: ViralityForm, probability: float | None = None, status: int = 200):
+    row, model = virality.in_service()
+    form.username.choices = [("", "anyone (no account history)")] + [
+        (u.username, f"@{u.username}") for u, _ in _accounts()
+    ]
+    return (
+        render_template(
+            "virality.html",
+            form=form,
+            probability=probability,
+            model=row if model is not None else None,
+            max_chars=virality.MAX_TEXT_CHARS,
+        ),
+        status,
+    )
+
+
+@bp.route("/virality", methods=["GET", "POST"])
+@_limit("RATELIMIT_COMPARE")
+def virality_page():
+    """Type a post (and who would post it): the champion's probability that it gets likes."""
+    form = ViralityForm()
+    if not form.validate_on_submit():
+        return _virality_page(form, status=400 if form.is_submitted() else 200)
+    try:
+        probability, _ = virality.predict(form.text.data or "", form.username.data or None)
+    except virality.ViralityError as exc:
+        form.text.errors.append(str(exc))
+        return _virality_page(form, status=400)
+    return _virality_page(form, probability)
+
+
+MODEL_JOBS = ("virality-train", "refresh")
+
+
+@bp.get("/models")
+def models_page():
+    """The registry: every virality model with its standing, metrics and the decision that set it."""
+    rows = db.session.scalars(
+        sa.select(ModelVersion).where(ModelVersion.kind == virality.KIND).order_by(ModelVersion.id)
+    ).all()
+    latest = max((j for j in map(jobs.latest_of, MODEL_JOBS) if j is not None), key=lambda j: j.id, default=None)
+    job = _recent(latest)
+    return render_template(
+        "models.html",
+        rows=rows,
+        chart=_auc_chart(rows),
+        job=job,
+        busy=bool(job and not job["finished"]),
+        run_form=RunForm(),
+        online=bool(current_app.config.get("X_BEARER_TOKEN")),
+    )
+
+
+def _auc_chart(rows: list[ModelVersion]) -> dict | None:
+    """Points for the SVG chart of held-out ROC AUC across versions (x by version, y from 0.5 to 1)."""
+    scored = [r for r in rows if r.metrics.get("roc_auc") is not None]
+    if not scored:
+        return None
+    width, height, pad = 600, 180, 30
+    step = (width - 2 * pad) / max(len(scored) - 1, 1)
+    low = min(0.5, *(r.metrics["roc_auc"] for r in scored))
+    points = [
+        {
+            "x": round(pad + i * step, 1),
+            "y": round(height - pad - (r.metrics["roc_auc"] - low) / (1 - low) * (height - 2 * pad), 1),
+            "row": r,
+        }
+        for i, r in enumerate(scored)
+    ]
+    return {"width": width, "height": height, "pad": pad, "low": low, "points": points}
+
+
+@bp.post("/models/<kind>")
+@_limit("RATELIMIT_ADD")
+def run_models_job(kind: str):
+    """Start a training run (``train``) or the whole loop (``refresh``) as a job this page follows."""
+    jobs_by_name = {"train": "virality-train", "refresh": "refresh"}
+    if kind not in jobs_by_name:
+        abort(404, description=f"There is nothing called {kind!r} to run here.")
+    if RunForm().validate_on_submit():
+        busy = [j for j in map(jobs.latest_of, MODEL_JOBS) if j and j.state in jobs.ACTIVE and not jobs.is_stale(j)]
+        if not busy:
+            jobs.submit(jobs_by_name[kind])
+    return redirect(url_for("main.models_page"))
 
 
 @bp.get("/healthz")

@@ -1,0 +1,230 @@
+"""Virality: the model, the registry's promotions and refusals, the refresh loop, pages, API and CLI."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import count_rows
+from tests.test_pages import online
+from twitapp import virality
+from twitapp.extensions import db
+from twitapp.ingest import import_tweets
+from twitapp.models import ModelVersion, Tweet, User
+from twitapp.records import AccountRecord, PostRecord
+
+LIKED = ["Huge giveaway today, win a signed copy", "Big news: our new album is out now", "Giveaway time! Tag a friend"]
+IGNORED = [
+    "minutes of the committee meeting, item four",
+    "routine notice: office closed",
+    "agenda item five, see annex",
+]
+START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+
+
+def posts(start_id: int, count: int, start: datetime, signal: bool = True, seed: int = 0) -> list[PostRecord]:
+    """Posts every 5 hours; with ``signal``, the liked kind of text gets likes and the other kind none."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        liked = rng.random() < 0.5
+        text = f"{rng.choice(LIKED if liked else IGNORED)} #{start_id + i}"
+        likes = (rng.randint(3, 40) if liked else 0) if signal else rng.choice([0, 0, 5])
+        out.append(PostRecord(start_id + i, text, start + timedelta(hours=5 * i), like_count=likes, lang="en"))
+    return out
+
+
+def store(app, username: str, account_id: int, records: list[PostRecord]) -> None:
+    with app.app_context():
+        import_tweets(AccountRecord(account_id, username, username.title()), records, source="archive")
+
+
+def versions(app) -> list[tuple[int, str, bool]]:
+    with app.app_context():
+        rows = db.session.scalars(sa.select(ModelVersion).order_by(ModelVersion.id))
+        return [(r.id, r.status, r.decision["promoted"]) for r in rows]
+
+
+def score(client, text: str, username: str | None = None) -> float:
+    response = client.post("/api/virality", json={"text": text, "username": username})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["probability"]
+
+
+def test_the_first_model_is_promoted_and_serves_what_it_learned(app, client, runner):
+    store(app, "festival", 501, posts(1_000, 160, START))
+    result = runner.invoke(args=["virality", "train"])
+    assert result.exit_code == 0, result.output
+    assert "Trained virality model 1" in result.output and "promoted: it is now in service" in result.output
+    assert versions(app) == [(1, "champion", True)]
+    assert score(client, "Giveaway! win a signed copy") > score(client, "committee meeting agenda item") + 0.3
+    body = client.post("/api/virality", json={"text": "Big news", "username": "festival"}).get_json()
+    assert body["model"]["version"] == 1 and body["threshold"] == 0 and body["model"]["metrics"]["rows"] == 32
+    result = runner.invoke(args=["virality", "score", "Huge giveaway today", "--username", "festival"])
+    assert result.exit_code == 0 and "chance of more than 0 likes (model 1)" in result.output
+
+
+def test_a_challenger_no_better_than_the_champion_is_refused(app, client, runner):
+    store(app, "festival", 501, posts(1_000, 160, START))
+    assert runner.invoke(args=["virality", "train"]).exit_code == 0
+    result = runner.invoke(args=["virality", "train"])  # nothing new: the same posts, the same model
+    assert result.exit_code == 0, result.output
+    assert "not promoted" in result.output and "not better by 0.01" in result.output
+    assert versions(app) == [(1, "champion", True), (2, "challenger", False)]
+    assert client.post("/api/virality", json={"text": "Giveaway"}).get_json()["model"]["version"] == 1
+    page = client.get("/models").get_data(as_text=True)
+    assert "Refused. ROC AUC" in page and "Promoted. No champion was in service." in page
+    assert 'class="auc-point refused" data-version="2"' in page
+
+
+def test_a_challenger_that_wins_on_fresh_posts_replaces_the_champion(app, client, runner):
+    store(app, "festival", 501, posts(1_000, 150, START, signal=False, seed=1))  # likes owe nothing to the text
+    assert runner.invoke(args=["virality", "train"]).exit_code == 0
+    store(app, "festival", 501, posts(5_000, 250, START + timedelta(days=60), seed=2))  # newer posts, a pattern
+    result = runner.invoke(args=["virality", "train"])
+    assert result.exit_code == 0, result.output
+    assert "promoted: it is now in service" in result.output and "better by" in result.output
+    assert versions(app) == [(1, "retired", True), (2, "champion", True)]
+    with app.app_context():
+        challenger = db.session.get(ModelVersion, 2)
+        champion_then = challenger.decision["champion"]
+        assert challenger.decision["held_out_from"] > db.session.get(ModelVersion, 1).trained_to.isoformat()
+        assert challenger.metrics["roc_auc"] >= champion_then["roc_auc"] + 0.01
+    assert client.post("/api/virality", json={"text": "Giveaway"}).get_json()["model"]["version"] == 2
+    listed = client.get("/api/models").get_json()["models"]
+    assert [(m["version"], m["status"]) for m in listed] == [(1, "retired"), (2, "champion")]
+
+
+def test_too_few_posts_or_one_kind_of_post_is_explained_and_nothing_is_stored(app, runner):
+    store(app, "quiet", 502, posts(1_000, 30, START))
+    result = runner.invoke(args=["virality", "train"])
+    assert result.exit_code != 0 and "Training needs at least 60 posts" in result.output
+    store(app, "quiet", 502, [PostRecord(9_000 + i, f"post {i}", START + timedelta(days=i), 4) for i in range(100)])
+    result = runner.invoke(args=["virality", "train", "--threshold", "1000"])
+    assert result.exit_code != 0 and "at most 1000 likes: there is nothing to tell apart" in result.output
+    result = runner.invoke(args=["virality", "train", "--threshold", "3"])  # the newest posts all have 4 likes
+    assert result.exit_code != 0 and "All 26 held-out posts have more than 3 likes" in result.output
+    assert count_rows(app, ModelVersion) == 0
+
+
+def test_posts_whose_likes_are_still_coming_in_are_left_out(app):
+    now = datetime.now(UTC)
+    fresh = [PostRecord(7_000 + i, f"just posted {i}", now - timedelta(hours=i), 0) for i in range(10)]
+    store(app, "festival", 501, posts(1_000, 100, START) + fresh)
+    with app.app_context():
+        settled = virality.stored_posts()
+    assert len(settled) == 100 and all(p.created_at < now - virality.MATURE for p in settled)
+    assert settled[50].history and all(at < settled[50].created_at for _, at in settled[50].history)
+
+
+def test_the_pages_say_what_is_missing_and_refuse_bad_input(app, client):
+    page = client.get("/virality").get_data(as_text=True)
+    assert "No virality model is in service yet" in page and 'type="submit" disabled>Score' in page
+    response = client.post("/api/virality", json={"text": "hello"})
+    assert response.status_code == 503 and "flask virality train" in response.get_json()["message"]
+    assert "No model has been trained yet." in client.get("/models").get_data(as_text=True)
+
+    store(app, "festival", 501, posts(1_000, 160, START))
+    with app.app_context():
+        virality.train_and_compare()
+    for body, message in [
+        ({"text": ""}, "Type the text of a post"),
+        ({"text": "x" * 281}, "at most 280 characters"),
+        ({"text": "hi", "username": "nobody_here"}, "No stored account is called @nobody_here"),
+        ({"text": "hi", "username": 5}, '"username" must be a string'),
+        (["not", "an", "object"], "Send a JSON object"),
+    ]:
+        response = client.post("/api/virality", json=body)
+        assert response.status_code == 400 and message in response.get_json()["message"], body
+    response = client.post("/virality", data={"text": "Giveaway! win a signed copy", "username": "festival"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'id="virality-probability"' in page and "Posted by @festival now" in page
+    response = client.post("/virality", data={"text": "   "})
+    assert response.status_code == 400 and "Type the text of a post" in response.get_data(as_text=True)
+
+
+def test_the_models_page_starts_a_training_job(app, client):
+    store(app, "festival", 501, posts(1_000, 160, START))
+    response = client.post("/models/train")
+    assert response.status_code == 302
+    from twitapp import jobs
+
+    jobs.thread_worker.join()
+    page = client.get("/models").get_data(as_text=True)
+    assert "Trained virality model 1" in page and "tag-champion" in page
+    assert client.post("/models/nonsense").status_code == 404
+
+
+# -- the loop, with the X API ---------------------------------------------------------------------------
+
+
+def x_posts(start_id: int, count: int, start: datetime, seed: int) -> list[dict]:
+    return [
+        {
+            "id": p.id,
+            "text": p.text,
+            "created_at": p.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "like_count": p.like_count,
+            "lang": "en",
+        }
+        for p in posts(start_id, count, start, seed=seed)
+    ]
+
+
+def test_refresh_fetches_trains_and_promotes_then_keeps_the_champion(app, client, runner, fake_x):
+    online(app, fake_x)
+    start = datetime.now(UTC) - timedelta(days=80)
+    fake_x.add_user(61, "festival", "Festival", x_posts(10_000, 300, start, seed=3), followers=12_345)
+    assert runner.invoke(args=["add", "festival"]).exit_code == 0
+    with app.app_context():
+        assert db.session.get(User, 61).followers_count == 12_345
+
+    result = runner.invoke(args=["refresh"])
+    assert result.exit_code == 0, result.output
+    assert "Updated 1 of 1 accounts" in result.output and "promoted: it is now in service" in result.output
+    assert versions(app) == [(1, "champion", True)]
+
+    # Nothing new on X: the loop runs, finds no fresh posts beyond the champion's, and changes nothing.
+    result = runner.invoke(args=["refresh"])
+    assert result.exit_code == 0, result.output
+    assert "not promoted" in result.output or "No new model" in result.output
+    assert [v for v in versions(app) if v[1] == "champion"] == [(1, "champion", True)]
+    assert score(client, "Huge giveaway today", "festival") > 0
+
+
+def test_an_update_refreshes_the_likes_of_recent_posts(app, runner, fake_x):
+    online(app, fake_x)
+    now = datetime.now(UTC)
+    old = {
+        "id": 100,
+        "text": "an old post",
+        "created_at": (now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    recent = {
+        "id": 200,
+        "text": "a recent post",
+        "created_at": (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    fake_x.add_user(62, "pier", "Pier", [{**old, "like_count": 1}, {**recent, "like_count": 2}])
+    assert runner.invoke(args=["add", "pier"]).exit_code == 0
+    fake_x.add_posts("pier", [{**old, "like_count": 50}, {**recent, "like_count": 70}])  # likes grew on X
+    result = runner.invoke(args=["add", "pier"])
+    assert result.exit_code == 0, result.output
+    assert "the likes of 1 recent posts were refreshed" in result.output
+    with app.app_context():
+        likes = dict(db.session.execute(sa.select(Tweet.id, Tweet.like_count)).all())
+    assert likes == {100: 1, 200: 70}  # a month-old post is settled and not asked for again
+    since = [query.get("since_id") for path, query in fake_x.requests if path.endswith("/tweets")]
+    assert since[-1] == "100"
+
+
+@pytest.mark.parametrize("margin", [0.5])
+def test_the_margin_is_respected(app, runner, margin):
+    store(app, "festival", 501, posts(1_000, 150, START, signal=False, seed=1))
+    assert runner.invoke(args=["virality", "train"]).exit_code == 0
+    store(app, "festival", 501, posts(5_000, 250, START + timedelta(days=60), seed=2))
+    result = runner.invoke(args=["virality", "train", "--margin", str(margin)])
+    assert result.exit_code == 0 and f"not better by {margin}" in result.output
+    assert versions(app) == [(1, "champion", True), (2, "challenger", False)]

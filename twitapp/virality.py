@@ -1,0 +1,381 @@
+"""Will it get likes? A model of P(likes > threshold) from what is known when a post goes out.
+
+Features (all known at posting time):
+- the text: word unigrams and bigrams, character n-grams within words (TF-IDF);
+- its shape: length, words, hashtags, mentions, links, whether it shows media (a photo link), whether it
+  opens with a mention, questions and exclamations;
+- when: hour of day and day of week (UTC);
+- who: the account's follower count when the source gave one, and how its earlier posts did: the share
+  that got likes and their mean likes (log), over its last HISTORY posts that were at least a day old
+  when this one went out (younger posts' likes are still coming in).
+
+The model is a logistic regression without class weights, so its probabilities can be read as they are.
+``TEXT_ONLY`` recipes use the text alone: the baseline the full model has to beat (bench/virality.py).
+
+Versions live in the registry (``ModelVersion``, kind "virality"): one champion in service, challengers
+that lost, and retired champions. ``train_and_compare`` trains a challenger on the older posts, scores it
+and the champion on the same fresh held-out posts (newer than anything either was trained on), and
+promotes it only when its ROC AUC is better by ``margin``. The champion is never removed before its
+successor is stored, so the service always has a model once it has had one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import pickle
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import scipy.sparse as sp
+import sqlalchemy as sa
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+
+from .extensions import db
+from .models import ModelVersion, Tweet, User, find_user
+from .records import clean_text
+
+log = logging.getLogger(__name__)
+
+KIND = "virality"
+FORMAT = 1  # bump when the pickled layout changes; older versions are then never loaded
+MAX_TEXT_CHARS = 280
+# Posts younger than this may still gather likes: they are neither trained nor tested on.
+MATURE = timedelta(days=2)
+HELD_OUT = 0.2  # the newest share of posts held out to compare models on
+MIN_POSTS = 60
+MIN_HELD_OUT = 20
+MARGIN = 0.01  # ROC AUC a challenger must gain over the champion to replace it
+HISTORY = 100
+HISTORY_AGE = timedelta(days=1)
+HISTORY_PRIOR = 5.0  # pseudo-posts pulling a short history's like share toward the overall share
+C = 1.0
+
+_LINK = re.compile(r"https?://\S+|\bpic\.twitter\.com/\S+")
+_MEDIA = re.compile(r"\bpic\.twitter\.com/|/photo/\d|/video/\d")
+
+
+class ViralityError(ValueError):
+    """The request cannot be answered as asked; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A post as the model sees it. ``history`` is the account's earlier (likes, posted at), oldest first."""
+
+    text: str
+    created_at: datetime
+    likes: int = 0
+    followers: int | None = None
+    history: tuple[tuple[int, datetime], ...] = ()
+
+
+def _normalise(text: str) -> str:
+    text = _LINK.sub(" http ", text)
+    return re.sub(r"@\w+", "@user", text)
+
+
+def shape_features(posts: Sequence[Post], threshold: int) -> np.ndarray:
+    """The dense part: shape, time, followers and history, roughly on unit scales."""
+    rows = []
+    for post in posts:
+        text = post.text
+        hour, weekday = post.created_at.astimezone(UTC).hour, post.created_at.astimezone(UTC).weekday()
+        shape = [
+            math.log1p(len(text)) / 6,
+            math.log1p(len(text.split())) / 4,
+            min(text.count("#"), 5) / 5,
+            min(len(re.findall(r"@\w+", text)), 5) / 5,
+            min(len(_LINK.findall(text)), 3) / 3,
+            float(bool(_MEDIA.search(text))),
+            float(text.lstrip().startswith("@")),
+            float("?" in text),
+            min(text.count("!"), 3) / 3,
+        ]
+        when = [0.0] * 31
+        when[hour] = 1.0
+        when[24 + weekday] = 1.0
+        known = post.followers is not None
+        who = [float(known), math.log1p(post.followers or 0) / 15 if known else 0.0]
+        cutoff = post.created_at - HISTORY_AGE
+        earlier = [likes for likes, at in post.history if at <= cutoff][-HISTORY:]
+        liked = sum(likes > threshold for likes in earlier)
+        who += [
+            (liked + HISTORY_PRIOR * 0.5) / (len(earlier) + HISTORY_PRIOR),
+            math.log1p(np.mean(earlier)) / 10 if earlier else 0.0,
+            math.log1p(len(earlier)) / math.log1p(HISTORY),
+        ]
+        rows.append(shape + when + who)
+    return np.asarray(rows, dtype=np.float64).reshape(len(posts), -1)
+
+
+class ViralityModel:
+    """TF-IDF text features, and (unless ``text_only``) the dense features, into a logistic regression."""
+
+    def __init__(self, threshold: int = 0, text_only: bool = False) -> None:
+        self.threshold = threshold
+        self.text_only = text_only
+        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, token_pattern=r"[#@]?\w+")
+        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=3)
+        self.classifier = LogisticRegression(C=C, max_iter=2000)
+
+    def _design(self, posts: Sequence[Post], fit: bool = False) -> sp.csr_matrix:
+        texts = [_normalise(p.text) for p in posts]
+        if fit:
+            self.words.fit(texts)
+            self.chars.fit(texts)
+        parts = [self.words.transform(texts), self.chars.transform(texts)]
+        if not self.text_only:
+            parts.append(sp.csr_matrix(shape_features(posts, self.threshold)))
+        return sp.hstack(parts, format="csr")
+
+    def labels(self, posts: Sequence[Post]) -> np.ndarray:
+        return np.array([p.likes > self.threshold for p in posts], dtype=int)
+
+    def fit(self, posts: Sequence[Post]) -> ViralityModel:
+        y = self.labels(posts)
+        if len(set(y.tolist())) < 2:
+            raise ViralityError(
+                f"Every post has {'more than' if y[0] else 'at most'} {self.threshold} likes: "
+                "there is nothing to tell apart."
+            )
+        self.classifier.fit(self._design(posts, fit=True), y)
+        return self
+
+    def probabilities(self, posts: Sequence[Post]) -> np.ndarray:
+        return self.classifier.predict_proba(self._design(posts))[:, 1]
+
+
+def evaluate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
+    """Accuracy, balanced accuracy and ROC AUC at a 0.5 cut, beside always answering the majority class."""
+    predicted = (probabilities >= 0.5).astype(int)
+    majority = int(truth.mean() >= 0.5)
+    both = len(set(truth.tolist())) == 2
+    return {
+        "rows": len(truth),
+        "positive_share": round(float(truth.mean()), 4),
+        "accuracy": round(float(accuracy_score(truth, predicted)), 4),
+        "balanced_accuracy": round(float(balanced_accuracy_score(truth, predicted)), 4),
+        "roc_auc": round(float(roc_auc_score(truth, probabilities)), 4) if both else None,
+        "majority_accuracy": round(float((truth == majority).mean()), 4),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Posts from the database
+
+
+def stored_posts(before: datetime | None = None) -> list[Post]:
+    """Every stored post old enough for its likes to have settled, oldest first, with its account's history."""
+    cutoff = before or datetime.now(UTC) - MATURE
+    rows = db.session.execute(
+        sa.select(Tweet.user_id, Tweet.text, Tweet.created_at, Tweet.like_count, User.followers_count)
+        .join(User, User.id == Tweet.user_id)
+        .order_by(Tweet.created_at, Tweet.id)
+    ).all()
+    histories: dict[int, list[tuple[int, datetime]]] = {}
+    posts = []
+    for user_id, text, created_at, likes, followers in rows:
+        history = histories.setdefault(user_id, [])
+        if created_at <= cutoff:
+            posts.append(Post(clean_text(text), created_at, likes, followers, tuple(history[-2 * HISTORY :])))
+        history.append((likes, created_at))
+    return posts
+
+
+def post_to_score(text: str, username: str | None = None, at: datetime | None = None) -> Post:
+    """A typed text as if posted now (or ``at``) by a stored account, whose stored posts are its history."""
+    text = clean_text(text or "").strip()
+    if not text:
+        raise ViralityError("Type the text of a post to score.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ViralityError(f"A post has at most {MAX_TEXT_CHARS} characters; this one has {len(text)}.")
+    at = at or datetime.now(UTC)
+    if not username:
+        return Post(text, at)
+    account = find_user(username)
+    if account is None:
+        raise ViralityError(f"No stored account is called @{username.strip().lstrip('@')}.")
+    history = db.session.execute(
+        sa.select(Tweet.like_count, Tweet.created_at)
+        .where(Tweet.user_id == account.id)
+        .order_by(Tweet.created_at.desc())
+        .limit(2 * HISTORY)
+    ).all()
+    return Post(text, at, 0, account.followers_count, tuple((likes, when) for likes, when in reversed(history)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The registry
+
+
+def _blob(model: ViralityModel) -> bytes:
+    buffer = io.BytesIO()
+    pickle.dump(model, buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    return buffer.getvalue()
+
+
+def champion_row() -> ModelVersion | None:
+    return db.session.scalars(
+        sa.select(ModelVersion)
+        .where(ModelVersion.kind == KIND, ModelVersion.status == "champion", ModelVersion.format == FORMAT)
+        .order_by(ModelVersion.id.desc())
+        .limit(1)
+    ).first()
+
+
+class _Service:
+    """The champion, unpickled once per process (only if its bytes match their hash)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: tuple[int, ViralityModel] | None = None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loaded = None
+
+    def champion(self) -> tuple[ModelVersion | None, ViralityModel | None]:
+        row = champion_row()
+        if row is None:
+            return None, None
+        with self._lock:
+            if self._loaded is not None and self._loaded[0] == row.id:
+                return row, self._loaded[1]
+        if hashlib.sha256(row.artefact).hexdigest() != row.sha256:
+            log.error("virality model %s does not match its hash; not loaded", row.id)
+            return row, None
+        model = pickle.loads(row.artefact)
+        with self._lock:
+            self._loaded = (row.id, model)
+        return row, model
+
+
+_service = _Service()
+
+
+def in_service() -> tuple[ModelVersion | None, ViralityModel | None]:
+    return _service.champion()
+
+
+def predict(text: str, username: str | None = None) -> tuple[float, ModelVersion]:
+    post = post_to_score(text, username)
+    row, model = in_service()
+    if model is None:
+        raise ViralityError("No virality model is in service yet: train one with `flask virality train`.")
+    return float(model.probabilities([post])[0]), row
+
+
+def train_and_compare(
+    threshold: int = 0,
+    margin: float = MARGIN,
+    progress: Callable[[int, int, str], None] | None = None,
+    posts: Sequence[Post] | None = None,
+) -> ModelVersion:
+    """Train a challenger on the older posts, compare it with the champion on the fresh ones, promote or not."""
+    step = progress or (lambda done, total, message: None)
+    step(0, 4, "Reading the stored posts.")
+    posts = list(posts) if posts is not None else stored_posts()
+    champion, champion_model = in_service()
+    if champion is not None and champion.params.get("threshold") != threshold:
+        champion_model = None  # it answers another question; the challenger replaces it without a contest
+    fresh_after = champion.trained_to if champion_model is not None else None
+    cut = max(int(len(posts) * (1 - HELD_OUT)), 0)
+    if fresh_after is not None:
+        cut = max(cut, sum(p.created_at <= fresh_after for p in posts))
+    train, held_out = posts[:cut], posts[cut:]
+    if len(train) < MIN_POSTS:
+        raise ViralityError(
+            f"Training needs at least {MIN_POSTS} posts at least {MATURE.days} days old; {len(train)} are stored."
+        )
+    if len(held_out) < MIN_HELD_OUT:
+        raise ViralityError(
+            f"Only {len(held_out)} posts are newer than what the champion (version {champion.id}) was trained "
+            f"on; at least {MIN_HELD_OUT} are needed to compare fairly. Fetch newer posts first (flask refresh)."
+            if champion is not None and fresh_after is not None
+            else f"At least {MIN_HELD_OUT} posts must be held out to test on; {len(held_out)} are."
+        )
+    step(1, 4, f"Training a challenger on {len(train):,} posts.")
+    challenger = ViralityModel(threshold).fit(train)
+    truth = challenger.labels(held_out)
+    if len(set(truth.tolist())) < 2:
+        raise ViralityError(
+            f"All {len(held_out)} held-out posts have {'more than' if truth[0] else 'at most'} {threshold} likes, "
+            "so no model can be told better or worse on them; wait for more varied posts, or change the threshold."
+        )
+    step(2, 4, f"Scoring it and the champion on the {len(held_out):,} newest posts.")
+    metrics = evaluate(challenger.probabilities(held_out), truth)
+    contest = {"margin": margin, "held_out": len(held_out), "held_out_from": held_out[0].created_at.isoformat()}
+    if champion_model is not None:
+        theirs = evaluate(champion_model.probabilities(held_out), truth)
+        contest["champion"] = {"version": champion.id, **theirs}
+        gain = (metrics["roc_auc"] or 0) - (theirs["roc_auc"] or 0)
+        promote = gain >= margin
+        contest["reason"] = (
+            f"ROC AUC {metrics['roc_auc']} against the champion's {theirs['roc_auc']} on the same posts: "
+            + (f"better by {gain:.4f}, at least the margin {margin}." if promote else f"not better by {margin}.")
+        )
+    else:
+        promote = True
+        contest["reason"] = (
+            "No champion was in service." if champion is None else "The champion answered another threshold."
+        )
+    contest["promoted"] = promote
+    step(3, 4, "Recording the outcome.")
+    blob = _blob(challenger)
+    row = ModelVersion(
+        kind=KIND,
+        format=FORMAT,
+        status="champion" if promote else "challenger",
+        created_at=datetime.now(UTC),
+        trained_from=train[0].created_at,
+        trained_to=train[-1].created_at,
+        params={"threshold": threshold, "c": C, "history": HISTORY},
+        metrics=metrics,
+        decision=contest,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        artefact=blob,
+    )
+    if promote:  # the old champion retires in the same transaction as its successor arrives
+        db.session.execute(
+            sa.update(ModelVersion)
+            .where(ModelVersion.kind == KIND, ModelVersion.status == "champion")
+            .values(status="retired")
+        )
+    db.session.add(row)
+    db.session.commit()
+    _service.clear()
+    log_to_mlflow(row, len(train))
+    step(4, 4, "Done.")
+    return row
+
+
+def log_to_mlflow(row: ModelVersion, trained_on: int) -> None:
+    """With ``MLFLOW_TRACKING_URI`` set (and MLflow installed), record the run there too."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return
+    try:
+        import mlflow
+    except ImportError:
+        log.warning("MLFLOW_TRACKING_URI is set but MLflow is not installed (pipenv install mlflow-skinny)")
+        return
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("hypotweet-virality")
+    with mlflow.start_run(run_name=f"virality-{row.id}"):
+        mlflow.log_params({**row.params, "version": row.id, "trained_on": trained_on, "margin": row.decision["margin"]})
+        mlflow.log_metrics({k: v for k, v in row.metrics.items() if isinstance(v, int | float) and v is not None})
+        champion = row.decision.get("champion")
+        if champion and champion.get("roc_auc") is not None:
+            mlflow.log_metric("champion_roc_auc", champion["roc_auc"])
+        mlflow.set_tags({"status": row.status, "promoted": str(row.decision["promoted"]).lower()})
+        mlflow.log_dict(row.decision, "decision.json")
