@@ -28,7 +28,7 @@ install: .venv/.synced
 
 .venv/.synced: Pipfile.lock
 	@$(PIPENV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv || $(PYTHON) -m pip install --quiet --user pipenv
-	$(PIPENV) sync --dev
+	$(PIPENV) sync --all
 	@touch $@
 
 # A local .env with a fresh random SECRET_KEY, written once from the documented example.

@@ -6,7 +6,8 @@ Every post of every account (replies included, as the X API would give them to a
 the newest 20% by time are the test set, everything before them trains. Each post's account history is
 its own account's earlier posts, as the app builds it. Prints accuracy, balanced accuracy and ROC AUC of
 always answering the majority class, of the text-only model, and of the full model, at the default
-threshold (more than 0 likes) and at a second one (--threshold).
+threshold (more than 0 likes) and at a second one (--threshold; by default the training posts' upper
+quartile of likes, a question where the text has more to say).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def read_posts(folder: Path) -> list[virality.Post]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "authorship-dev")
-    parser.add_argument("--threshold", type=int, default=10, help="a second threshold to report (default 10)")
+    parser.add_argument("--threshold", type=int, default=None, help="a second threshold (default: training's 75th pct)")
     args = parser.parse_args()
     if not any(args.data.glob("*.jsonl")):
         sys.exit(f"no JSONL files in {args.data}; pass --data PATH to the authorship-dev folder")
@@ -57,8 +58,11 @@ def main() -> None:
         f"{len(posts):,} posts; train {len(train):,} (to {train[-1].created_at:%Y-%m-%d}), "
         f"test {len(test):,} (from {test[0].created_at:%Y-%m-%d})"
     )
+    second = args.threshold
+    if second is None:
+        second = int(np.percentile([p.likes for p in train], 75))
     with threadpool_limits(1):
-        for threshold in (0, args.threshold):
+        for threshold in (0, second):
             truth = np.array([p.likes > threshold for p in test], dtype=int)
             print(
                 f"\n## P(likes > {threshold}): {truth.mean():.1%} of test posts, "

@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from tests.browser import BrowserUnavailable, LiveServer, start_chromium
 from tests.conftest import require
 from tests.test_sentiment import training_rows
-from twitapp import create_app, jobs, sentiment
+from twitapp import create_app, jobs, sentiment, virality
 from twitapp.archive import demo_accounts
 from twitapp.extensions import db
 from twitapp.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
-from twitapp.models import SentimentModel
+from twitapp.models import ModelVersion, SentimentModel
 from twitapp.predict import MAX_TEXT_CHARS
 from twitapp.views import POSTS_PER_PAGE
 
@@ -382,3 +382,28 @@ def test_training_a_sentiment_model_from_the_page(page, browser_app):
             db.session.execute(sa.delete(SentimentModel))
             db.session.commit()
             sentiment._service.clear()
+
+
+def test_training_and_using_the_virality_model_from_the_pages(page, browser_app):
+    """/models trains a champion as a job and charts it; /virality then scores a post with it."""
+    try:
+        page.goto("/virality")
+        assert "No virality model is in service yet" in page.locator("#virality").inner_text()
+        page.get_by_role("link", name="models page").click()
+        assert "No model has been trained yet." in page.locator("main").inner_text()
+        page.get_by_role("button", name="Run the loop (no X token: stored posts only)").click()
+        page.locator("#registry tr.status-champion").wait_for(timeout=30_000)  # the job ended, the page reloaded
+        assert "Trained virality model" in page.locator(".job").inner_text()
+        assert page.locator("#auc-chart circle.promoted").count() == 1
+        page.get_by_role("link", name="Will it get likes?").click()
+        page.locator("textarea#text").fill("Fresh sourdough out at seven, come early! #bakery")
+        page.locator("select#username").select_option("harborbaker")
+        page.get_by_role("button", name="Score").click()
+        assert re.fullmatch(r"(\d+\.\d%|>99\.9%|<0\.1%)", page.locator("#virality-probability").inner_text())
+        assert "Posted by @harborbaker now" in page.locator("#virality-result").inner_text()
+    finally:
+        jobs.thread_worker.join()
+        with browser_app.app_context():
+            db.session.execute(sa.delete(ModelVersion))
+            db.session.commit()
+            virality._service.clear()

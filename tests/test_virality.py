@@ -228,3 +228,33 @@ def test_the_margin_is_respected(app, runner, margin):
     result = runner.invoke(args=["virality", "train", "--margin", str(margin)])
     assert result.exit_code == 0 and f"not better by {margin}" in result.output
     assert versions(app) == [(1, "champion", True), (2, "challenger", False)]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
+def test_each_run_is_logged_to_mlflow_when_a_tracking_uri_is_set(app, runner, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow", reason="MLflow is optional (the Pipfile's mlflow category)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store(app, "festival", 501, posts(1_000, 160, START))
+    assert runner.invoke(args=["virality", "train"]).exit_code == 0
+    assert runner.invoke(args=["virality", "train"]).exit_code == 0
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[virality.MLFLOW_EXPERIMENT], output_format="list")
+    by_name = {run.info.run_name: run for run in runs}
+    assert set(by_name) == {"virality-1", "virality-2"}
+    assert by_name["virality-1"].data.tags["status"] == "champion"
+    assert by_name["virality-2"].data.tags["promoted"] == "false"
+    with app.app_context():
+        assert by_name["virality-2"].data.metrics["roc_auc"] == db.session.get(ModelVersion, 2).metrics["roc_auc"]
+    assert by_name["virality-2"].data.metrics["champion_roc_auc"] == by_name["virality-1"].data.metrics["roc_auc"]
+
+
+def test_a_tracking_server_that_is_down_does_not_undo_the_training(app, runner, monkeypatch, caplog):
+    pytest.importorskip("mlflow", reason="MLflow is optional (the Pipfile's mlflow category)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    store(app, "festival", 501, posts(1_000, 160, START))
+    result = runner.invoke(args=["virality", "train"])
+    assert result.exit_code == 0 and "promoted" in result.output
+    assert versions(app) == [(1, "champion", True)]
+    assert "could not be logged to MLflow" in caplog.text

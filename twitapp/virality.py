@@ -59,6 +59,7 @@ HISTORY = 100
 HISTORY_AGE = timedelta(days=1)
 HISTORY_PRIOR = 5.0  # pseudo-posts pulling a short history's like share toward the overall share
 C = 1.0
+MLFLOW_EXPERIMENT = "hypotweet-virality"
 
 _LINK = re.compile(r"https?://\S+|\bpic\.twitter\.com/\S+")
 _MEDIA = re.compile(r"\bpic\.twitter\.com/|/photo/\d|/video/\d")
@@ -360,7 +361,11 @@ def train_and_compare(
 
 
 def log_to_mlflow(row: ModelVersion, trained_on: int) -> None:
-    """With ``MLFLOW_TRACKING_URI`` set (and MLflow installed), record the run there too."""
+    """With ``MLFLOW_TRACKING_URI`` set (and MLflow installed), record the run there too.
+
+    The registry in the database is what the service reads; MLflow is a copy for people who track runs
+    there, so a tracking server that is down is logged and does not undo the training.
+    """
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         return
@@ -369,13 +374,18 @@ def log_to_mlflow(row: ModelVersion, trained_on: int) -> None:
     except ImportError:
         log.warning("MLFLOW_TRACKING_URI is set but MLflow is not installed (pipenv install mlflow-skinny)")
         return
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("hypotweet-virality")
-    with mlflow.start_run(run_name=f"virality-{row.id}"):
-        mlflow.log_params({**row.params, "version": row.id, "trained_on": trained_on, "margin": row.decision["margin"]})
-        mlflow.log_metrics({k: v for k, v in row.metrics.items() if isinstance(v, int | float) and v is not None})
-        champion = row.decision.get("champion")
-        if champion and champion.get("roc_auc") is not None:
-            mlflow.log_metric("champion_roc_auc", champion["roc_auc"])
-        mlflow.set_tags({"status": row.status, "promoted": str(row.decision["promoted"]).lower()})
-        mlflow.log_dict(row.decision, "decision.json")
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(MLFLOW_EXPERIMENT)
+        with mlflow.start_run(run_name=f"virality-{row.id}"):
+            mlflow.log_params(
+                {**row.params, "version": row.id, "trained_on": trained_on, "margin": row.decision["margin"]}
+            )
+            mlflow.log_metrics({k: v for k, v in row.metrics.items() if isinstance(v, int | float)})
+            champion = row.decision.get("champion")
+            if champion and champion.get("roc_auc") is not None:
+                mlflow.log_metric("champion_roc_auc", champion["roc_auc"])
+            mlflow.set_tags({"status": row.status, "promoted": str(row.decision["promoted"]).lower()})
+            mlflow.log_dict(row.decision, "decision.json")
+    except Exception:
+        log.exception("virality model %s could not be logged to MLflow at %s", row.id, uri)
