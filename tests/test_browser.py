@@ -407,3 +407,29 @@ def test_training_and_using_the_virality_model_from_the_pages(page, browser_app)
             db.session.execute(sa.delete(ModelVersion))
             db.session.commit()
             virality._service.clear()
+
+
+def test_writing_like_an_account_from_its_page(page, browser_app):
+    """Train the style model from the account page, write posts with the slider, send one to compare."""
+    try:
+        page.goto("/user/harborbaker")
+        page.get_by_role("button", name="Train a style model").click()
+        page.get_by_role("button", name="Write posts").wait_for(timeout=30_000)  # trained; the page reloaded
+        assert "Trained a style model of @harborbaker" in page.locator(".job").inner_text()
+        slider = page.locator("input#temperature")
+        slider.fill("1.1")
+        assert page.locator("output#temperature-value").inner_text() == "1.1"  # the slider shows its value
+        page.get_by_role("button", name="Write posts").click()
+        written = page.locator("#written li.post")
+        written.first.wait_for()
+        assert 1 <= written.count() <= 5
+        first = written.first.locator("p").first.inner_text()
+        assert 0 < len(first) <= 280
+        written.first.get_by_role("link", name="Compare this post with other accounts").click()
+        page.wait_for_url("**/?text=*")
+        assert page.locator("textarea#text").input_value() == first
+    finally:
+        jobs.thread_worker.join()
+        with browser_app.app_context():
+            db.session.execute(sa.delete(ModelVersion))
+            db.session.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request, url_for
 
-from . import jobs, sentiment, topic, virality
+from . import generate, jobs, sentiment, topic, virality
 from .archive import ArchiveError, check_username
 from .extensions import db, limiter
 from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
@@ -190,6 +190,8 @@ def models():
 def model_json(row: ModelVersion) -> dict:
     return {
         "version": row.id,
+        "kind": row.kind,
+        "subject": row.subject,
         "status": row.status,
         "created_at": row.created_at.isoformat(),
         "trained_from": row.trained_from.isoformat(),
@@ -198,3 +200,35 @@ def model_json(row: ModelVersion) -> dict:
         "metrics": row.metrics,
         "decision": row.decision,
     }
+
+
+@bp.post("/users/<username>/generate")
+@api_limit
+def generate_posts(username: str):
+    """``{"count": 5, "temperature": 0.8, "opening": ""}`` (all optional) -> posts in the account's voice."""
+    account = find_user_or_404(username)
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        abort(400, description='Send a JSON object: {"count": 5, "temperature": 0.8, "opening": ""}.')
+    try:
+        posts, row = generate.write_like(
+            account.username,
+            body.get("count", 5),
+            body.get("temperature", generate.DEFAULT_TEMPERATURE),
+            body.get("opening", ""),
+        )
+    except generate.StyleError as exc:
+        abort(409 if "No style model" in str(exc) else 400, description=str(exc))
+    return {"username": account.username, "posts": posts, "model": model_json(row)}
+
+
+@bp.post("/users/<username>/style")
+@api_limit
+def train_style(username: str):
+    """Start training the account's style model; answers 202 with the job to poll."""
+    account = find_user_or_404(username)
+    job = jobs.submit("style-train", account.username)
+    url = url_for("api.job", job_id=job.id)
+    return {**jobs.as_dict(job), "url": url}, 202, {"Location": url}

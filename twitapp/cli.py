@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import archive, backup, jobs, labelled, sentiment, virality
+from . import archive, backup, generate, jobs, labelled, sentiment, virality
 from .extensions import db
 from .ingest import IngestError, delete_all, import_tweets
 from .models import ModelVersion, User
@@ -317,6 +317,59 @@ def virality_models() -> None:
         )
 
 
+generate_cli = click.Group("generate", help="Write posts in the style of a stored account.")
+
+
+@generate_cli.command("train")
+@with_appcontext
+@click.argument("username")
+def generate_train(username: str) -> None:
+    """Train the model that writes like USERNAME on its stored posts."""
+    click.echo(_run_job("style-train", username.strip().lstrip("@")).message)
+
+
+@generate_cli.command("write")
+@with_appcontext
+@click.argument("username")
+@click.option("--count", default=5, show_default=True, type=int)
+@click.option("--temperature", default=generate.DEFAULT_TEMPERATURE, show_default=True, type=float)
+@click.option("--opening", default="", help="Text every post starts with.")
+@click.option("--seed", default=None, type=int, help="Draw the same posts again with the same seed.")
+def generate_write(username: str, count: int, temperature: float, opening: str, seed: int | None) -> None:
+    """Posts in the voice of USERNAME, none copying 40 characters of its real posts."""
+    try:
+        posts, _ = generate.write_like(username, count, temperature, opening, seed=seed)
+    except generate.StyleError as exc:
+        raise click.ClickException(str(exc)) from None
+    for post in posts:
+        click.echo(post)
+    if len(posts) < count:
+        click.echo(
+            f"({len(posts)} of {count}: the rest kept copying real posts; a higher temperature varies more.)", err=True
+        )
+
+
+@generate_cli.command("evaluate")
+@with_appcontext
+@click.argument("username")
+@click.option("--against", multiple=True, help="An account to tell it from (three by default: the largest others).")
+@click.option("--count", default=50, show_default=True, type=click.IntRange(5, 500), help="Posts to generate.")
+def generate_evaluate(username: str, against: tuple[str, ...], count: int) -> None:
+    """Held-out bits per character, distance to the real posts, copy rate and style fidelity."""
+    try:
+        figures = generate.evaluate_account(username, list(against), count)
+    except generate.StyleError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"@{figures['username']}: trained on the oldest 90% of {figures['posts']:,} posts, tested on the rest")
+    click.echo(f"  order {figures['order']}, held-out bits per character {figures['bits_per_char']:.3f}")
+    click.echo(f"  {figures['generated']} generated posts at temperature {figures['temperature']}:")
+    click.echo(f"    mean TF-IDF cosine distance to the nearest real post {figures['distance']:.3f}")
+    click.echo(f"    copy rate {figures['copy_rate']:.0%} ({figures['copies_drawn_again']} copies drawn again)")
+    if "fidelity" in figures:
+        others = ", ".join(f"@{h}" for h in figures["against"])
+        click.echo(f"    style fidelity {figures['fidelity']:.0%} (attributed back among it and {others})")
+
+
 @click.command("refresh")
 @with_appcontext
 @click.option("--threshold", default=0, show_default=True, type=click.IntRange(min=0), help="Likes to exceed.")
@@ -341,5 +394,6 @@ def init_app(app: Flask) -> None:
         sentiment_cli,
         virality_cli,
         refresh,
+        generate_cli,
     ):
         app.cli.add_command(command)

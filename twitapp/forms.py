@@ -2,7 +2,7 @@
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
-from wtforms import SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms import DecimalRangeField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import DataRequired, Regexp
 
 from .archive import USERNAME_RE
@@ -57,3 +57,10 @@ class ViralityForm(FlaskForm):
 
 class RunForm(FlaskForm):
     """A button that starts a job; the form only carries its CSRF token."""
+
+
+class WriteForm(FlaskForm):
+    """How to draw posts in an account's voice; the rules live in ``generate`` (shared with the API)."""
+
+    temperature = DecimalRangeField("Temperature", places=1, default=0.8)
+    opening = StringField("Start with (optional)")

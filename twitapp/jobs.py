@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from . import archive, backup, labelled, sentiment, uploads, virality
+from . import archive, backup, generate, labelled, sentiment, uploads, virality
 from .archive import ArchiveError
 from .extensions import db
 from .ingest import IngestError, IngestResult, add_or_update_user, import_tweets
@@ -322,6 +322,18 @@ def _refresh(params: dict, report: Reporter) -> tuple[str, dict]:
     return f"{fetched_message} {trained_message}", {"fetched": fetched, "trained": trained}
 
 
+@handler("style-train")
+def _style_train(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Train the model that writes like one account, and put it in service."""
+    row = generate.train_for(params["username"], progress=report.progress)
+    handle = row.params["username"]
+    message = (
+        f"Trained a style model of @{handle} on {row.metrics['posts']:,} posts: order {row.params['order']}, "
+        f"{row.metrics['held_out_bits_per_char']:.2f} bits per character on its newest posts."
+    )
+    return message, {"model": row.id, "metrics": row.metrics, "params": row.params}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Running
 
@@ -341,7 +353,15 @@ def execute(job_id: int, echo: Callable[[int, int, str], None] | None = None) ->
         if work is None:
             raise JobFailed(f"There is no kind of job called {kind!r}.")
         message, result = work(params, report)
-    except (JobFailed, XAPIError, IngestError, ArchiveError, SentimentError, virality.ViralityError) as exc:
+    except (
+        JobFailed,
+        XAPIError,
+        IngestError,
+        ArchiveError,
+        SentimentError,
+        virality.ViralityError,
+        generate.StyleError,
+    ) as exc:
         db.session.rollback()
         _finish(job_id, "failed", message="Failed; nothing was stored.", error=str(exc))
     except Exception:

@@ -181,6 +181,8 @@ class ModelVersion(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(32))
+    # What the model is of, where it is of one thing: the account, for a style model.
+    subject: Mapped[str | None] = mapped_column(sa.String(50))
     format: Mapped[int]
     status: Mapped[str] = mapped_column(sa.String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from . import jobs, labelled, sentiment, topic, uploads, virality
+from . import generate, jobs, labelled, sentiment, topic, uploads, virality
 from .archive import ArchiveError
 from .extensions import db, limiter
 from .forms import (
@@ -18,6 +18,7 @@ from .forms import (
     TrainSentimentForm,
     UpdateForm,
     ViralityForm,
+    WriteForm,
 )
 from .models import Job, ModelVersion, SentimentModel, User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
@@ -29,6 +30,7 @@ POSTS_PER_PAGE = 25
 # An account page shows its latest job while it runs, and its outcome for this long after.
 RECENT_JOB = timedelta(minutes=10)
 MODEL_HISTORY = 10  # trained sentiment models listed on the page
+WRITE_COUNT = 5  # posts an account page writes at a time
 
 
 def _recent(job: Job | None) -> dict | None:
@@ -63,8 +65,9 @@ def _index(add_form: AddAccountForm | None = None, compare_form: CompareForm | N
 
 @bp.get("/")
 def index():
-    """The accounts with their post counts, and the add and compare forms."""
-    return _index()
+    """The accounts with their post counts, and the add and compare forms (``?text=&usernames=`` fill it)."""
+    prefill = {"text": request.args.get("text", ""), "usernames": request.args.getlist("usernames")}
+    return _index(compare_form=CompareForm(formdata=None, data=prefill))
 
 
 def _limit(setting: str, methods: tuple[str, ...] = ("POST",)):
@@ -96,9 +99,7 @@ def update_user(username: str):
     return redirect(url_for("main.user", username=account.username))
 
 
-@bp.get("/user/<username>")
-def user(username: str):
-    """An account's stored posts, newest first, and the progress or outcome of its latest fetch."""
+def _user_page(username: str, write_form: WriteForm | None = None, written=None, status: int = 200):
     account = find_user(username)
     job = _recent(jobs.latest_for(username))
     if account is None:
@@ -108,15 +109,58 @@ def user(username: str):
     page = db.paginate(newest_posts(account), per_page=POSTS_PER_PAGE, max_per_page=POSTS_PER_PAGE)
     can_update = bool(current_app.config.get("X_BEARER_TOKEN")) and account.source == "x"
     mix = sentiment.account_mix(account.id)
-    return render_template(
-        "user.html",
-        user=account,
-        page=page,
-        mix=mix[-12:],
-        mix_most=max((sum(counts.values()) for _, counts in mix[-12:]), default=1),
-        job=job,
-        update_form=UpdateForm() if can_update else None,
+    style, style_model = generate.in_service(account.username)
+    return (
+        render_template(
+            "user.html",
+            user=account,
+            page=page,
+            mix=mix[-12:],
+            mix_most=max((sum(counts.values()) for _, counts in mix[-12:]), default=1),
+            job=job,
+            update_form=UpdateForm() if can_update else None,
+            style=style if style_model is not None else None,
+            write_form=write_form or WriteForm(formdata=None),
+            train_form=RunForm(),
+            written=written,
+            write_count=WRITE_COUNT,
+            temperatures=generate.TEMPERATURES,
+        ),
+        status,
     )
+
+
+@bp.get("/user/<username>")
+def user(username: str):
+    """An account's stored posts, newest first, the progress or outcome of its latest job, and its style."""
+    return _user_page(username)
+
+
+@bp.post("/user/<username>/style")
+@_limit("RATELIMIT_ADD")
+def train_style(username: str):
+    """Train the model that writes like this account, as a job its page follows."""
+    account = find_user_or_404(username)
+    if RunForm().validate_on_submit():
+        jobs.submit("style-train", account.username)
+    return redirect(url_for("main.user", username=account.username) + "#style")
+
+
+@bp.post("/user/<username>/write")
+@_limit("RATELIMIT_COMPARE")
+def write_like(username: str):
+    """A handful of posts in this account's voice."""
+    account = find_user_or_404(username)
+    form = WriteForm()
+    if not form.validate_on_submit():
+        return _user_page(account.username, form, status=400)
+    temperature = float(form.temperature.data) if form.temperature.data is not None else generate.DEFAULT_TEMPERATURE
+    try:
+        posts, _ = generate.write_like(account.username, WRITE_COUNT, temperature, form.opening.data or "")
+    except generate.StyleError as exc:
+        form.opening.errors.append(str(exc))
+        return _user_page(account.username, form, status=400)
+    return _user_page(account.username, form, written=posts)
 
 
 @bp.post("/compare")

@@ -120,3 +120,16 @@ document.addEventListener("DOMContentLoaded", () => {
   const panel = document.querySelector("[data-topic-url]");
   if (panel) followTopic(panel);
 });
+
+// Range inputs with data-show="ID" write their value into that element as they move.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const range of document.querySelectorAll("input[type=range][data-show]")) {
+    const out = document.getElementById(range.dataset.show);
+    if (!out) continue;
+    const update = () => {
+      out.textContent = Number(range.value).toFixed(1);
+    };
+    range.addEventListener("input", update);
+    update();
+  }
+});

@@ -1,0 +1,101 @@
+"""Write like them: the style model on real accounts.
+
+    pipenv run python bench/style.py --data ../shared/data/authorship-dev
+
+For each account: its original posts (no replies, no "RT @" posts), links dropped, oldest first; the
+engine is trained on all but the newest 10% (choosing its order and discounts on the newest tenth of
+those) and tested on the newest 10%. Printed per account and engine:
+- held-out bits per character (each post's end counts as one symbol, like a newline);
+- the mean TF-IDF cosine distance from each generated post to its nearest real post;
+- the copy rate: generated posts holding 40 consecutive characters of a real post (such drafts are drawn
+  again, so this must be 0; how many were drawn again is shown beside it);
+- style fidelity: the share of generated posts that the app's author attribution, fitted on the real
+  posts of that account and of three others (drawn with a fixed seed), gives back to that account.
+Beside the engine, a plain interpolated Kneser-Ney 8-gram with one discount of 0.75 is scored on the same
+posts, so the figures can be read against a fixed baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from twitapp import generate, predict  # noqa: E402
+
+
+def load(data: Path) -> dict[str, list[str]]:
+    accounts = {}
+    for path in sorted(data.glob("*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [r for r in rows if str(r["conversation_id"]) == str(r["id"]) and not r["text"].startswith("RT @")]
+        rows.sort(key=lambda r: (r["created_at"], int(r["id"])))
+        accounts[path.stem] = [t for t in (generate.normalise(r["text"]) for r in rows) if t]
+    return accounts
+
+
+def plain_baseline(train: list[str], test: list[str]) -> float:
+    alphabet = "".join(sorted({c for t in train + test for c in t}))
+    model = generate.CharModel.train(train, order=8, alphabet=alphabet)
+    for table in model.tables:
+        table.discounts = np.array([0.75, 0.75, 0.75])
+    return model.bits_per_char(test)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "authorship-dev")
+    parser.add_argument("--count", type=int, default=50, help="posts generated per account (default 50)")
+    parser.add_argument("--temperature", type=float, default=generate.DEFAULT_TEMPERATURE)
+    args = parser.parse_args()
+    accounts = load(args.data)
+    if not accounts:
+        sys.exit(f"no JSONL files in {args.data}; pass --data PATH to the authorship-dev folder")
+    names = sorted(accounts)
+    rng = random.Random(0)
+    print(f"{args.count} posts generated per account at temperature {args.temperature}\n")
+    print(
+        f"{'account':<14} {'posts':>6} {'engine':<12} {'order':>5} {'bits/char':>9} {'plain KN-8':>10} "
+        f"{'distance':>8} {'copies':>7} {'redrawn':>7} {'fidelity':>8} {'seconds':>7}"
+    )
+    fidelities = []
+    with threadpool_limits(1):
+        for name in names:
+            others = rng.sample([n for n in names if n != name], 3)
+            texts = accounts[name]
+            cut = int(len(texts) * (1 - generate.HELD_OUT))
+            started = time.perf_counter()
+            figures = generate.judge(
+                texts,
+                [accounts[o][-predict.MAX_TRAIN_POSTS :] for o in others],
+                count=args.count,
+                temperature=args.temperature,
+            )
+            seconds = time.perf_counter() - started
+            baseline = plain_baseline(texts[:cut], texts[cut:])
+            fidelities.append(figures["fidelity"])
+            print(
+                f"{name:<14} {len(texts):>6} {'kneser-ney':<12} {figures['order']:>5} {figures['bits_per_char']:>9.3f} "
+                f"{baseline:>10.3f} {figures['distance']:>8.3f} {figures['copy_rate']:>7.1%} "
+                f"{figures['copies_drawn_again']:>7} {figures['fidelity']:>8.0%} {seconds:>7.1f}",
+                flush=True,
+            )
+    print(f"\nmean style fidelity (among 4 accounts; chance 25%): {np.mean(fidelities):.0%}")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("PyTorch is not installed: no neural engine to compare.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Write like them: the character model, drawing posts, the account page, the API and the CLI."""
+
+import random
+import re
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import count_rows
+from twitapp import generate, jobs
+from twitapp.extensions import db
+from twitapp.ingest import import_tweets
+from twitapp.models import ModelVersion
+from twitapp.records import AccountRecord, PostRecord
+
+PARTS = {
+    "baker": (
+        ["fresh sourdough", "rye loaves", "cinnamon buns", "croissants", "seeded rolls", "focaccia", "brioche"],
+        ["out at six", "proving slowly", "still warm", "on the counter", "cooling now", "in the oven"],
+        ["come early", "sold out by nine", "flour everywhere", "see you soon", "patience pays", "warm hearts"],
+        ["friends", "neighbours", "all", "early birds", "regulars", "market folk"],
+    ),
+    "commuter": (
+        ["Route 12", "The 7:42", "Bus 9", "The tram", "The night bus", "Line 4", "The ferry"],
+        ["was late again", "left early", "skipped Central", "is bunching", "broke down", "ran on time"],
+        ["#transit", "plan ahead.", "third time.", "so it goes.", "no notice.", "eyes rolling."],
+        ["Monday", "today", "this week", "again", "at rush hour", "tonight"],
+    ),
+    "coder": (
+        ["deployed on friday", "the flaky test", "the parser", "new dotfiles", "the build", "a missing await"],
+        ["rolled back", "failed twice", "got refactored", "went green", "ate my morning", "broke prod"],
+        ["classic", "coffee cold", "merge pressed", "sigh", "lesson learned", "never again"],
+        ["lol", "again", "today", "as usual", "somehow", "of course"],
+    ),
+}
+
+
+def voice_posts(voice: str, count: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(slot) for slot in PARTS[voice]) for _ in range(count)]
+
+
+@pytest.fixture
+def writers(app):
+    """Three stored accounts of 80 posts each, in three voices."""
+    for number, voice in enumerate(PARTS, start=1):
+        posts = [
+            PostRecord(number * 10_000 + i, text, generate_time(i), like_count=i % 3)
+            for i, text in enumerate(voice_posts(voice, 80, seed=number))
+        ]
+        with app.app_context():
+            import_tweets(AccountRecord(number * 7, voice, voice.title()), posts, source="archive")
+    return list(PARTS)
+
+
+def generate_time(i: int):
+    from datetime import UTC, datetime, timedelta
+
+    return datetime(2025, 3, 1, tzinfo=UTC) + timedelta(hours=7 * i)
+
+
+def trained(app, username: str) -> ModelVersion:
+    with app.app_context():
+        job = jobs.run_here("style-train", username)
+        assert job.state == "done", job.error
+        return db.session.get(ModelVersion, job.result["model"])
+
+
+# -- the model --------------------------------------------------------------------------------------------
+
+
+def test_every_next_character_distribution_sums_to_one():
+    model = generate.CharModel.train(voice_posts("baker", 60), order=6)
+    rng = np.random.default_rng(0)
+    for text in voice_posts("commuter", 5):  # contexts the model never saw, and characters it never saw
+        ids = [model.index.get(c, generate.UNK) for c in text]
+        for cut in rng.integers(0, len(ids), 4):
+            p = model.next_distribution(ids[:cut])
+            assert p.sum() == pytest.approx(1.0) and p[generate.BOS] == 0 and (p >= 0).all()
+
+
+def test_bits_per_character_are_honest_and_survive_storage():
+    posts = voice_posts("baker", 80)
+    model = generate.CharModel.train(posts[:70], order=8)
+    by_hand = []
+    for post in posts[70:73]:  # the same figure, one symbol at a time from the full distribution
+        ids = [model.index.get(c, generate.UNK) for c in post] + [generate.EOS]
+        for i, symbol in enumerate(ids):
+            hashes = np.full(model.vocabulary, generate._SEED, dtype=np.uint64)
+            p = np.full(model.vocabulary, 1.0 / model.vocabulary)
+            context = [generate.BOS] * (model.order - 1) + ids[:i]
+            for k in range(1, model.order + 1):
+                if k > 1:
+                    hashes = generate._extend(hashes, np.full(model.vocabulary, context[-(k - 1)], dtype=np.int32))
+                keys = generate._key(hashes, np.arange(model.vocabulary))
+                p = generate._interpolate(model.tables[k - 1], hashes, keys, p, model.scale)
+            assert p.sum() == pytest.approx(1.0)
+            by_hand.append(-np.log2(p[symbol]))
+    assert model.bits_per_char(posts[70:73]) == pytest.approx(np.mean(by_hand))
+    restored = generate.CharModel.from_bytes(model.to_bytes())
+    assert restored.bits_per_char(posts[70:]) == pytest.approx(model.bits_per_char(posts[70:]))
+    # It has learned this voice: its own unseen posts cost far fewer bits than another voice's.
+    assert model.bits_per_char(posts[70:]) < 0.6 * model.bits_per_char(voice_posts("coder", 10))
+
+
+def test_the_order_is_chosen_on_held_out_posts():
+    posts = voice_posts("commuter", 100)
+    trial = generate.CharModel.train(posts[:90], order=generate.MAX_ORDER, every_order=True)
+    order, scale, grid = trial.choose(posts[90:])
+    assert grid[(order, scale)] == min(grid.values()) and len(grid) == len(generate.ORDERS) * 4
+    assert grid[(3, 1.0)] > grid[(order, scale)]  # three characters of context are not enough here
+
+
+def test_drawn_posts_end_naturally_keep_the_opening_and_never_copy():
+    posts = voice_posts("baker", 80)
+    model, figures = generate.fit(posts)
+    drawn, _ = generate.draw(model, posts, count=8, temperature=0.9, opening="fresh sourdough", seed=3)
+    assert len(drawn) == 8
+    for text in drawn:
+        assert text.startswith("fresh sourdough") and len(text) <= generate.MAX_POST_CHARS
+        assert not generate.copies(text, posts)
+    assert figures["order"] in generate.ORDERS and figures["posts"] == 80
+
+
+def test_a_model_that_can_only_copy_gives_nothing_rather_than_a_copy():
+    line = "the one and only thing this account ever says, word for word, every single day"
+    model = generate.CharModel.train([line] * 30, order=12)
+    drawn, rejected = generate.draw(model, [line], count=3, temperature=0.2, seed=0, tries=5)
+    assert drawn == [] and rejected == 15
+    assert generate.copies(line[:45] + " and more", [line]) and not generate.copies(line[:39] + "!", [line])
+
+
+def test_links_are_dropped_before_learning():
+    assert generate.normalise("Read it https://t.co/abc &amp; share  pic.twitter.com/xyz") == "Read it & share"
+
+
+# -- the pages, the API and the CLI -------------------------------------------------------------------------
+
+
+def test_an_account_page_trains_then_writes_posts_that_can_be_compared(app, client, writers):
+    page = client.get("/user/baker").get_data(as_text=True)
+    assert "Train a style model" in page and "Write posts" not in page
+    assert client.post("/user/baker/style").status_code == 302
+    jobs.thread_worker.join()
+    page = client.get("/user/baker").get_data(as_text=True)
+    assert "Trained a style model of @baker on 80 posts" in page and "Write posts" in page
+    response = client.post("/user/baker/write", data={"temperature": "1.0", "opening": "fresh"})
+    assert response.status_code == 200
+    written = re.findall(r'<ol class="posts" id="written">(.*?)</ol>', response.get_data(as_text=True), re.S)[0]
+    posts = re.findall(r'<li class="post"><p>(.*?)</p>', written)
+    assert len(posts) == 5 and all(p.startswith("fresh") for p in posts)
+    link = re.findall(r'href="(/\?text=[^"]+)"', written)[0].replace("&amp;", "&")
+    assert "fresh" in client.get(link).get_data(as_text=True).split('id="text"')[1][:400]  # the compare form, filled
+
+
+def test_the_api_writes_posts_and_explains_what_it_refuses(app, client, writers):
+    response = client.post("/api/users/coder/generate", json={})
+    assert response.status_code == 409 and "No style model of @coder" in response.get_json()["message"]
+    assert client.post("/api/users/nobody/generate", json={}).status_code == 404
+    started = client.post("/api/users/coder/style")
+    assert started.status_code == 202
+    jobs.thread_worker.join()
+    assert client.get(started.headers["Location"]).get_json()["state"] == "done"
+    body = client.post("/api/users/coder/generate", json={"count": 3, "temperature": 1.2}).get_json()
+    assert len(body["posts"]) == 3 and body["model"]["subject"] == "coder" and body["model"]["kind"] == "style"
+    for request, message in [
+        ({"count": 0}, '"count" must be a whole number from 1 to 10'),
+        ({"count": "5"}, '"count" must be a whole number'),
+        ({"temperature": 9}, '"temperature" must be from 0.2 to 2.0'),
+        ({"temperature": "hot"}, '"temperature" must be a number'),
+        ({"opening": "x" * 101}, "An opening has at most 100 characters"),
+        (["a list"], "Send a JSON object"),
+    ]:
+        response = client.post("/api/users/coder/generate", json=request)
+        assert response.status_code == 400 and message in response.get_json()["message"], request
+
+
+def test_training_again_retires_the_old_model_and_a_damaged_one_is_never_loaded(app, client, writers):
+    first, second = trained(app, "baker"), trained(app, "baker")
+    with app.app_context():
+        statuses = dict(db.session.execute(sa.select(ModelVersion.id, ModelVersion.status)).all())
+        assert statuses == {first.id: "retired", second.id: "champion"}
+        db.session.execute(sa.update(ModelVersion).where(ModelVersion.id == second.id).values(artefact=b"broken"))
+        db.session.commit()
+        generate._service.clear()
+    response = client.post("/api/users/baker/generate", json={})
+    assert response.status_code == 409
+
+
+def test_too_few_posts_is_explained(app, runner):
+    with app.app_context():
+        import_tweets(AccountRecord(5, "tiny", "Tiny"), [PostRecord(1, "hello", generate_time(0))], source="archive")
+    result = runner.invoke(args=["generate", "train", "tiny"])
+    assert result.exit_code != 0 and "needs at least 20 posts with text; it has 1" in result.output
+    assert count_rows(app, ModelVersion) == 0
+
+
+def test_the_cli_trains_writes_and_evaluates(app, runner, writers):
+    result = runner.invoke(args=["generate", "train", "@commuter"])
+    assert result.exit_code == 0 and "Trained a style model of @commuter" in result.output
+    result = runner.invoke(args=["generate", "write", "commuter", "--count", "2", "--seed", "4"])
+    assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 2
+    result = runner.invoke(args=["generate", "evaluate", "commuter", "--count", "20"])
+    assert result.exit_code == 0, result.output
+    assert "held-out bits per character" in result.output and "copy rate 0%" in result.output
+    fidelity = int(re.search(r"style fidelity (\d+)%", result.output).group(1))
+    assert fidelity >= 70 and "among it and @baker, @coder" in result.output
+    assert runner.invoke(args=["generate", "write", "nobody"]).exit_code != 0

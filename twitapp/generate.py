@@ -1,0 +1,590 @@
+"""Write like them: a character-level language model of one account's posts, and posts drawn from it.
+
+The engine is an interpolated Kneser-Ney model over characters with modified discounts (three per order,
+estimated from the counts of counts, then scaled by a factor chosen on held-out posts, as is the order).
+Each post is one sequence: padded on the left with start symbols and closed by an end symbol, so the model
+learns how posts open and where they stop.
+
+Counting is done with NumPy: every context is hashed (64-bit FNV-style, extended one character at a time),
+and each order keeps sorted arrays of (context, next character) keys with their counts, and of contexts
+with their totals and how many characters follow them once, twice, or three times or more. Training on a
+few thousand posts takes seconds; held-out scoring is vectorised over every position and every order.
+
+The arrays are saved with ``numpy.savez`` (no pickle), so a stored model is data, never code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import sqlalchemy as sa
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from . import features, predict
+from .extensions import db
+from .models import ModelVersion, Tweet, User, find_user, tweet_counts
+
+MAX_ORDER = 12
+ORDERS = range(3, MAX_ORDER + 1)
+DISCOUNT_SCALES = (0.8, 0.9, 1.0, 1.1)
+HELD_OUT = 0.1
+MAX_POST_CHARS = 280
+COPY_RUN = 40  # a generated post sharing this many consecutive characters with a real one is a copy
+
+_LINK = re.compile(r"https?://\S+|\bpic\.twitter\.com/\S+|\bt\.co/\S+")
+_SPACE = re.compile(r"\s+")
+
+BOS, EOS, UNK = 0, 1, 2  # symbol ids; characters start at 3
+_MUL = np.uint64(1099511628211)
+_SEED = np.uint64(14695981039346656037)
+_KEY_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+class StyleError(ValueError):
+    """A model cannot be trained or used as asked; the message says why."""
+
+
+def normalise(text: str) -> str:
+    """A post as the model learns it: links dropped (generated ones would lead nowhere), spacing tidied."""
+    text = html.unescape(_LINK.sub(" ", text))
+    return _SPACE.sub(" ", text).strip()
+
+
+def _extend(hashes: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (hashes ^ (symbols.astype(np.uint64) + np.uint64(1))) * _MUL
+
+
+def _key(contexts: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (contexts ^ ((symbols.astype(np.uint64) + np.uint64(7)) * _KEY_MUL)) * _MUL
+
+
+def _lookup(sorted_keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """values[key] for each wanted key, 0 where the key is absent."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(wanted), dtype=values.dtype)
+    at = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+    return np.where(sorted_keys[at] == wanted, values[at], 0)
+
+
+@dataclass
+class _Order:
+    """One order's tables: (context, symbol) keys with counts, and contexts with their summaries."""
+
+    keys: np.ndarray  # uint64, sorted
+    counts: np.ndarray  # uint32
+    contexts: np.ndarray  # uint64, sorted
+    totals: np.ndarray  # uint32: the counts of every key with that context, summed
+    ones: np.ndarray  # uint32: keys with count 1 under the context
+    twos: np.ndarray
+    more: np.ndarray  # count 3 or more
+    discounts: np.ndarray  # float64 (D1, D2, D3+)
+
+
+class CharModel:
+    """Interpolated modified Kneser-Ney over characters, up to ``order`` characters of context + 1."""
+
+    def __init__(self, alphabet: str, order: int, tables: list[_Order], scale: float = 1.0) -> None:
+        self.alphabet = alphabet
+        self.index = {c: i + 3 for i, c in enumerate(alphabet)}
+        self.order = order
+        self.tables = tables  # tables[k - 1] is order k (k - 1 characters of context)
+        self.top_tables: list[_Order] = []  # while choosing: every order's plain counts
+        self.scale = scale
+
+    @property
+    def vocabulary(self) -> int:
+        return len(self.alphabet) + 3
+
+    # -- training ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls, posts: Sequence[str], order: int = MAX_ORDER, alphabet: str | None = None, every_order: bool = False
+    ) -> CharModel:
+        """Count the posts. ``every_order`` also keeps each order's plain counts, so that ``choose`` can score
+        every shorter model as well (a model's top order counts occurrences; the orders below it count the
+        different characters seen before each n-gram, as Kneser-Ney has it)."""
+        if alphabet is None:
+            alphabet = "".join(sorted({c for post in posts for c in post}))
+        model = cls(alphabet, order, [])
+        sequence, targets = model._encode(posts)
+        hashes = np.full(len(targets), _SEED, dtype=np.uint64)  # the empty context, at every target
+        raw: list[tuple[np.ndarray, np.ndarray]] = []
+        for k in range(1, order + 1):
+            if k > 1:
+                hashes = _extend(hashes, sequence[targets - (k - 1)])
+            raw.append((hashes.copy(), _key(hashes, sequence[targets])))
+        model.top_tables = []
+        for k in range(1, order + 1):
+            contexts, keys = raw[k - 1]
+            if k == order or every_order:
+                unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
+                model.top_tables.append(_summarise(unique, counts.astype(np.uint32), contexts[first]))
+            if k < order:
+                _, first_long = np.unique(raw[k][1], return_index=True)
+                unique, first, counts = np.unique(keys[first_long], return_index=True, return_counts=True)
+                model.tables.append(_summarise(unique, counts.astype(np.uint32), contexts[first_long][first]))
+        model.tables.append(model.top_tables[-1])
+        if not every_order:
+            model.top_tables = []
+        return model
+
+    def _encode(self, posts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One array of symbols (each post padded with order - 1 starts and closed by an end) and the
+        positions of the symbols to predict."""
+        pad = self.order - 1
+        parts, targets, at = [], [], 0
+        for post in posts:
+            ids = [self.index.get(c, UNK) for c in post] + [EOS]
+            parts.append(np.array([BOS] * pad + ids, dtype=np.int32))
+            targets.append(np.arange(at + pad, at + pad + len(ids)))
+            at += pad + len(ids)
+        if not parts:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+        return np.concatenate(parts), np.concatenate(targets)
+
+    # -- scoring ----------------------------------------------------------------------------------------
+
+    def _probabilities_by_order(self, posts: Sequence[str], scale: float | None = None) -> list[np.ndarray]:
+        """P(each symbol of the posts) under the models of order 1, 2, ... (needs ``every_order`` tables)."""
+        scale = self.scale if scale is None else scale
+        sequence, targets = self._encode(posts)
+        symbols = sequence[targets]
+        hashes = np.full(len(targets), _SEED, dtype=np.uint64)
+        lower = np.full(len(targets), 1.0 / self.vocabulary)
+        out = []
+        for k in range(1, self.order + 1):
+            if k > 1:
+                hashes = _extend(hashes, sequence[targets - (k - 1)])
+            keys = _key(hashes, symbols)
+            out.append(_interpolate(self.top_tables[k - 1], hashes, keys, lower, scale))
+            if k < self.order:
+                lower = _interpolate(self.tables[k - 1], hashes, keys, lower, scale)
+        return out
+
+    def probabilities(self, posts: Sequence[str]) -> np.ndarray:
+        """P(each symbol of the posts, their ends included) under this model."""
+        sequence, targets = self._encode(posts)
+        symbols = sequence[targets]
+        hashes = np.full(len(targets), _SEED, dtype=np.uint64)
+        p = np.full(len(targets), 1.0 / self.vocabulary)
+        for k in range(1, self.order + 1):
+            if k > 1:
+                hashes = _extend(hashes, sequence[targets - (k - 1)])
+            p = _interpolate(self.tables[k - 1], hashes, _key(hashes, symbols), p, self.scale)
+        return p
+
+    def bits_per_char(self, posts: Sequence[str]) -> float:
+        """Mean bits per symbol over the posts (each post's end counts as one, like a newline)."""
+        p = self.probabilities(posts)
+        return float(-np.log2(p).mean()) if len(p) else float("nan")
+
+    def choose(self, held_out: Sequence[str]) -> tuple[int, float, dict[tuple[int, float], float]]:
+        """The order and discount scale that give the held-out posts the fewest bits, and the whole grid."""
+        grid = {}
+        for scale in DISCOUNT_SCALES:
+            for k, p in enumerate(self._probabilities_by_order(held_out, scale), start=1):
+                if k in ORDERS:
+                    grid[(k, scale)] = float(-np.log2(p).mean())
+        (order, scale), _ = min(grid.items(), key=lambda item: item[1])
+        return order, scale, grid
+
+    def next_distribution(self, context: Sequence[int]) -> np.ndarray:
+        """P(every symbol) after the given symbols (the last order - 1 of them count)."""
+        symbols = np.arange(self.vocabulary)
+        context = [BOS] * max(0, self.order - 1 - len(context)) + list(context)[-(self.order - 1) or len(context) :]
+        if self.order == 1:
+            context = []
+        hashes = np.full(self.vocabulary, _SEED, dtype=np.uint64)
+        p = np.full(self.vocabulary, 1.0 / self.vocabulary)
+        for k in range(1, self.order + 1):
+            if k > 1:
+                hashes = _extend(hashes, np.full(self.vocabulary, context[-(k - 1)], dtype=np.int32))
+            p = _interpolate(self.tables[k - 1], hashes, _key(hashes, symbols), p, self.scale)
+        p[BOS] = 0.0
+        p[UNK] = 0.0
+        return p / p.sum()
+
+    # -- storage ----------------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        arrays: dict[str, np.ndarray] = {
+            "alphabet": np.array([ord(c) for c in self.alphabet], dtype=np.int32),
+            "settings": np.array([self.order, self.scale], dtype=np.float64),
+        }
+        for k, table in enumerate(self.tables, start=1):
+            for field in _Order.__dataclass_fields__:
+                arrays[f"{k}_{field}"] = getattr(table, field)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> CharModel:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            alphabet = "".join(chr(int(c)) for c in data["alphabet"])
+            order, scale = int(data["settings"][0]), float(data["settings"][1])
+            tables = [
+                _Order(**{field: data[f"{k}_{field}"] for field in _Order.__dataclass_fields__})
+                for k in range(1, order + 1)
+            ]
+        return cls(alphabet, order, tables, scale)
+
+    # -- drawing posts ----------------------------------------------------------------------------------
+
+    def sample(self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "") -> str:
+        """One post: characters drawn until the end symbol or the length limit, cut at a natural boundary."""
+        context = [self.index.get(c, UNK) for c in opening]
+        text = list(opening)
+        while len(text) < MAX_POST_CHARS:
+            p = self.next_distribution(context)
+            if temperature != 1.0:
+                p = np.power(p, 1.0 / temperature)
+                p /= p.sum()
+            symbol = int(rng.choice(len(p), p=p))
+            if symbol == EOS:
+                return "".join(text).strip()
+            text.append(self.alphabet[symbol - 3])
+            context.append(symbol)
+        return _cut("".join(text))
+
+
+def _cut(text: str) -> str:
+    """A post that ran to the limit, ended at its last sentence end (or else its last space)."""
+    text = text[:MAX_POST_CHARS]
+    ends = [m.end() for m in re.finditer(r"[.!?…](?=\s|$)", text)]
+    if ends and ends[-1] >= MAX_POST_CHARS // 3:
+        return text[: ends[-1]].strip()
+    space = text.rfind(" ")
+    return (text[:space] if space > MAX_POST_CHARS // 3 else text).strip()
+
+
+def _summarise(keys: np.ndarray, counts: np.ndarray, key_context: np.ndarray) -> _Order:
+    order = np.argsort(key_context, kind="stable")
+    context_sorted = key_context[order]
+    contexts, starts = np.unique(context_sorted, return_index=True)
+    sorted_counts = counts[order].astype(np.int64)
+    totals = np.add.reduceat(sorted_counts, starts) if len(starts) else np.zeros(0, dtype=np.int64)
+    ones = np.add.reduceat((sorted_counts == 1).astype(np.int64), starts) if len(starts) else totals
+    twos = np.add.reduceat((sorted_counts == 2).astype(np.int64), starts) if len(starts) else totals
+    more = np.add.reduceat((sorted_counts >= 3).astype(np.int64), starts) if len(starts) else totals
+    n = [int((counts == i).sum()) for i in (1, 2, 3, 4)]
+    y = n[0] / (n[0] + 2 * n[1]) if n[0] + 2 * n[1] else 0.5
+    discounts = np.array(
+        [
+            1 - 2 * y * n[1] / n[0] if n[0] else 0.5,
+            2 - 3 * y * n[2] / n[1] if n[1] else 1.0,
+            3 - 4 * y * n[3] / n[2] if n[2] else 1.5,
+        ]
+    )
+    discounts = np.clip(discounts, 0.05, [0.95, 1.95, 2.95])
+    return _Order(
+        keys=keys,
+        counts=counts,
+        contexts=contexts,
+        totals=totals.astype(np.uint32),
+        ones=ones.astype(np.uint32),
+        twos=twos.astype(np.uint32),
+        more=more.astype(np.uint32),
+        discounts=discounts,
+    )
+
+
+def _interpolate(table: _Order, contexts: np.ndarray, keys: np.ndarray, lower: np.ndarray, scale: float) -> np.ndarray:
+    count = _lookup(table.keys, table.counts, keys).astype(np.float64)
+    at = np.minimum(np.searchsorted(table.contexts, contexts), max(len(table.contexts) - 1, 0))
+    seen = table.contexts[at] == contexts if len(table.contexts) else np.zeros(len(contexts), dtype=bool)
+    total = np.where(seen, table.totals[at], 0).astype(np.float64)
+    d1, d2, d3 = np.minimum(table.discounts * scale, [0.99, 1.99, 2.99])
+    discount = np.where(count >= 3, d3, np.where(count == 2, d2, np.where(count == 1, d1, 0.0)))
+    mass = d1 * np.where(seen, table.ones[at], 0) + d2 * np.where(seen, table.twos[at], 0)
+    mass = mass + d3 * np.where(seen, table.more[at], 0)
+    safe = np.maximum(total, 1.0)
+    return np.where(seen, (np.maximum(count - discount, 0.0) + mass * lower) / safe, lower)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training, drawing and judging, on plain lists of posts
+
+
+def fit(posts: Sequence[str], progress: Callable[[int, int, str], None] | None = None) -> tuple[CharModel, dict]:
+    """Choose order and discounts on the newest tenth of the posts, then train on all of them."""
+    step = progress or (lambda done, total, message: None)
+    texts = [t for t in (normalise(p) for p in posts) if t]
+    if len(texts) < 20:
+        raise StyleError(f"Writing like an account needs at least 20 posts with text; it has {len(texts)}.")
+    cut = max(int(len(texts) * (1 - HELD_OUT)), 1)
+    step(0, 3, f"Counting characters in {cut:,} posts to choose the model's order.")
+    trial = CharModel.train(texts[:cut], alphabet="".join(sorted({c for t in texts for c in t})), every_order=True)
+    step(1, 3, f"Choosing the order and discounts on the newest {len(texts) - cut:,} posts.")
+    order, scale, grid = trial.choose(texts[cut:])
+    step(2, 3, f"Training order {order} on all {len(texts):,} posts.")
+    model = CharModel.train(texts, order=order)
+    model.scale = scale
+    step(3, 3, "Trained.")
+    return model, {
+        "posts": len(texts),
+        "order": order,
+        "discount_scale": scale,
+        "held_out_bits_per_char": round(grid[(order, scale)], 4),
+    }
+
+
+def copies(text: str, real: Sequence[str], run: int = COPY_RUN) -> bool:
+    """Whether ``text`` holds ``run`` or more consecutive characters of any real post."""
+    if len(text) < run:
+        return False
+    pieces = {text[i : i + run] for i in range(len(text) - run + 1)}
+    return any(piece in post for post in real for piece in pieces if len(post) >= run)
+
+
+def draw(
+    model: CharModel,
+    real: Sequence[str],
+    count: int = 5,
+    temperature: float = 1.0,
+    opening: str = "",
+    seed: int | None = None,
+    tries: int = 20,
+) -> tuple[list[str], int]:
+    """``count`` posts that copy no real post (copies are drawn again); returns them and how many were copies."""
+    rng = np.random.default_rng(seed)
+    real = [normalise(p) for p in real]
+    out, rejected = [], 0
+    for _ in range(count * tries):
+        if len(out) == count:
+            break
+        text = model.sample(rng, temperature, opening)
+        if len(text) < max(len(opening) + 3, 10):
+            continue
+        if copies(text, real):
+            rejected += 1
+            continue
+        out.append(text)
+    return out, rejected
+
+
+# ---------------------------------------------------------------------------------------------------
+# Judging generated posts
+
+
+def distances(generated: Sequence[str], real: Sequence[str]) -> list[float]:
+    """For each generated post, the TF-IDF cosine distance to the nearest real post (0: a copy, 1: nothing shared)."""
+
+    vectorizer = TfidfVectorizer().fit(real)
+    similarity = vectorizer.transform(generated) @ vectorizer.transform(real).T
+    return [1.0 - float(row.max()) if row.nnz else 1.0 for row in similarity.tocsr()]
+
+
+def fidelity(generated: Sequence[str], own: Sequence[str], others: Sequence[Sequence[str]]) -> float:
+    """The share of generated posts that the app's author attribution, fitted on the real posts of the account
+    and of the others, gives back to the account."""
+
+    groups = [list(own), *[list(o) for o in others]]
+    texts = [t for group in groups for t in group]
+    labels = np.concatenate([np.full(len(group), i) for i, group in enumerate(groups)])
+    model = predict.Model.fit(features.count_matrix(texts), labels)
+    chosen = model.classes[model.probabilities(features.count_matrix(list(generated))).argmax(axis=1)]
+    return float((chosen == 0).mean())
+
+
+def judge(
+    posts: Sequence[str],
+    others: Sequence[Sequence[str]] = (),
+    count: int = 50,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> dict:
+    """The four figures for an account's posts (oldest first): train on all but the newest tenth, then
+    held-out bits per character, mean distance of generated posts to the real ones, copy rate, and (with
+    ``others``) style fidelity among the account and the others."""
+    texts = [t for t in (normalise(p) for p in posts) if t]
+    cut = int(len(texts) * (1 - HELD_OUT))
+    model, chosen = fit(texts[:cut])
+    generated, rejected = draw(model, texts[:cut], count=count, temperature=temperature, seed=seed)
+    out = {
+        **chosen,
+        "bits_per_char": round(model.bits_per_char(texts[cut:]), 4),
+        "generated": len(generated),
+        "distance": round(float(np.mean(distances(generated, texts[:cut]))), 4),
+        "copy_rate": round(sum(copies(g, texts) for g in generated) / max(len(generated), 1), 4),
+        "copies_drawn_again": rejected,
+    }
+    if others:
+        normalised_others = [[t for t in (normalise(p) for p in group) if t] for group in others]
+        out["fidelity"] = round(fidelity(generated, texts[:cut], normalised_others), 4)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stored accounts: models in the registry, one in service per account
+
+KIND = "style"
+FORMAT = 1
+MAX_COUNT = 10
+TEMPERATURES = (0.2, 2.0)
+DEFAULT_TEMPERATURE = 0.8
+MAX_OPENING = 100
+_CACHE_MODELS = 8
+
+
+def _account(username: str) -> User:
+    account = find_user(username)
+    if account is None:
+        raise StyleError(f"No stored account is called @{username.strip().lstrip('@')}.")
+    return account
+
+
+def _posts_of(user_id: int) -> list[tuple[str, datetime]]:
+    return db.session.execute(
+        sa.select(Tweet.text, Tweet.created_at).where(Tweet.user_id == user_id).order_by(Tweet.created_at, Tweet.id)
+    ).all()
+
+
+def train_for(username: str, progress: Callable[[int, int, str], None] | None = None) -> ModelVersion:
+    """Train a style model on an account's stored posts and put it in service for that account."""
+    account = _account(username)
+    handle, posts = account.username, _posts_of(account.id)
+    db.session.rollback()  # nothing held open while counting
+    model, metrics = fit([text for text, _ in posts], progress)
+    blob = model.to_bytes()
+    row = ModelVersion(
+        kind=KIND,
+        subject=handle.lower(),
+        format=FORMAT,
+        status="champion",
+        created_at=datetime.now(UTC),
+        trained_from=posts[0][1],
+        trained_to=posts[-1][1],
+        params={"username": handle, "engine": "kneser-ney", "order": model.order, "discount_scale": model.scale},
+        metrics=metrics,
+        decision={"promoted": True, "reason": f"The newest style model of @{handle} is the one in service."},
+        sha256=hashlib.sha256(blob).hexdigest(),
+        artefact=blob,
+    )
+    db.session.execute(
+        sa.update(ModelVersion)
+        .where(ModelVersion.kind == KIND, ModelVersion.subject == handle.lower(), ModelVersion.status == "champion")
+        .values(status="retired")
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+class _Service:
+    """Unpacked models, by version id, for the few accounts written like most recently."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: OrderedDict[int, CharModel] = OrderedDict()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+    def get(self, username: str) -> tuple[ModelVersion | None, CharModel | None]:
+        row = db.session.scalars(
+            sa.select(ModelVersion)
+            .where(
+                ModelVersion.kind == KIND,
+                ModelVersion.subject == username.lower(),
+                ModelVersion.status == "champion",
+                ModelVersion.format == FORMAT,
+            )
+            .order_by(ModelVersion.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None, None
+        with self._lock:
+            if row.id in self._models:
+                self._models.move_to_end(row.id)
+                return row, self._models[row.id]
+        if hashlib.sha256(row.artefact).hexdigest() != row.sha256:
+            return row, None
+        model = CharModel.from_bytes(row.artefact)
+        with self._lock:
+            self._models[row.id] = model
+            while len(self._models) > _CACHE_MODELS:
+                self._models.popitem(last=False)
+        return row, model
+
+
+_service = _Service()
+
+
+def in_service(username: str) -> tuple[ModelVersion | None, CharModel | None]:
+    """(registry row, model) of the account's style model, or (None, None) before one is trained."""
+    return _service.get(username)
+
+
+def check_request(count: object, temperature: object, opening: object) -> tuple[int, float, str]:
+    """The drawing settings as given by a page, the API or the CLI, or a StyleError naming the bad one."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise StyleError(f'"count" must be a whole number from 1 to {MAX_COUNT}.')
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise StyleError(f'"temperature" must be a number from {TEMPERATURES[0]} to {TEMPERATURES[1]}.')
+    if not TEMPERATURES[0] <= float(temperature) <= TEMPERATURES[1]:
+        raise StyleError(f'"temperature" must be from {TEMPERATURES[0]} to {TEMPERATURES[1]}, not {temperature}.')
+    if not isinstance(opening, str):
+        raise StyleError('"opening" must be text.')
+    opening = _SPACE.sub(" ", opening).lstrip()
+    if len(opening) > MAX_OPENING:
+        raise StyleError(f"An opening has at most {MAX_OPENING} characters; this one has {len(opening)}.")
+    return count, float(temperature), opening
+
+
+def write_like(
+    username: str,
+    count: object = 5,
+    temperature: object = DEFAULT_TEMPERATURE,
+    opening: object = "",
+    seed: int | None = None,
+) -> tuple[list[str], ModelVersion]:
+    """Posts in the voice of a stored account, none copying its real posts; returns (posts, registry row)."""
+    count, temperature, opening = check_request(count, temperature, opening)
+    account = _account(username)
+    row, model = in_service(account.username)
+    if model is None:
+        raise StyleError(
+            f"No style model of @{account.username} is trained yet: train one on its page or with "
+            f"`flask generate train {account.username}`."
+        )
+    real = [text for text, _ in _posts_of(account.id)]
+    posts, _ = draw(model, real, count=count, temperature=temperature, opening=opening, seed=seed)
+    return posts, row
+
+
+def evaluate_account(username: str, against: Sequence[str] = (), count: int = 50) -> dict:
+    """``judge`` on a stored account, told apart from ``against`` (by default the three largest others)."""
+    account = _account(username)
+    if against:
+        others = [_account(handle) for handle in against]
+    else:
+        counts = tweet_counts()
+        others = sorted(
+            (u for u in db.session.scalars(sa.select(User)) if u.id != account.id and counts.get(u.id)),
+            key=lambda u: (-counts[u.id], u.username.lower()),
+        )[:3]
+    own = [text for text, _ in _posts_of(account.id)]
+    other_posts = [[text for text, _ in _posts_of(u.id)][-predict.MAX_TRAIN_POSTS :] for u in others]
+    db.session.rollback()
+    figures = judge(own, other_posts, count=count, temperature=DEFAULT_TEMPERATURE)
+    return {
+        **figures,
+        "username": account.username,
+        "against": [u.username for u in others],
+        "temperature": DEFAULT_TEMPERATURE,
+    }
