@@ -12,7 +12,9 @@ those) and tested on the newest 10%. Printed per account and engine:
 - style fidelity: the share of generated posts that the app's author attribution, fitted on the real
   posts of that account and of three others (drawn with a fixed seed), gives back to that account.
 Beside the engine, a plain interpolated Kneser-Ney 8-gram with one discount of 0.75 is scored on the same
-posts, so the figures can be read against a fixed baseline.
+posts, so the figures can be read against a fixed baseline. When PyTorch is installed, the LSTM engine
+(the classic 2 x 128 recipe, stopped early on the same held-out tenth) is run too, on --lstm-accounts
+(by default the three accounts of the reference table) since it takes minutes per account.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from twitapp import generate, predict  # noqa: E402
+from twitapp import generate, neural, predict  # noqa: E402
 
 
 def load(data: Path) -> dict[str, list[str]]:
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "authorship-dev")
     parser.add_argument("--count", type=int, default=50, help="posts generated per account (default 50)")
     parser.add_argument("--temperature", type=float, default=generate.DEFAULT_TEMPERATURE)
+    parser.add_argument("--lstm-accounts", default="ewarren,timryan,juliancastro", help="comma-separated, or 'all'")
     args = parser.parse_args()
     accounts = load(args.data)
     if not accounts:
@@ -69,32 +72,41 @@ def main() -> None:
         f"{'distance':>8} {'copies':>7} {'redrawn':>7} {'fidelity':>8} {'seconds':>7}"
     )
     fidelities = []
+    if neural.available():
+        import torch
+
+        torch.set_num_threads(2)  # the LSTM's own threads; BLAS stays on one
     with threadpool_limits(1):
         for name in names:
             others = rng.sample([n for n in names if n != name], 3)
             texts = accounts[name]
             cut = int(len(texts) * (1 - generate.HELD_OUT))
-            started = time.perf_counter()
-            figures = generate.judge(
-                texts,
-                [accounts[o][-predict.MAX_TRAIN_POSTS :] for o in others],
-                count=args.count,
-                temperature=args.temperature,
-            )
-            seconds = time.perf_counter() - started
             baseline = plain_baseline(texts[:cut], texts[cut:])
-            fidelities.append(figures["fidelity"])
-            print(
-                f"{name:<14} {len(texts):>6} {'kneser-ney':<12} {figures['order']:>5} {figures['bits_per_char']:>9.3f} "
-                f"{baseline:>10.3f} {figures['distance']:>8.3f} {figures['copy_rate']:>7.1%} "
-                f"{figures['copies_drawn_again']:>7} {figures['fidelity']:>8.0%} {seconds:>7.1f}",
-                flush=True,
-            )
-    print(f"\nmean style fidelity (among 4 accounts; chance 25%): {np.mean(fidelities):.0%}")
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("PyTorch is not installed: no neural engine to compare.")
+            engines = ["kneser-ney"]
+            if neural.available() and (args.lstm_accounts == "all" or name in args.lstm_accounts.split(",")):
+                engines.append("lstm")
+            for engine in engines:
+                started = time.perf_counter()
+                figures = generate.judge(
+                    texts,
+                    [accounts[o][-predict.MAX_TRAIN_POSTS :] for o in others],
+                    count=args.count,
+                    temperature=args.temperature,
+                    engine=engine,
+                )
+                seconds = time.perf_counter() - started
+                if engine == "kneser-ney":
+                    fidelities.append(figures["fidelity"])
+                shape = str(figures.get("order", f"{figures.get('epochs', '?')}ep"))
+                print(
+                    f"{name:<14} {len(texts):>6} {engine:<12} {shape:>5} {figures['bits_per_char']:>9.3f} "
+                    f"{baseline:>10.3f} {figures['distance']:>8.3f} {figures['copy_rate']:>7.1%} "
+                    f"{figures['copies_drawn_again']:>7} {figures['fidelity']:>8.0%} {seconds:>7.1f}",
+                    flush=True,
+                )
+    print(f"\nmean Kneser-Ney style fidelity (among 4 accounts; chance 25%): {np.mean(fidelities):.0%}")
+    if not neural.available():
+        print("PyTorch is not installed: the LSTM engine was not run.")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request, url_for
 
-from . import generate, jobs, sentiment, topic, virality
+from . import generate, jobs, neural, sentiment, topic, virality
 from .archive import ArchiveError, check_username
 from .extensions import db, limiter
 from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
@@ -219,16 +219,24 @@ def generate_posts(username: str):
             body.get("temperature", generate.DEFAULT_TEMPERATURE),
             body.get("opening", ""),
         )
+    except generate.NoStyleModel as exc:
+        abort(409, description=str(exc))
     except generate.StyleError as exc:
-        abort(409 if "No style model" in str(exc) else 400, description=str(exc))
+        abort(400, description=str(exc))
     return {"username": account.username, "posts": posts, "model": model_json(row)}
 
 
 @bp.post("/users/<username>/style")
 @api_limit
 def train_style(username: str):
-    """Start training the account's style model; answers 202 with the job to poll."""
+    """Start training the account's style model (``{"engine": "lstm"}`` where PyTorch is installed); 202 + job."""
     account = find_user_or_404(username)
-    job = jobs.submit("style-train", account.username)
+    body = request.get_json(silent=True) or {}
+    engine = body.get("engine", "kneser-ney") if isinstance(body, dict) else None
+    if engine not in generate.ENGINES:
+        abort(400, description=f'"engine" must be one of {", ".join(generate.ENGINES)}.')
+    if engine == "lstm" and not neural.available():
+        abort(400, description="The LSTM engine needs PyTorch, which is not installed on this server.")
+    job = jobs.submit("style-train", account.username, engine=engine)
     url = url_for("api.job", job_id=job.id)
     return {**jobs.as_dict(job), "url": url}, 202, {"Location": url}

@@ -323,9 +323,10 @@ generate_cli = click.Group("generate", help="Write posts in the style of a store
 @generate_cli.command("train")
 @with_appcontext
 @click.argument("username")
-def generate_train(username: str) -> None:
-    """Train the model that writes like USERNAME on its stored posts."""
-    click.echo(_run_job("style-train", username.strip().lstrip("@")).message)
+@click.option("--engine", type=click.Choice(generate.ENGINES), default="kneser-ney", show_default=True)
+def generate_train(username: str, engine: str) -> None:
+    """Train the model that writes like USERNAME on its stored posts (the LSTM engine needs PyTorch)."""
+    click.echo(_run_job("style-train", username.strip().lstrip("@"), engine=engine).message)
 
 
 @generate_cli.command("write")
@@ -354,14 +355,16 @@ def generate_write(username: str, count: int, temperature: float, opening: str, 
 @click.argument("username")
 @click.option("--against", multiple=True, help="An account to tell it from (three by default: the largest others).")
 @click.option("--count", default=50, show_default=True, type=click.IntRange(5, 500), help="Posts to generate.")
-def generate_evaluate(username: str, against: tuple[str, ...], count: int) -> None:
+@click.option("--engine", type=click.Choice(generate.ENGINES), default="kneser-ney", show_default=True)
+def generate_evaluate(username: str, against: tuple[str, ...], count: int, engine: str) -> None:
     """Held-out bits per character, distance to the real posts, copy rate and style fidelity."""
     try:
-        figures = generate.evaluate_account(username, list(against), count)
+        figures = generate.evaluate_account(username, list(against), count, engine)
     except generate.StyleError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"@{figures['username']}: trained on the oldest 90% of {figures['posts']:,} posts, tested on the rest")
-    click.echo(f"  order {figures['order']}, held-out bits per character {figures['bits_per_char']:.3f}")
+    shape = f"order {figures['order']}" if "order" in figures else f"LSTM, {figures['epochs']} epochs"
+    click.echo(f"  {shape}, held-out bits per character {figures['bits_per_char']:.3f}")
     click.echo(f"  {figures['generated']} generated posts at temperature {figures['temperature']}:")
     click.echo(f"    mean TF-IDF cosine distance to the nearest real post {figures['distance']:.3f}")
     click.echo(f"    copy rate {figures['copy_rate']:.0%} ({figures['copies_drawn_again']} copies drawn again)")

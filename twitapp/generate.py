@@ -29,7 +29,7 @@ import numpy as np
 import sqlalchemy as sa
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from . import features, predict
+from . import features, neural, predict
 from .extensions import db
 from .models import ModelVersion, Tweet, User, find_user, tweet_counts
 
@@ -51,6 +51,10 @@ _KEY_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 class StyleError(ValueError):
     """A model cannot be trained or used as asked; the message says why."""
+
+
+class NoStyleModel(StyleError):
+    """The account has no usable style model (none trained yet, or the stored one cannot be loaded)."""
 
 
 def normalise(text: str) -> str:
@@ -318,13 +322,30 @@ def _interpolate(table: _Order, contexts: np.ndarray, keys: np.ndarray, lower: n
 # Training, drawing and judging, on plain lists of posts
 
 
-def fit(posts: Sequence[str], progress: Callable[[int, int, str], None] | None = None) -> tuple[CharModel, dict]:
-    """Choose order and discounts on the newest tenth of the posts, then train on all of them."""
+ENGINES = ("kneser-ney", "lstm")
+
+
+def fit(
+    posts: Sequence[str], progress: Callable[[int, int, str], None] | None = None, engine: str = "kneser-ney"
+) -> tuple[CharModel | neural.LSTMModel, dict]:
+    """Train an engine on an account's posts, using the newest tenth to choose its settings.
+
+    Kneser-Ney chooses its order and discount scale there, then trains on all posts; the LSTM stops
+    training when the newest tenth stops improving, and keeps its best epoch.
+    """
+    if engine not in ENGINES:
+        raise StyleError(f"There is no engine called {engine!r}; choose one of {', '.join(ENGINES)}.")
+    if engine == "lstm" and not neural.available():
+        raise StyleError("The LSTM engine needs PyTorch, which is not installed here (pip install torch).")
     step = progress or (lambda done, total, message: None)
     texts = [t for t in (normalise(p) for p in posts) if t]
     if len(texts) < 20:
         raise StyleError(f"Writing like an account needs at least 20 posts with text; it has {len(texts)}.")
     cut = max(int(len(texts) * (1 - HELD_OUT)), 1)
+    if engine == "lstm":
+        model, history = neural.LSTMModel.train(texts[:cut], texts[cut:], progress=step)
+        best = history["held_out_bits"][history["best_epoch"] - 1]
+        return model, {"posts": len(texts), "epochs": history["epochs"], "held_out_bits_per_char": best}
     step(0, 3, f"Counting characters in {cut:,} posts to choose the model's order.")
     trial = CharModel.train(texts[:cut], alphabet="".join(sorted({c for t in texts for c in t})), every_order=True)
     step(1, 3, f"Choosing the order and discounts on the newest {len(texts) - cut:,} posts.")
@@ -341,6 +362,10 @@ def fit(posts: Sequence[str], progress: Callable[[int, int, str], None] | None =
     }
 
 
+def load(engine: str, blob: bytes) -> CharModel | neural.LSTMModel:
+    return neural.LSTMModel.from_bytes(blob) if engine == "lstm" else CharModel.from_bytes(blob)
+
+
 def copies(text: str, real: Sequence[str], run: int = COPY_RUN) -> bool:
     """Whether ``text`` holds ``run`` or more consecutive characters of any real post."""
     if len(text) < run:
@@ -350,7 +375,7 @@ def copies(text: str, real: Sequence[str], run: int = COPY_RUN) -> bool:
 
 
 def draw(
-    model: CharModel,
+    model: CharModel | neural.LSTMModel,
     real: Sequence[str],
     count: int = 5,
     temperature: float = 1.0,
@@ -405,13 +430,14 @@ def judge(
     count: int = 50,
     temperature: float = 1.0,
     seed: int = 0,
+    engine: str = "kneser-ney",
 ) -> dict:
     """The four figures for an account's posts (oldest first): train on all but the newest tenth, then
     held-out bits per character, mean distance of generated posts to the real ones, copy rate, and (with
     ``others``) style fidelity among the account and the others."""
     texts = [t for t in (normalise(p) for p in posts) if t]
     cut = int(len(texts) * (1 - HELD_OUT))
-    model, chosen = fit(texts[:cut])
+    model, chosen = fit(texts[:cut], engine=engine)
     generated, rejected = draw(model, texts[:cut], count=count, temperature=temperature, seed=seed)
     out = {
         **chosen,
@@ -452,12 +478,14 @@ def _posts_of(user_id: int) -> list[tuple[str, datetime]]:
     ).all()
 
 
-def train_for(username: str, progress: Callable[[int, int, str], None] | None = None) -> ModelVersion:
+def train_for(
+    username: str, progress: Callable[[int, int, str], None] | None = None, engine: str = "kneser-ney"
+) -> ModelVersion:
     """Train a style model on an account's stored posts and put it in service for that account."""
     account = _account(username)
     handle, posts = account.username, _posts_of(account.id)
     db.session.rollback()  # nothing held open while counting
-    model, metrics = fit([text for text, _ in posts], progress)
+    model, metrics = fit([text for text, _ in posts], progress, engine)
     blob = model.to_bytes()
     row = ModelVersion(
         kind=KIND,
@@ -467,7 +495,7 @@ def train_for(username: str, progress: Callable[[int, int, str], None] | None = 
         created_at=datetime.now(UTC),
         trained_from=posts[0][1],
         trained_to=posts[-1][1],
-        params={"username": handle, "engine": "kneser-ney", "order": model.order, "discount_scale": model.scale},
+        params={"username": handle, "engine": engine, "order": model.order, "discount_scale": model.scale},
         metrics=metrics,
         decision={"promoted": True, "reason": f"The newest style model of @{handle} is the one in service."},
         sha256=hashlib.sha256(blob).hexdigest(),
@@ -488,13 +516,13 @@ class _Service:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._models: OrderedDict[int, CharModel] = OrderedDict()
+        self._models: OrderedDict[int, CharModel | neural.LSTMModel] = OrderedDict()
 
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
 
-    def get(self, username: str) -> tuple[ModelVersion | None, CharModel | None]:
+    def get(self, username: str) -> tuple[ModelVersion | None, CharModel | neural.LSTMModel | None]:
         row = db.session.scalars(
             sa.select(ModelVersion)
             .where(
@@ -514,7 +542,10 @@ class _Service:
                 return row, self._models[row.id]
         if hashlib.sha256(row.artefact).hexdigest() != row.sha256:
             return row, None
-        model = CharModel.from_bytes(row.artefact)
+        try:
+            model = load(row.params.get("engine", "kneser-ney"), row.artefact)
+        except neural.NeuralUnavailable:
+            return row, None
         with self._lock:
             self._models[row.id] = model
             while len(self._models) > _CACHE_MODELS:
@@ -525,7 +556,7 @@ class _Service:
 _service = _Service()
 
 
-def in_service(username: str) -> tuple[ModelVersion | None, CharModel | None]:
+def in_service(username: str) -> tuple[ModelVersion | None, CharModel | neural.LSTMModel | None]:
     """(registry row, model) of the account's style model, or (None, None) before one is trained."""
     return _service.get(username)
 
@@ -557,17 +588,22 @@ def write_like(
     count, temperature, opening = check_request(count, temperature, opening)
     account = _account(username)
     row, model = in_service(account.username)
-    if model is None:
-        raise StyleError(
+    if row is None:
+        raise NoStyleModel(
             f"No style model of @{account.username} is trained yet: train one on its page or with "
             f"`flask generate train {account.username}`."
+        )
+    if model is None:
+        raise NoStyleModel(
+            f"The style model of @{account.username} (version {row.id}) cannot be used here: its stored bytes "
+            f"do not match their hash, or its engine ({row.params.get('engine')}) is not installed. Train it again."
         )
     real = [text for text, _ in _posts_of(account.id)]
     posts, _ = draw(model, real, count=count, temperature=temperature, opening=opening, seed=seed)
     return posts, row
 
 
-def evaluate_account(username: str, against: Sequence[str] = (), count: int = 50) -> dict:
+def evaluate_account(username: str, against: Sequence[str] = (), count: int = 50, engine: str = "kneser-ney") -> dict:
     """``judge`` on a stored account, told apart from ``against`` (by default the three largest others)."""
     account = _account(username)
     if against:
@@ -581,7 +617,7 @@ def evaluate_account(username: str, against: Sequence[str] = (), count: int = 50
     own = [text for text, _ in _posts_of(account.id)]
     other_posts = [[text for text, _ in _posts_of(u.id)][-predict.MAX_TRAIN_POSTS :] for u in others]
     db.session.rollback()
-    figures = judge(own, other_posts, count=count, temperature=DEFAULT_TEMPERATURE)
+    figures = judge(own, other_posts, count=count, temperature=DEFAULT_TEMPERATURE, engine=engine)
     return {
         **figures,
         "username": account.username,

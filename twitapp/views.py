@@ -7,7 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from . import generate, jobs, labelled, sentiment, topic, uploads, virality
+from . import generate, jobs, labelled, neural, sentiment, topic, uploads, virality
 from .archive import ArchiveError
 from .extensions import db, limiter
 from .forms import (
@@ -124,6 +124,7 @@ def _user_page(username: str, write_form: WriteForm | None = None, written=None,
             train_form=RunForm(),
             written=written,
             write_count=WRITE_COUNT,
+            neural_available=neural.available(),
             temperatures=generate.TEMPERATURES,
         ),
         status,
@@ -141,8 +142,9 @@ def user(username: str):
 def train_style(username: str):
     """Train the model that writes like this account, as a job its page follows."""
     account = find_user_or_404(username)
-    if RunForm().validate_on_submit():
-        jobs.submit("style-train", account.username)
+    engine = request.form.get("engine", "kneser-ney")
+    if RunForm().validate_on_submit() and engine in generate.ENGINES and (engine != "lstm" or neural.available()):
+        jobs.submit("style-train", account.username, engine=engine)
     return redirect(url_for("main.user", username=account.username) + "#style")
 
 
