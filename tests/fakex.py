@@ -10,7 +10,8 @@ Post dicts given to ``add_user``/``add_posts`` look like::
     {"id": 1, "text": "hello", "created_at": "2026-01-02T03:04:05.000Z",
      "like_count": 0, "retweet_count": 0, "reply_count": 0, "lang": "en"}
 
-``created_at`` may be left out (it is then derived from the id, as X's snowflake ids encode it), and
+``"media": True`` attaches a photo. ``created_at`` may be left out (it is then derived from the id, as X's
+snowflake ids encode it), and
 ``"is_reply": True`` / ``"is_retweet": True`` mark posts that ``exclude=replies,retweets`` must drop. A post
 without ``"text"`` is served without one, to imitate a corrupt payload.
 """
@@ -309,6 +310,8 @@ def _serve_post(post: dict[str, Any], fields: set[str], author_id: int | None) -
             "bookmark_count": 0,
             "impression_count": 0,
         }
+    if "attachments" in fields and post.get("media"):  # X leaves the field out when a post has no media
+        served["attachments"] = {"media_keys": [f"3_{post['id']}"]}
     return served
 
 

@@ -28,7 +28,21 @@ def test_tweets_js_keeps_original_posts_and_restores_text(tmp_path):
     assert post.text == "Fish & chips at the harbour https://example.com/menu"
     assert post.created_at == datetime(2018, 10, 10, 20, 19, 24, tzinfo=UTC)
     assert (post.like_count, post.retweet_count, post.lang) == (7, 2, "en")
+    assert post.has_media is False  # an export lists media in its entities; this one has none
     assert parsed.skipped == {"reposts": 1, "replies": 1}
+
+
+@pytest.mark.parametrize(
+    ("fields", "media"),
+    [
+        ({"full_text": "a", "favorite_count": "1", "extended_entities": {"media": [{"type": "photo"}]}}, True),
+        ({"full_text": "a", "favorite_count": "1", "entities": {"urls": []}}, False),
+        ({"text": "a", "public_metrics": {}, "attachments": {"media_keys": ["3_1"]}}, True),
+        ({"text": "a", "public_metrics": {}}, None),  # X API v2 without the field asked for: not known
+    ],
+)
+def test_whether_a_post_carries_media_is_read_where_the_source_says(fields, media):
+    assert archive.media_in(fields) is media
 
 
 def test_tweets_js_takes_the_account_from_account_js_beside_it(tmp_path):

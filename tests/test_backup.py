@@ -9,7 +9,17 @@ from twitapp.extensions import db
 from twitapp.models import Tweet, User
 
 USER_COLUMNS = ("id", "username", "name", "source", "newest_tweet_id", "fetched_at")
-POST_COLUMNS = ("id", "user_id", "text", "created_at", "like_count", "retweet_count", "reply_count", "lang")
+POST_COLUMNS = (
+    "id",
+    "user_id",
+    "text",
+    "created_at",
+    "like_count",
+    "retweet_count",
+    "reply_count",
+    "lang",
+    "has_media",
+)
 
 
 def snapshot(app) -> tuple[list[tuple], list[tuple]]:
@@ -23,14 +33,18 @@ def snapshot(app) -> tuple[list[tuple], list[tuple]]:
         return users, posts
 
 
-def stored_accounts(add_account):
+def stored_accounts(app, add_account):
     for i, (username, texts) in enumerate(VOICES.items(), start=1):
         add_account(username, texts, account_id=i * 111, source=["demo", "archive", "x"][i - 1])
     add_account("émile", ["Ça va? Très bien — merci! 🥐", "line one\nline two\ttabbed"], account_id=444)
+    with app.app_context():  # what an X fetch records: one post with a photo, one known without
+        db.session.execute(sa.update(Tweet).where(Tweet.user_id == 444).values(has_media=False))
+        db.session.execute(sa.update(Tweet).where(Tweet.id == 444_000).values(has_media=True))
+        db.session.commit()
 
 
 def test_export_then_restore_into_an_empty_database_is_exact(app, runner, add_account, tmp_path):
-    stored_accounts(add_account)
+    stored_accounts(app, add_account)
     before = snapshot(app)
     path = tmp_path / "backup.jsonl"
     result = runner.invoke(args=["export", str(path)])
@@ -54,7 +68,7 @@ def test_export_then_restore_into_an_empty_database_is_exact(app, runner, add_ac
 
 
 def test_a_malformed_export_is_refused_with_its_line_and_nothing_changes(app, runner, add_account, tmp_path):
-    stored_accounts(add_account)
+    stored_accounts(app, add_account)
     path = tmp_path / "backup.jsonl"
     runner.invoke(args=["export", str(path)])
     before = snapshot(app)
@@ -79,7 +93,7 @@ def test_a_malformed_export_is_refused_with_its_line_and_nothing_changes(app, ru
 
 
 def test_export_to_an_unwritable_place_says_so_and_leaves_no_file(app, runner, add_account, tmp_path):
-    stored_accounts(add_account)
+    stored_accounts(app, add_account)
     target = tmp_path / "missing-folder" / "backup.jsonl"
     result = runner.invoke(args=["export", str(target)])
     assert result.exit_code != 0 and "Cannot write" in result.output

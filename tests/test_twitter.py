@@ -127,9 +127,11 @@ def test_timeline_pages_up_to_the_limit_newest_first(fake_x: FakeXAPI, client: X
 
 
 def test_timeline_posts_carry_time_metrics_and_language(fake_x: FakeXAPI, client: XClient) -> None:  # noqa: F811
-    fake_x.add_user(42, "prolific", "Prolific", make_posts(10))
+    posts = make_posts(10)
+    posts[8]["media"] = True
+    fake_x.add_user(42, "prolific", "Prolific", posts)
 
-    newest = client.fetch_timeline(42, limit=10)[0]
+    newest, with_photo = client.fetch_timeline(42, limit=10)[:2]
 
     assert newest == PostRecord(
         id=1009,
@@ -139,8 +141,10 @@ def test_timeline_posts_carry_time_metrics_and_language(fake_x: FakeXAPI, client
         retweet_count=2,
         reply_count=0,
         lang="en",
+        has_media=False,  # asked for, and X left "attachments" out
     )
     assert newest.created_at.utcoffset() == timedelta(0)
+    assert with_photo.has_media is True
 
 
 def test_timeline_stops_when_the_account_runs_out(fake_x: FakeXAPI, client: XClient) -> None:  # noqa: F811

@@ -115,6 +115,7 @@ def test_posts_whose_likes_are_still_coming_in_are_left_out(app):
     with app.app_context():
         settled = virality.stored_posts()
     assert len(settled) == 100 and all(p.created_at < now - virality.MATURE for p in settled)
+    assert {p.media for p in settled} == {None}  # stored without a word on media: read from the text
     assert settled[50].history and all(at < settled[50].created_at for _, at in settled[50].history)
 
 
@@ -133,6 +134,7 @@ def test_the_pages_say_what_is_missing_and_refuse_bad_input(app, client):
         ({"text": "x" * 281}, "at most 280 characters"),
         ({"text": "hi", "username": "nobody_here"}, "No stored account is called @nobody_here"),
         ({"text": "hi", "username": 5}, '"username" must be a string'),
+        ({"text": "hi", "media": "yes"}, '"media" must be true or false'),
         (["not", "an", "object"], "Send a JSON object"),
     ]:
         response = client.post("/api/virality", json=body)

@@ -159,15 +159,17 @@ def topic_posts():
 @bp.post("/virality")
 @api_limit
 def score_virality():
-    """``{"text": "...", "username": optional}`` -> the champion's probability that the post gets likes."""
+    """``{"text": "...", "username": optional, "media": optional}`` -> the champion's P(the post gets likes)."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("text"), str):
         abort(400, description='Send a JSON object: {"text": "...", "username": "optional"}.')
-    username = body.get("username")
+    username, media = body.get("username"), body.get("media")
     if username is not None and not isinstance(username, str):
         abort(400, description='"username" must be a string.')
+    if media is not None and not isinstance(media, bool):
+        abort(400, description='"media" must be true or false.')
     try:
-        probability, row = virality.predict(body["text"], username)
+        probability, row = virality.predict(body["text"], username, media)
     except virality.ViralityError as exc:
         abort(503 if "No virality model" in str(exc) else 400, description=str(exc))
     return {

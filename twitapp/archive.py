@@ -89,7 +89,15 @@ def parse_count(value: object, where: str, what: str) -> int:
     return number
 
 
-def post_record(where: str, id_: object, text: object, created_at: object, lang: object = None, **counts) -> PostRecord:
+def post_record(
+    where: str,
+    id_: object,
+    text: object,
+    created_at: object,
+    lang: object = None,
+    has_media: bool | None = None,
+    **counts,
+) -> PostRecord:
     """A checked PostRecord from a file's raw fields; ``counts`` are like_count, retweet_count, reply_count."""
     if not isinstance(text, str) or not text.strip():
         raise ArchiveError(f"{where}: the post has no text")
@@ -98,8 +106,23 @@ def post_record(where: str, id_: object, text: object, created_at: object, lang:
         text=text,
         created_at=parse_time(created_at, where),
         lang=lang if isinstance(lang, str) and lang else None,
+        has_media=has_media,
         **{name: parse_count(value, where, name) for name, value in counts.items()},
     )
+
+
+def media_in(post: dict) -> bool | None:
+    """Whether a post object says it carries media: X API v2 ``attachments`` or an export's ``entities``."""
+    attachments = post.get("attachments")
+    if isinstance(attachments, dict):
+        return bool(attachments.get("media_keys"))
+    for name in ("extended_entities", "entities"):
+        entities = post.get(name)
+        if isinstance(entities, dict) and entities.get("media"):
+            return True
+    # An export (tweets.js) lists media under its entities whenever there are any; an X API v2 post
+    # without "attachments" may simply not have been asked for them.
+    return False if "full_text" in post or "favorite_count" in post else None
 
 
 def _is_repost(text: str) -> bool:
@@ -145,6 +168,7 @@ def read_tweets_js(data: str) -> ParsedArchive:
                 text,
                 tweet.get("created_at"),
                 tweet.get("lang"),
+                media_in(tweet),
                 like_count=tweet.get("favorite_count"),
                 retweet_count=tweet.get("retweet_count"),
             )
@@ -208,6 +232,7 @@ def read_jsonl(data: str) -> ParsedArchive:
                 text,
                 obj.get("created_at"),
                 obj.get("lang"),
+                media_in(obj),
                 like_count=metrics.get("like_count"),
                 retweet_count=metrics.get("retweet_count"),
                 reply_count=metrics.get("reply_count"),

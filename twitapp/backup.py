@@ -78,6 +78,7 @@ def export(path: str | Path, progress: Progress | None = None) -> tuple[int, int
                         "text": tweet.text,
                         "created_at": _iso(tweet.created_at),
                         "lang": tweet.lang,
+                        **({} if tweet.has_media is None else {"has_media": tweet.has_media}),
                         "public_metrics": {
                             "like_count": tweet.like_count,
                             "retweet_count": tweet.retweet_count,
@@ -157,7 +158,12 @@ def _post(value: object, where: str) -> PostRecord:
     if not isinstance(metrics, dict):
         raise ArchiveError(f"{where}: public_metrics is not an object")
     counts = {name: metrics.get(name) for name in ("like_count", "retweet_count", "reply_count")}
-    return post_record(where, value.get("id"), value.get("text"), value.get("created_at"), value.get("lang"), **counts)
+    media = value.get("has_media")
+    if media is not None and not isinstance(media, bool):
+        raise ArchiveError(f"{where}: has_media must be true or false")
+    return post_record(
+        where, value.get("id"), value.get("text"), value.get("created_at"), value.get("lang"), media, **counts
+    )
 
 
 def restore(path: str | Path, progress: Callable[[int, int, str], None] | None = None) -> list[IngestResult]:

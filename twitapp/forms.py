@@ -2,7 +2,15 @@
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
-from wtforms import DecimalRangeField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms import (
+    BooleanField,
+    DecimalRangeField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
 from wtforms.validators import DataRequired, Regexp
 
 from .archive import USERNAME_RE
@@ -53,6 +61,7 @@ class ViralityForm(FlaskForm):
 
     text = TextAreaField("Text of a post")
     username = SelectField("Posted by", choices=[], validate_choice=False)
+    media = BooleanField("With a photo or video")
 
 
 class RunForm(FlaskForm):

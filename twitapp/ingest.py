@@ -124,6 +124,8 @@ def _store(
                 tweet.like_count = post.like_count
                 tweet.retweet_count = post.retweet_count
                 tweet.reply_count = post.reply_count
+                if post.has_media is not None:
+                    tweet.has_media = post.has_media
         for post, vector, blob in zip(new_posts, vectors, hashed, strict=True):
             db.session.add(
                 Tweet(
@@ -135,6 +137,7 @@ def _store(
                     retweet_count=post.retweet_count,
                     reply_count=post.reply_count,
                     lang=post.lang,
+                    has_media=post.has_media,
                     embedding=embed.to_bytes(vector),
                     features=blob,
                 )

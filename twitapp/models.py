@@ -73,6 +73,8 @@ class Tweet(db.Model):
     retweet_count: Mapped[int] = mapped_column(default=0)
     reply_count: Mapped[int] = mapped_column(default=0)
     lang: Mapped[str | None] = mapped_column(sa.String(8))
+    # A photo, video or GIF attached; NULL where the source did not say.
+    has_media: Mapped[bool | None] = mapped_column(sa.Boolean)
     # float32 bytes from embed.to_bytes(); never a pickle, which would run code on load.
     embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)
     # Hashed n-gram counts from features.encode(); NULL or an older version is recomputed on first use.

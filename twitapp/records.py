@@ -45,3 +45,4 @@ class PostRecord:
     retweet_count: int = 0
     reply_count: int = 0
     lang: str | None = None
+    has_media: bool | None = None  # a photo, video or GIF attached; None where the source does not say

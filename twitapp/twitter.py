@@ -32,7 +32,7 @@ X_HOST = "https://api.twitter.com"
 TIMELINE_CAP = 3200  # X serves at most this many of an account's most recent posts.
 PAGE_MAX = 100
 PAGE_MIN = 5  # X answers 400 to users/:id/tweets with max_results below this.
-TWEET_FIELDS = ["created_at", "public_metrics", "lang"]
+TWEET_FIELDS = ["created_at", "public_metrics", "lang", "attachments"]
 _USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")
 
 
@@ -405,7 +405,14 @@ def _parse_post(item: Any, doing: str) -> PostRecord:
         retweet_count=_count(metrics, "retweet_count"),
         reply_count=_count(metrics, "reply_count"),
         lang=lang if isinstance(lang, str) and lang else None,
+        has_media=_has_media(post),
     )
+
+
+def _has_media(post: dict[str, Any]) -> bool:
+    """Asked for with tweet.fields=attachments: a post without the field has no media."""
+    attachments = post.get("attachments")
+    return isinstance(attachments, dict) and bool(attachments.get("media_keys"))
 
 
 def _parse_created_at(value: Any, doing: str) -> datetime:

@@ -288,7 +288,7 @@ def virality_page():
     if not form.validate_on_submit():
         return _virality_page(form, status=400 if form.is_submitted() else 200)
     try:
-        probability, _ = virality.predict(form.text.data or "", form.username.data or None)
+        probability, _ = virality.predict(form.text.data or "", form.username.data or None, form.media.data)
     except virality.ViralityError as exc:
         form.text.errors.append(str(exc))
         return _virality_page(form, status=400)

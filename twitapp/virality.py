@@ -2,8 +2,8 @@
 
 Features (all known at posting time):
 - the text: word unigrams and bigrams, character n-grams within words (TF-IDF);
-- its shape: length, words, hashtags, mentions, links, whether it shows media (a photo link), whether it
-  opens with a mention, questions and exclamations;
+- its shape: length, words, hashtags, mentions, links, whether it carries media (as the source recorded
+  it, else a photo link in the text), whether it opens with a mention, questions and exclamations;
 - when: hour of day and day of week (UTC);
 - who: the account's follower count when the source gave one, and how its earlier posts did: the share
   that got likes and their mean likes (log), over its last HISTORY posts that were at least a day old
@@ -78,6 +78,7 @@ class Post:
     likes: int = 0
     followers: int | None = None
     history: tuple[tuple[int, datetime], ...] = ()
+    media: bool | None = None  # None: not known, so read from the text (a photo link)
 
 
 def _normalise(text: str) -> str:
@@ -97,7 +98,7 @@ def shape_features(posts: Sequence[Post], threshold: int) -> np.ndarray:
             min(text.count("#"), 5) / 5,
             min(len(re.findall(r"@\w+", text)), 5) / 5,
             min(len(_LINK.findall(text)), 3) / 3,
-            float(bool(_MEDIA.search(text))),
+            float(post.media if post.media is not None else bool(_MEDIA.search(text))),
             float(text.lstrip().startswith("@")),
             float("?" in text),
             min(text.count("!"), 3) / 3,
@@ -179,22 +180,25 @@ def stored_posts(before: datetime | None = None) -> list[Post]:
     """Every stored post old enough for its likes to have settled, oldest first, with its account's history."""
     cutoff = before or datetime.now(UTC) - MATURE
     rows = db.session.execute(
-        sa.select(Tweet.user_id, Tweet.text, Tweet.created_at, Tweet.like_count, User.followers_count)
+        sa.select(Tweet.user_id, Tweet.text, Tweet.created_at, Tweet.like_count, Tweet.has_media, User.followers_count)
         .join(User, User.id == Tweet.user_id)
         .order_by(Tweet.created_at, Tweet.id)
     ).all()
     histories: dict[int, list[tuple[int, datetime]]] = {}
     posts = []
-    for user_id, text, created_at, likes, followers in rows:
+    for user_id, text, created_at, likes, media, followers in rows:
         history = histories.setdefault(user_id, [])
         if created_at <= cutoff:
-            posts.append(Post(clean_text(text), created_at, likes, followers, tuple(history[-2 * HISTORY :])))
+            posts.append(Post(clean_text(text), created_at, likes, followers, tuple(history[-2 * HISTORY :]), media))
         history.append((likes, created_at))
     return posts
 
 
-def post_to_score(text: str, username: str | None = None, at: datetime | None = None) -> Post:
-    """A typed text as if posted now (or ``at``) by a stored account, whose stored posts are its history."""
+def post_to_score(
+    text: str, username: str | None = None, at: datetime | None = None, media: bool | None = None
+) -> Post:
+    """A typed text as if posted now (or ``at``) by a stored account, whose stored posts are its history;
+    ``media``: whether a photo or video goes with it (None: read from the text)."""
     text = clean_text(text or "").strip()
     if not text:
         raise ViralityError("Type the text of a post to score.")
@@ -202,7 +206,7 @@ def post_to_score(text: str, username: str | None = None, at: datetime | None = 
         raise ViralityError(f"A post has at most {MAX_TEXT_CHARS} characters; this one has {len(text)}.")
     at = at or datetime.now(UTC)
     if not username:
-        return Post(text, at)
+        return Post(text, at, media=media)
     account = find_user(username)
     if account is None:
         raise ViralityError(f"No stored account is called @{username.strip().lstrip('@')}.")
@@ -212,7 +216,8 @@ def post_to_score(text: str, username: str | None = None, at: datetime | None = 
         .order_by(Tweet.created_at.desc())
         .limit(2 * HISTORY)
     ).all()
-    return Post(text, at, 0, account.followers_count, tuple((likes, when) for likes, when in reversed(history)))
+    earlier = tuple((likes, when) for likes, when in reversed(history))
+    return Post(text, at, 0, account.followers_count, earlier, media)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -268,8 +273,8 @@ def in_service() -> tuple[ModelVersion | None, ViralityModel | None]:
     return _service.champion()
 
 
-def predict(text: str, username: str | None = None) -> tuple[float, ModelVersion]:
-    post = post_to_score(text, username)
+def predict(text: str, username: str | None = None, media: bool | None = None) -> tuple[float, ModelVersion]:
+    post = post_to_score(text, username, media=media)
     row, model = in_service()
     if model is None:
         raise ViralityError("No virality model is in service yet: train one with `flask virality train`.")
