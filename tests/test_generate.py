@@ -133,6 +133,7 @@ def test_a_model_that_can_only_copy_gives_nothing_rather_than_a_copy():
 
 def test_links_are_dropped_before_learning():
     assert generate.normalise("Read it https://t.co/abc &amp; share  pic.twitter.com/xyz") == "Read it & share"
+    assert generate.normalise("Tune in: http://example.com/a-long-pa … #kent") == "Tune in: #kent"
 
 
 # -- the pages, the API and the CLI -------------------------------------------------------------------------
@@ -178,6 +179,14 @@ def test_the_api_writes_posts_and_explains_what_it_refuses(app, client, writers)
 
 def test_training_again_retires_the_old_model_and_a_damaged_one_is_never_loaded(app, client, writers):
     first, second = trained(app, "baker"), trained(app, "baker")
+    page = client.get("/models").get_data(as_text=True)
+    assert page.count('href="/user/baker#style">@baker</a>') == 2 and "in service" in page
+    listed = client.get("/api/models?kind=style").get_json()["models"]
+    assert [(m["version"], m["status"], m["subject"]) for m in listed] == [
+        (first.id, "retired", "baker"),
+        (second.id, "champion", "baker"),
+    ]
+    assert client.get("/api/models?kind=nonsense").status_code == 400
     with app.app_context():
         statuses = dict(db.session.execute(sa.select(ModelVersion.id, ModelVersion.status)).all())
         assert statuses == {first.id: "retired", second.id: "champion"}

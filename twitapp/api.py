@@ -182,10 +182,11 @@ def score_virality():
 @bp.get("/models")
 @api_limit
 def models():
-    """The virality registry, oldest first."""
-    rows = db.session.scalars(
-        sa.select(ModelVersion).where(ModelVersion.kind == virality.KIND).order_by(ModelVersion.id)
-    )
+    """The registry, oldest first: virality models, or ``?kind=style`` for the accounts' style models."""
+    kind = request.args.get("kind", virality.KIND)
+    if kind not in (virality.KIND, generate.KIND):
+        abort(400, description=f'"kind" must be {virality.KIND} or {generate.KIND}.')
+    rows = db.session.scalars(sa.select(ModelVersion).where(ModelVersion.kind == kind).order_by(ModelVersion.id))
     return {"models": [model_json(r) for r in rows]}
 
 
@@ -207,13 +208,13 @@ def model_json(row: ModelVersion) -> dict:
 @bp.post("/users/<username>/generate")
 @api_limit
 def generate_posts(username: str):
-    """``{"count": 5, "temperature": 0.8, "opening": ""}`` (all optional) -> posts in the account's voice."""
+    """``{"count": 5, "temperature": 0.7, "opening": ""}`` (all optional) -> posts in the account's voice."""
     account = find_user_or_404(username)
     body = request.get_json(silent=True)
     if body is None:
         body = {}
     if not isinstance(body, dict):
-        abort(400, description='Send a JSON object: {"count": 5, "temperature": 0.8, "opening": ""}.')
+        abort(400, description='Send a JSON object: {"count": 5, "temperature": 0.7, "opening": ""}.')
     try:
         posts, row = generate.write_like(
             account.username,

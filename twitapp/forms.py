@@ -71,5 +71,5 @@ class RunForm(FlaskForm):
 class WriteForm(FlaskForm):
     """How to draw posts in an account's voice; the rules live in ``generate`` (shared with the API)."""
 
-    temperature = DecimalRangeField("Temperature", places=1, default=0.8)
+    temperature = DecimalRangeField("Temperature", places=1, default=0.7)
     opening = StringField("Start with (optional)")

@@ -40,7 +40,8 @@ HELD_OUT = 0.1
 MAX_POST_CHARS = 280
 COPY_RUN = 40  # a generated post sharing this many consecutive characters with a real one is a copy
 
-_LINK = re.compile(r"https?://\S+|\bpic\.twitter\.com/\S+|\bt\.co/\S+")
+# A link, with the " …" some exports put after a shortened one.
+_LINK = re.compile(r"(?:https?://\S+|\bpic\.twitter\.com/\S+|\bt\.co/\S+)(?:\s*…)?")
 _SPACE = re.compile(r"\s+")
 
 BOS, EOS, UNK = 0, 1, 2  # symbol ids; characters start at 3
@@ -460,7 +461,7 @@ KIND = "style"
 FORMAT = 1
 MAX_COUNT = 10
 TEMPERATURES = (0.2, 2.0)
-DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TEMPERATURE = 0.7
 MAX_OPENING = 100
 _CACHE_MODELS = 8
 

@@ -306,9 +306,13 @@ def models_page():
     ).all()
     latest = max((j for j in map(jobs.latest_of, MODEL_JOBS) if j is not None), key=lambda j: j.id, default=None)
     job = _recent(latest)
+    styles = db.session.scalars(
+        sa.select(ModelVersion).where(ModelVersion.kind == generate.KIND).order_by(ModelVersion.id.desc()).limit(50)
+    ).all()
     return render_template(
         "models.html",
         rows=rows,
+        styles=styles,
         chart=_auc_chart(rows),
         job=job,
         busy=bool(job and not job["finished"]),
