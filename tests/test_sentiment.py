@@ -3,6 +3,7 @@
 import csv
 import io
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -172,6 +173,16 @@ def test_word_pulls_add_up_to_the_models_logit_and_follow_negation():
     plain = dict(model.score(["truly brilliant"])[0].words)["brilliant"]
     negated = dict(model.score(["not brilliant"])[0].words)["brilliant"]
     assert plain > negated + 0.1
+
+
+def test_character_features_built_from_remembered_words_match_the_vectorizer():
+    rows = training_rows()
+    model = sentiment.TrainedModel().fit([t for t, _ in rows], [label for _, label in rows])
+    texts = ["I LOVE the list, truly brilliant!!", "  spaced   out\ttext ", "Émile's café, naïve #7 @user", "x"]
+    normalised = [sentiment.normalise(t) for t in texts]
+    for _ in range(2):  # the second time from the remembered words
+        built = model._char_tfidf(normalised).toarray()
+        assert np.allclose(built, model.chars.transform(normalised).toarray())
 
 
 def test_a_damaged_model_is_never_loaded(app, client, runner, labelled_csv):

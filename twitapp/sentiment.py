@@ -30,6 +30,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import normalize
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from .extensions import db
@@ -157,8 +158,41 @@ class TrainedModel:
         if fit:
             self.words.fit(marked)
             self.chars.fit(normalised)
-        parts = [self.words.transform(marked), self.chars.transform(normalised), sp.csr_matrix(vader_scores(texts))]
+        chars = self.chars.transform(normalised) if fit else self._char_tfidf(normalised)
+        parts = [self.words.transform(marked), chars, sp.csr_matrix(vader_scores(texts))]
         return sp.hstack(parts, format="csr")
+
+    def _columns(self, word: str) -> list[int]:
+        """The character n-gram columns of a word (any repeats kept), remembered between calls."""
+        grams = self._word_grams()
+        found = grams.get(word)
+        if found is None:
+            vocabulary = self.chars.vocabulary_
+            found = grams[word] = [c for c in map(vocabulary.get, self._analyze()(word)) if c is not None]
+        return found
+
+    def _analyze(self) -> Callable[[str], list[str]]:
+        analyze = self.__dict__.get("_analyzer")
+        if analyze is None:
+            analyze = self.__dict__["_analyzer"] = self.chars.build_analyzer()
+        return analyze
+
+    def _char_tfidf(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """``self.chars.transform(texts)``, built from each word's remembered columns: a text's character
+        n-grams within words are its words' n-grams together (words recur, so most are looked up once)."""
+        rows: list[int] = []
+        columns: list[int] = []
+        for i, text in enumerate(texts):
+            for word in text.split():
+                found = self._columns(word)
+                columns += found
+                rows += [i] * len(found)
+        counts = sp.csr_matrix(
+            (np.ones(len(columns)), (rows, columns)), shape=(len(texts), len(self.chars.vocabulary_))
+        )
+        counts.sum_duplicates()
+        counts.data = (np.log(counts.data) + 1.0) * self.chars.idf_[counts.indices]  # sublinear tf, then idf
+        return normalize(counts)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TrainedModel:
         self.classifier.fit(self._design(texts, fit=True), np.asarray(labels))
@@ -186,7 +220,7 @@ class TrainedModel:
         return grams
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_grams"}  # a cache is not part of the model
+        return {k: v for k, v in self.__dict__.items() if k not in ("_grams", "_analyzer")}  # caches, not the model
 
     def _contributions(
         self, texts: Sequence[str], X: sp.csr_matrix, positive: int, negative: int
@@ -198,7 +232,6 @@ class TrainedModel:
         Occurrences are listed in Python, then shared out for the whole batch at once with NumPy.
         """
         vocabulary, n_words = self.words.vocabulary_, len(self.words.vocabulary_)
-        grams, analyze = self._word_grams(), self.chars.build_analyzer()
         every_word: list[str] = []
         owner: list[int] = []  # per occurrence of a feature: the word it belongs to (across the batch),
         key: list[int] = []  # its text and column as text * width + column, and its share of the feature
@@ -221,12 +254,10 @@ class TrainedModel:
                     key += [t * width + c] * 2
                     share += [0.5, 0.5]
             for w, word in enumerate(normalised, start=first_word):
-                if word not in grams:
-                    found = (self.chars.vocabulary_.get(g) for g in analyze(word))
-                    grams[word] = [n_words + c for c in found if c is not None]
-                owner += [w] * len(grams[word])
-                key += [t * width + c for c in grams[word]]
-                share += [1.0] * len(grams[word])
+                found = self._columns(word)
+                owner += [w] * len(found)
+                key += [t * width + n_words + c for c in found]
+                share += [1.0] * len(found)
         totals = np.zeros(len(every_word))
         if key:
             X.sort_indices()
