@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from tests.browser import BrowserUnavailable, LiveServer, start_chromium
 from tests.conftest import require
 from tests.test_sentiment import training_rows
-from twitapp import create_app, jobs, sentiment, virality
+from twitapp import create_app, generate, jobs, sentiment, virality
 from twitapp.archive import demo_accounts
 from twitapp.extensions import db
 from twitapp.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
@@ -357,6 +357,17 @@ def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
         browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None)
 
 
+def forget_models(app) -> None:
+    """Once a test's jobs are over, drop the models it trained, so later tests meet the app as it was."""
+    jobs.thread_worker.join()
+    with app.app_context():
+        db.session.execute(sa.delete(SentimentModel))
+        db.session.execute(sa.delete(ModelVersion))
+        db.session.commit()
+    for service in (sentiment._service, virality._service, generate._service):
+        service.clear()
+
+
 def test_training_a_sentiment_model_from_the_page(page, browser_app):
     """Files chosen in the browser train a model as a job; the page follows it, then scores with it."""
     rows = training_rows()
@@ -377,11 +388,7 @@ def test_training_a_sentiment_model_from_the_page(page, browser_app):
         assert page.locator("#sentiment-result .label").inner_text() == "positive"
         assert re.search(r"Scored by\s+trained model \d+", page.locator("#sentiment").inner_text())
     finally:
-        jobs.thread_worker.join()
-        with browser_app.app_context():
-            db.session.execute(sa.delete(SentimentModel))
-            db.session.commit()
-            sentiment._service.clear()
+        forget_models(browser_app)
 
 
 def test_training_and_using_the_virality_model_from_the_pages(page, browser_app):
@@ -402,11 +409,7 @@ def test_training_and_using_the_virality_model_from_the_pages(page, browser_app)
         assert re.fullmatch(r"(\d+\.\d%|>99\.9%|<0\.1%)", page.locator("#virality-probability").inner_text())
         assert "Posted by @harborbaker now" in page.locator("#virality-result").inner_text()
     finally:
-        jobs.thread_worker.join()
-        with browser_app.app_context():
-            db.session.execute(sa.delete(ModelVersion))
-            db.session.commit()
-            virality._service.clear()
+        forget_models(browser_app)
 
 
 def test_writing_like_an_account_from_its_page(page, browser_app):
@@ -429,7 +432,4 @@ def test_writing_like_an_account_from_its_page(page, browser_app):
         page.wait_for_url("**/?text=*")
         assert page.locator("textarea#text").input_value() == first
     finally:
-        jobs.thread_worker.join()
-        with browser_app.app_context():
-            db.session.execute(sa.delete(ModelVersion))
-            db.session.commit()
+        forget_models(browser_app)
