@@ -136,10 +136,36 @@ def test_links_are_dropped_before_learning():
     assert generate.normalise("Tune in: http://example.com/a-long-pa … #kent") == "Tune in: #kent"
 
 
+def test_a_small_account_borrows_language_from_others_and_keeps_a_working_mixture():
+    own = voice_posts("baker", 30, seed=1)
+    lent = voice_posts("baker", 300, seed=2)  # others who write much like it: the pool should help
+    model, figures = generate.fit(own, pool=lent)
+    assert isinstance(model, generate.Mixture) and figures["own_weight"] < 1.0 and figures["pool_posts"] == 300
+    _, alone = generate.fit(own)  # both figures: trained on the oldest 27, scored on the newest 3
+    assert figures["held_out_bits_per_char"] < 0.9 * alone["held_out_bits_per_char"]
+    p = model.next_distribution([model.index[c] for c in "rye "])
+    assert p.sum() == pytest.approx(1.0)
+    restored = generate.CharModel.from_bytes(model.to_bytes())
+    assert isinstance(restored, generate.Mixture) and restored.weight == model.weight
+    assert restored.bits_per_char(own) == pytest.approx(model.bits_per_char(own))
+    # Unrelated posts lend nothing: the account keeps its own model.
+    model, figures = generate.fit(voice_posts("coder", 40), pool=[f"{n} {n * 7} {n * 13}" for n in range(200)])
+    assert "own_weight" not in figures or figures["own_weight"] >= 0.9
+
+
+def test_a_draft_that_repeats_a_lent_post_is_drawn_again():
+    line = "a sentence the other accounts keep posting, word for word, every single day of the week"
+    own = voice_posts("baker", 25)
+    model, _ = generate.fit(own, pool=[line] * 200)
+    drafts, rejected = generate.draw(model, [*own, line], count=5, temperature=0.3, seed=0, tries=10)
+    assert rejected > 0 and not any(line[:40] in d for d in drafts)
+
+
 # -- the pages, the API and the CLI -------------------------------------------------------------------------
 
 
 def test_an_account_page_trains_then_writes_posts_that_can_be_compared(app, client, writers):
+    # (the other two accounts are lent to its model; what it writes must copy none of them either)
     page = client.get("/user/baker").get_data(as_text=True)
     assert "Train a style model" in page and "Write posts" not in page
     assert client.post("/user/baker/style").status_code == 302
@@ -216,3 +242,16 @@ def test_the_cli_trains_writes_and_evaluates(app, runner, writers):
     fidelity = int(re.search(r"style fidelity (\d+)%", result.output).group(1))
     assert fidelity >= 70 and "among it and @baker, @coder" in result.output
     assert runner.invoke(args=["generate", "write", "nobody"]).exit_code != 0
+
+
+def test_an_account_model_records_the_posts_it_borrowed_and_copies_none_of_them(app, client):
+    small = [PostRecord(1_000 + i, t, generate_time(i)) for i, t in enumerate(voice_posts("baker", 25, seed=1))]
+    large = [PostRecord(5_000 + i, t, generate_time(i)) for i, t in enumerate(voice_posts("baker", 300, seed=2))]
+    with app.app_context():
+        import_tweets(AccountRecord(1, "cornerbakery", "Corner Bakery"), small, source="archive")
+        import_tweets(AccountRecord(2, "bigbakery", "Big Bakery"), large, source="archive")
+    row = trained(app, "cornerbakery")
+    assert row.metrics["own_weight"] < 1.0 and row.params["pool"] == {"2": 5_299}
+    body = client.post("/api/users/cornerbakery/generate", json={"count": 5, "temperature": 0.5}).get_json()
+    real = [p.text for p in small + large]
+    assert body["posts"] and not any(generate.copies(post, real) for post in body["posts"])

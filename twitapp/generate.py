@@ -36,6 +36,7 @@ from .models import ModelVersion, Tweet, User, find_user, tweet_counts
 MAX_ORDER = 12
 ORDERS = range(3, MAX_ORDER + 1)
 DISCOUNT_SCALES = (0.8, 0.9, 1.0, 1.1)
+POOL_WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)  # the account's own share, tried against the pool
 HELD_OUT = 0.1
 MAX_POST_CHARS = 280
 COPY_RUN = 40  # a generated post sharing this many consecutive characters with a real one is a copy
@@ -96,7 +97,39 @@ class _Order:
     discounts: np.ndarray  # float64 (D1, D2, D3+)
 
 
-class CharModel:
+def _savez(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+class _Sampler:
+    """Drawing posts from any model with ``alphabet``, ``index`` and ``next_distribution``."""
+
+    alphabet: str
+    index: dict[str, int]
+
+    def next_distribution(self, context: Sequence[int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "") -> str:
+        """One post: characters drawn until the end symbol or the length limit, cut at a natural boundary."""
+        context = [self.index.get(c, UNK) for c in opening]
+        text = list(opening)
+        while len(text) < MAX_POST_CHARS:
+            p = self.next_distribution(context)
+            if temperature != 1.0:
+                p = np.power(p, 1.0 / temperature)
+                p /= p.sum()
+            symbol = int(rng.choice(len(p), p=p))
+            if symbol == EOS:
+                return "".join(text).strip()
+            text.append(self.alphabet[symbol - 3])
+            context.append(symbol)
+        return _cut("".join(text))
+
+
+class CharModel(_Sampler):
     """Interpolated modified Kneser-Ney over characters, up to ``order`` characters of context + 1."""
 
     def __init__(self, alphabet: str, order: int, tables: list[_Order], scale: float = 1.0) -> None:
@@ -223,46 +256,69 @@ class CharModel:
 
     # -- storage ----------------------------------------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {
-            "alphabet": np.array([ord(c) for c in self.alphabet], dtype=np.int32),
-            "settings": np.array([self.order, self.scale], dtype=np.float64),
+            f"{prefix}alphabet": np.array([ord(c) for c in self.alphabet], dtype=np.int32),
+            f"{prefix}settings": np.array([self.order, self.scale], dtype=np.float64),
         }
         for k, table in enumerate(self.tables, start=1):
             for field in _Order.__dataclass_fields__:
-                arrays[f"{k}_{field}"] = getattr(table, field)
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        return buffer.getvalue()
+                arrays[f"{prefix}{k}_{field}"] = getattr(table, field)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, data, prefix: str = "") -> CharModel:
+        alphabet = "".join(chr(int(c)) for c in data[f"{prefix}alphabet"])
+        order, scale = int(data[f"{prefix}settings"][0]), float(data[f"{prefix}settings"][1])
+        tables = [
+            _Order(**{field: data[f"{prefix}{k}_{field}"] for field in _Order.__dataclass_fields__})
+            for k in range(1, order + 1)
+        ]
+        return cls(alphabet, order, tables, scale)
+
+    def to_bytes(self) -> bytes:
+        return _savez(self.arrays())
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> CharModel:
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
-            alphabet = "".join(chr(int(c)) for c in data["alphabet"])
-            order, scale = int(data["settings"][0]), float(data["settings"][1])
-            tables = [
-                _Order(**{field: data[f"{k}_{field}"] for field in _Order.__dataclass_fields__})
-                for k in range(1, order + 1)
-            ]
-        return cls(alphabet, order, tables, scale)
+            if "weight" in data.files:
+                return Mixture.from_arrays(data)
+            return cls.from_arrays(data)
 
-    # -- drawing posts ----------------------------------------------------------------------------------
 
-    def sample(self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "") -> str:
-        """One post: characters drawn until the end symbol or the length limit, cut at a natural boundary."""
-        context = [self.index.get(c, UNK) for c in opening]
-        text = list(opening)
-        while len(text) < MAX_POST_CHARS:
-            p = self.next_distribution(context)
-            if temperature != 1.0:
-                p = np.power(p, 1.0 / temperature)
-                p /= p.sum()
-            symbol = int(rng.choice(len(p), p=p))
-            if symbol == EOS:
-                return "".join(text).strip()
-            text.append(self.alphabet[symbol - 3])
-            context.append(symbol)
-        return _cut("".join(text))
+class Mixture(_Sampler):
+    """An account's model mixed with a model of other accounts' posts: ``weight`` x own + the rest x pool.
+
+    An account of a few hundred posts has seen few words; the pool lends it the language, while the
+    weight (chosen on the account's newest posts) keeps its voice.
+    """
+
+    def __init__(self, own: CharModel, pool: CharModel, weight: float) -> None:
+        if own.alphabet != pool.alphabet:
+            raise ValueError("a mixture needs both models on one alphabet")
+        self.own, self.pool, self.weight = own, pool, weight
+        self.alphabet, self.index = own.alphabet, own.index
+        self.order, self.scale = own.order, own.scale
+
+    def probabilities(self, posts: Sequence[str]) -> np.ndarray:
+        return self.weight * self.own.probabilities(posts) + (1 - self.weight) * self.pool.probabilities(posts)
+
+    def bits_per_char(self, posts: Sequence[str]) -> float:
+        p = self.probabilities(posts)
+        return float(-np.log2(p).mean()) if len(p) else float("nan")
+
+    def next_distribution(self, context: Sequence[int]) -> np.ndarray:
+        own, pool = self.own.next_distribution(context), self.pool.next_distribution(context)
+        return self.weight * own + (1 - self.weight) * pool
+
+    def to_bytes(self) -> bytes:
+        return _savez({**self.own.arrays("own_"), **self.pool.arrays("pool_"), "weight": np.array([self.weight])})
+
+    @classmethod
+    def from_arrays(cls, data) -> Mixture:
+        own, pool = CharModel.from_arrays(data, "own_"), CharModel.from_arrays(data, "pool_")
+        return cls(own, pool, float(data["weight"][0]))
 
 
 def _cut(text: str) -> str:
@@ -327,12 +383,16 @@ ENGINES = ("kneser-ney", "lstm")
 
 
 def fit(
-    posts: Sequence[str], progress: Callable[[int, int, str], None] | None = None, engine: str = "kneser-ney"
-) -> tuple[CharModel | neural.LSTMModel, dict]:
+    posts: Sequence[str],
+    progress: Callable[[int, int, str], None] | None = None,
+    engine: str = "kneser-ney",
+    pool: Sequence[str] = (),
+) -> tuple[CharModel | Mixture | neural.LSTMModel, dict]:
     """Train an engine on an account's posts, using the newest tenth to choose its settings.
 
-    Kneser-Ney chooses its order and discount scale there, then trains on all posts; the LSTM stops
-    training when the newest tenth stops improving, and keeps its best epoch.
+    Kneser-Ney chooses its order and discount scale there, and, given other accounts' posts (``pool``),
+    how much of a model of those to mix in; then it trains on all posts. The LSTM stops training when the
+    newest tenth stops improving, and keeps its best epoch.
     """
     if engine not in ENGINES:
         raise StyleError(f"There is no engine called {engine!r}; choose one of {', '.join(ENGINES)}.")
@@ -347,46 +407,73 @@ def fit(
         model, history = neural.LSTMModel.train(texts[:cut], texts[cut:], progress=step)
         best = history["held_out_bits"][history["best_epoch"] - 1]
         return model, {"posts": len(texts), "epochs": history["epochs"], "held_out_bits_per_char": best}
-    step(0, 3, f"Counting characters in {cut:,} posts to choose the model's order.")
-    trial = CharModel.train(texts[:cut], alphabet="".join(sorted({c for t in texts for c in t})), every_order=True)
-    step(1, 3, f"Choosing the order and discounts on the newest {len(texts) - cut:,} posts.")
+    others = [t for t in (normalise(p) for p in pool) if t]
+    alphabet = "".join(sorted({c for t in [*texts, *others] for c in t}))
+    step(0, 4, f"Counting characters in {cut:,} posts to choose the model's order.")
+    trial = CharModel.train(texts[:cut], alphabet=alphabet, every_order=True)
+    step(1, 4, f"Choosing the order and discounts on the newest {len(texts) - cut:,} posts.")
     order, scale, grid = trial.choose(texts[cut:])
-    step(2, 3, f"Training order {order} on all {len(texts):,} posts.")
-    model = CharModel.train(texts, order=order)
+    bits, weight = grid[(order, scale)], 1.0
+    mixed = None
+    if others:
+        step(2, 4, f"Weighing a model of {len(others):,} posts by other accounts against this one's.")
+        mixed = CharModel.train(others, order=order, alphabet=alphabet)
+        mixed.scale = scale
+        own_p = trial._probabilities_by_order(texts[cut:], scale)[order - 1]
+        pool_p = mixed.probabilities(texts[cut:])
+        weights = {w: float(-np.log2(w * own_p + (1 - w) * pool_p).mean()) for w in POOL_WEIGHTS}
+        weight = min(weights, key=weights.get)
+        bits = weights[weight]
+    step(3, 4, f"Training order {order} on all {len(texts):,} posts.")
+    model = CharModel.train(texts, order=order, alphabet=alphabet)
     model.scale = scale
-    step(3, 3, "Trained.")
-    return model, {
-        "posts": len(texts),
-        "order": order,
-        "discount_scale": scale,
-        "held_out_bits_per_char": round(grid[(order, scale)], 4),
-    }
+    step(4, 4, "Trained.")
+    metrics = {"posts": len(texts), "order": order, "discount_scale": scale, "held_out_bits_per_char": round(bits, 4)}
+    if mixed is not None and weight < 1.0:
+        return Mixture(model, mixed, weight), {**metrics, "own_weight": weight, "pool_posts": len(others)}
+    return model, metrics
 
 
-def load(engine: str, blob: bytes) -> CharModel | neural.LSTMModel:
+def load(engine: str, blob: bytes) -> CharModel | Mixture | neural.LSTMModel:
     return neural.LSTMModel.from_bytes(blob) if engine == "lstm" else CharModel.from_bytes(blob)
 
 
 def copies(text: str, real: Sequence[str], run: int = COPY_RUN) -> bool:
     """Whether ``text`` holds ``run`` or more consecutive characters of any real post."""
-    if len(text) < run:
-        return False
-    pieces = {text[i : i + run] for i in range(len(text) - run + 1)}
-    return any(piece in post for post in real for piece in pieces if len(post) >= run)
+    return CopyIndex(real, run).copies(text)
+
+
+class CopyIndex:
+    """Every run of ``run`` consecutive characters in the real posts, hashed and sorted, so that checking a
+    draft costs a lookup per window instead of a search through every post."""
+
+    def __init__(self, real: Sequence[str], run: int = COPY_RUN) -> None:
+        self.run = run
+        windows = [hash(post[i : i + run]) for post in real for i in range(len(post) - run + 1)]
+        self.hashes = np.unique(np.array(windows, dtype=np.int64))
+
+    def copies(self, text: str) -> bool:
+        if len(text) < self.run or not len(self.hashes):
+            return False
+        mine = np.array([hash(text[i : i + self.run]) for i in range(len(text) - self.run + 1)], dtype=np.int64)
+        return bool(np.isin(mine, self.hashes).any())
 
 
 def draw(
-    model: CharModel | neural.LSTMModel,
-    real: Sequence[str],
+    model: CharModel | Mixture | neural.LSTMModel,
+    real: Sequence[str] | CopyIndex,
     count: int = 5,
     temperature: float = 1.0,
     opening: str = "",
     seed: int | None = None,
     tries: int = 20,
 ) -> tuple[list[str], int]:
-    """``count`` posts that copy no real post (copies are drawn again); returns them and how many were copies."""
+    """``count`` posts that copy no real post (copies are drawn again); returns them and how many were copies.
+
+    ``real``: the posts the model learned from (its own and any pool's), or a CopyIndex of them.
+    """
     rng = np.random.default_rng(seed)
-    real = [normalise(p) for p in real]
+    index = real if isinstance(real, CopyIndex) else CopyIndex([normalise(p) for p in real])
     out, rejected = [], 0
     for _ in range(count * tries):
         if len(out) == count:
@@ -394,7 +481,7 @@ def draw(
         text = model.sample(rng, temperature, opening)
         if len(text) < max(len(opening) + 3, 10):
             continue
-        if copies(text, real):
+        if index.copies(text):
             rejected += 1
             continue
         out.append(text)
@@ -432,20 +519,22 @@ def judge(
     temperature: float = 1.0,
     seed: int = 0,
     engine: str = "kneser-ney",
+    pool: Sequence[str] = (),
 ) -> dict:
-    """The four figures for an account's posts (oldest first): train on all but the newest tenth, then
-    held-out bits per character, mean distance of generated posts to the real ones, copy rate, and (with
-    ``others``) style fidelity among the account and the others."""
+    """The four figures for an account's posts (oldest first): train on all but the newest tenth (with
+    ``pool``, other accounts' posts to mix in), then held-out bits per character, mean distance of generated
+    posts to the real ones, copy rate, and (with ``others``) style fidelity among the account and the others."""
     texts = [t for t in (normalise(p) for p in posts) if t]
     cut = int(len(texts) * (1 - HELD_OUT))
-    model, chosen = fit(texts[:cut], engine=engine)
-    generated, rejected = draw(model, texts[:cut], count=count, temperature=temperature, seed=seed)
+    model, chosen = fit(texts[:cut], engine=engine, pool=pool)
+    real = [*texts, *(normalise(p) for p in pool)]
+    generated, rejected = draw(model, real, count=count, temperature=temperature, seed=seed)
     out = {
         **chosen,
         "bits_per_char": round(model.bits_per_char(texts[cut:]), 4),
         "generated": len(generated),
         "distance": round(float(np.mean(distances(generated, texts[:cut]))), 4),
-        "copy_rate": round(sum(copies(g, texts) for g in generated) / max(len(generated), 1), 4),
+        "copy_rate": round(sum(map(CopyIndex(real).copies, generated)) / max(len(generated), 1), 4),
         "copies_drawn_again": rejected,
     }
     if others:
@@ -479,14 +568,41 @@ def _posts_of(user_id: int) -> list[tuple[str, datetime]]:
     ).all()
 
 
+POOL_PER_ACCOUNT = 300  # other accounts' newest posts lent to a style model
+POOL_MAX = 5000
+
+
+def _pool(user_id: int, until: dict[str, int | None] | None = None) -> tuple[list[str], dict[str, int]]:
+    """Other accounts' newest posts to mix into a style model, and where each account's share ended
+    (its newest post id), so the same posts can be read again to check drafts against them."""
+    if until is None:
+        others = db.session.scalars(sa.select(User.id).where(User.id != user_id).order_by(User.id)).all()
+        until = dict.fromkeys(map(str, others))
+    texts, reached = [], {}
+    for other, newest in until.items():
+        query = sa.select(Tweet.id, Tweet.text).where(Tweet.user_id == int(other))
+        if newest is not None:
+            query = query.where(Tweet.id <= newest)
+        rows = db.session.execute(query.order_by(Tweet.id.desc()).limit(POOL_PER_ACCOUNT)).all()
+        rows = rows[: max(POOL_MAX - len(texts), 0)]
+        if rows:
+            texts += [text for _, text in rows]
+            reached[other] = rows[0].id
+    return texts, reached
+
+
 def train_for(
     username: str, progress: Callable[[int, int, str], None] | None = None, engine: str = "kneser-ney"
 ) -> ModelVersion:
-    """Train a style model on an account's stored posts and put it in service for that account."""
+    """Train a style model on an account's stored posts (lent other accounts' language, for Kneser-Ney)
+    and put it in service for that account."""
     account = _account(username)
     handle, posts = account.username, _posts_of(account.id)
+    pool, reached = _pool(account.id) if engine == "kneser-ney" else ([], {})
     db.session.rollback()  # nothing held open while counting
-    model, metrics = fit([text for text, _ in posts], progress, engine)
+    model, metrics = fit([text for text, _ in posts], progress, engine, pool)
+    if not isinstance(model, Mixture):
+        reached = {}
     blob = model.to_bytes()
     row = ModelVersion(
         kind=KIND,
@@ -496,7 +612,13 @@ def train_for(
         created_at=datetime.now(UTC),
         trained_from=posts[0][1],
         trained_to=posts[-1][1],
-        params={"username": handle, "engine": engine, "order": model.order, "discount_scale": model.scale},
+        params={
+            "username": handle,
+            "engine": engine,
+            "order": model.order,
+            "discount_scale": model.scale,
+            "pool": reached,
+        },
         metrics=metrics,
         decision={"promoted": True, "reason": f"The newest style model of @{handle} is the one in service."},
         sha256=hashlib.sha256(blob).hexdigest(),
@@ -517,13 +639,26 @@ class _Service:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._models: OrderedDict[int, CharModel | neural.LSTMModel] = OrderedDict()
+        self._models: OrderedDict[int, CharModel | Mixture | neural.LSTMModel] = OrderedDict()
+        self._indexes: dict[int, CopyIndex] = {}
 
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
+            self._indexes.clear()
 
-    def get(self, username: str) -> tuple[ModelVersion | None, CharModel | neural.LSTMModel | None]:
+    def copy_index(self, row: ModelVersion, build: Callable[[], CopyIndex]) -> CopyIndex:
+        """The real posts a model learned from, indexed once per loaded model."""
+        with self._lock:
+            index = self._indexes.get(row.id)
+        if index is None:
+            index = build()
+            with self._lock:
+                if row.id in self._models:
+                    self._indexes[row.id] = index
+        return index
+
+    def get(self, username: str) -> tuple[ModelVersion | None, CharModel | Mixture | neural.LSTMModel | None]:
         row = db.session.scalars(
             sa.select(ModelVersion)
             .where(
@@ -550,14 +685,15 @@ class _Service:
         with self._lock:
             self._models[row.id] = model
             while len(self._models) > _CACHE_MODELS:
-                self._models.popitem(last=False)
+                dropped, _ = self._models.popitem(last=False)
+                self._indexes.pop(dropped, None)
         return row, model
 
 
 _service = _Service()
 
 
-def in_service(username: str) -> tuple[ModelVersion | None, CharModel | neural.LSTMModel | None]:
+def in_service(username: str) -> tuple[ModelVersion | None, CharModel | Mixture | neural.LSTMModel | None]:
     """(registry row, model) of the account's style model, or (None, None) before one is trained."""
     return _service.get(username)
 
@@ -599,8 +735,14 @@ def write_like(
             f"The style model of @{account.username} (version {row.id}) cannot be used here: its stored bytes "
             f"do not match their hash, or its engine ({row.params.get('engine')}) is not installed. Train it again."
         )
-    real = [text for text, _ in _posts_of(account.id)]
-    posts, _ = draw(model, real, count=count, temperature=temperature, opening=opening, seed=seed)
+
+    def learned_from() -> CopyIndex:
+        own = [text for text, _ in _posts_of(account.id)]
+        lent, _ = _pool(account.id, row.params.get("pool") or {})
+        return CopyIndex([normalise(t) for t in [*own, *lent]])
+
+    index = _service.copy_index(row, learned_from)
+    posts, _ = draw(model, index, count=count, temperature=temperature, opening=opening, seed=seed)
     return posts, row
 
 
@@ -617,8 +759,9 @@ def evaluate_account(username: str, against: Sequence[str] = (), count: int = 50
         )[:3]
     own = [text for text, _ in _posts_of(account.id)]
     other_posts = [[text for text, _ in _posts_of(u.id)][-predict.MAX_TRAIN_POSTS :] for u in others]
+    pool, _ = _pool(account.id) if engine == "kneser-ney" else ([], {})
     db.session.rollback()
-    figures = judge(own, other_posts, count=count, temperature=DEFAULT_TEMPERATURE, engine=engine)
+    figures = judge(own, other_posts, count=count, temperature=DEFAULT_TEMPERATURE, engine=engine, pool=pool)
     return {
         **figures,
         "username": account.username,
