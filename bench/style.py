@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50, help="posts generated per account (default 50)")
     parser.add_argument("--temperature", type=float, default=generate.DEFAULT_TEMPERATURE)
     parser.add_argument("--lstm-accounts", default="ewarren,timryan,juliancastro", help="comma-separated, or 'all'")
+    parser.add_argument("--accounts", default="all", help="the accounts to report (comma-separated), or 'all'")
     args = parser.parse_args()
     accounts = load(args.data)
     if not accounts:
@@ -79,7 +80,7 @@ def main() -> None:
 
         torch.set_num_threads(2)  # the LSTM's own threads; BLAS stays on one
     with threadpool_limits(1):
-        for name in names:
+        for name in names if args.accounts == "all" else [n for n in names if n in args.accounts.split(",")]:
             others = rng.sample([n for n in names if n != name], 3)
             texts = accounts[name]
             cut = int(len(texts) * (1 - generate.HELD_OUT))
