@@ -80,8 +80,10 @@ def main() -> None:
 
         torch.set_num_threads(2)  # the LSTM's own threads; BLAS stays on one
     with threadpool_limits(1):
-        for name in names if args.accounts == "all" else [n for n in names if n in args.accounts.split(",")]:
-            others = rng.sample([n for n in names if n != name], 3)
+        for name in names:
+            others = rng.sample([n for n in names if n != name], 3)  # drawn for every account: the same in any run
+            if args.accounts != "all" and name not in args.accounts.split(","):
+                continue
             texts = accounts[name]
             cut = int(len(texts) * (1 - generate.HELD_OUT))
             baseline = plain_baseline(texts[:cut], texts[cut:])
