@@ -10,6 +10,10 @@ and each order keeps sorted arrays of (context, next character) keys with their 
 with their totals and how many characters follow them once, twice, or three times or more. Training on a
 few thousand posts takes seconds; held-out scoring is vectorised over every position and every order.
 
+An account of a few hundred posts has seen few words, so a model of other accounts' posts can be mixed in
+(``Mixture``), with a weight chosen on the account's newest posts. Drafts that repeat 40 characters of any
+post a model learned from are drawn again (``CopyIndex``). An optional LSTM engine lives in neural.py.
+
 The arrays are saved with ``numpy.savez`` (no pickle), so a stored model is data, never code.
 """
 
@@ -448,7 +452,10 @@ def copies(text: str, real: Sequence[str], run: int = COPY_RUN) -> bool:
 
 class CopyIndex:
     """Every run of ``run`` consecutive characters in the real posts, hashed and sorted, so that checking a
-    draft costs a lookup per window instead of a search through every post."""
+    draft costs a lookup per window instead of a search through every post.
+
+    Python's string hash differs between processes, so an index is built and used in one process, never
+    stored."""
 
     def __init__(self, real: Sequence[str], run: int = COPY_RUN) -> None:
         self.run = run
