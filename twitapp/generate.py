@@ -504,7 +504,6 @@ def draw(
 
 def distances(generated: Sequence[str], real: Sequence[str]) -> list[float]:
     """For each generated post, the TF-IDF cosine distance to the nearest real post (0: a copy, 1: nothing shared)."""
-
     vectorizer = TfidfVectorizer().fit(real)
     similarity = vectorizer.transform(generated) @ vectorizer.transform(real).T
     return [1.0 - float(row.max()) if row.nnz else 1.0 for row in similarity.tocsr()]
@@ -513,7 +512,6 @@ def distances(generated: Sequence[str], real: Sequence[str]) -> list[float]:
 def fidelity(generated: Sequence[str], own: Sequence[str], others: Sequence[Sequence[str]]) -> float:
     """The share of generated posts that the app's author attribution, fitted on the real posts of the account
     and of the others, gives back to the account."""
-
     groups = [list(own), *[list(o) for o in others]]
     texts = [t for group in groups for t in group]
     labels = np.concatenate([np.full(len(group), i) for i, group in enumerate(groups)])
