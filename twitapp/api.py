@@ -170,8 +170,10 @@ def score_virality():
         abort(400, description='"media" must be true or false.')
     try:
         probability, row = virality.predict(body["text"], username, media)
+    except virality.NoViralityModel as exc:
+        abort(503, description=str(exc))
     except virality.ViralityError as exc:
-        abort(503 if "No virality model" in str(exc) else 400, description=str(exc))
+        abort(400, description=str(exc))
     return {
         "probability": round(probability, 4),
         "threshold": row.params["threshold"],

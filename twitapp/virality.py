@@ -69,6 +69,10 @@ class ViralityError(ValueError):
     """The request cannot be answered as asked; the message says what to change."""
 
 
+class NoViralityModel(ViralityError):
+    """No model is in service yet (or the champion's bytes no longer match their hash)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Post:
     """A post as the model sees it. ``history`` is the account's earlier (likes, posted at), oldest first."""
@@ -277,7 +281,7 @@ def predict(text: str, username: str | None = None, media: bool | None = None) -
     post = post_to_score(text, username, media=media)
     row, model = in_service()
     if model is None:
-        raise ViralityError("No virality model is in service yet: train one with `flask virality train`.")
+        raise NoViralityModel("No virality model is in service yet: train one with `flask virality train`.")
     return float(model.probabilities([post])[0]), row
 
 
