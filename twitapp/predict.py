@@ -41,7 +41,7 @@ from threadpoolctl import ThreadpoolController
 from . import features
 from .extensions import db
 from .models import Tweet, User, find_user
-from .records import clean_text
+from .records import checked_text
 
 MAX_TEXT_CHARS = 280
 MAX_CANDIDATES = 20
@@ -746,12 +746,7 @@ class Prediction:
 
 def check_text(text: str | None) -> str:
     """The text to attribute, trimmed, or an error for an empty or over-long one."""
-    text = clean_text(text or "").strip()
-    if not text:
-        raise PredictionError("Type the text of a post to attribute.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise PredictionError(f"A post can be at most {MAX_TEXT_CHARS} characters; this one has {len(text)}.")
-    return text
+    return checked_text(text, MAX_TEXT_CHARS, "Type the text of a post to attribute.", PredictionError)
 
 
 def resolve_users(usernames: Sequence[str]) -> list[User]:

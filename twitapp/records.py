@@ -24,6 +24,16 @@ def clean_text(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
+def checked_text(text: str | None, max_chars: int, empty: str, error: type[Exception], noun: str = "A post") -> str:
+    """Typed text, cleaned and trimmed, or ``error`` saying what to change when it is empty or too long."""
+    text = clean_text(text or "").strip()
+    if not text:
+        raise error(empty)
+    if len(text) > max_chars:
+        raise error(f"{noun} can be at most {max_chars} characters; this one has {len(text)}.")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class AccountRecord:
     """An account as a source knows it: the platform's numeric id, its handle and display name."""

@@ -16,7 +16,7 @@ from . import sentiment
 from .extensions import db
 from .labelled import LABELS
 from .models import Tweet, User
-from .records import clean_text
+from .records import checked_text
 from .twitter import client_from_config
 
 MAX_QUERY_CHARS = 200
@@ -57,12 +57,8 @@ class TopicPosts:
 
 
 def check_query(query: str | None) -> str:
-    query = clean_text(query or "").strip()
-    if not query:
-        raise TopicError("Type a hashtag or words to follow, for example #transit.")
-    if len(query) > MAX_QUERY_CHARS:
-        raise TopicError(f"A query can be at most {MAX_QUERY_CHARS} characters; this one has {len(query)}.")
-    return query
+    empty = "Type a hashtag or words to follow, for example #transit."
+    return checked_text(query, MAX_QUERY_CHARS, empty, TopicError, noun="A query")
 
 
 def recent(query: str | None, since_id: int | None = None) -> TopicPosts:

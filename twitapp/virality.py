@@ -42,7 +42,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_sco
 
 from .extensions import db
 from .models import ModelVersion, Tweet, User, find_user
-from .records import clean_text
+from .records import checked_text, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +203,7 @@ def post_to_score(
 ) -> Post:
     """A typed text as if posted now (or ``at``) by a stored account, whose stored posts are its history;
     ``media``: whether a photo or video goes with it (None: read from the text)."""
-    text = clean_text(text or "").strip()
-    if not text:
-        raise ViralityError("Type the text of a post to score.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ViralityError(f"A post has at most {MAX_TEXT_CHARS} characters; this one has {len(text)}.")
+    text = checked_text(text, MAX_TEXT_CHARS, "Type the text of a post to score.", ViralityError)
     at = at or datetime.now(UTC)
     if not username:
         return Post(text, at, media=media)
