@@ -19,6 +19,19 @@ api_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_API"], sc
 MAX_PER_PAGE = 100
 
 
+def json_object(example: str, required: str | None = None, optional: bool = False) -> dict:
+    """The request's JSON object (``{}`` for no body when ``optional``), or a 400 showing ``example``.
+
+    ``required`` names a field that must be there as a string.
+    """
+    body = request.get_json(silent=True)
+    if body is None and optional:
+        return {}
+    if not isinstance(body, dict) or (required and not isinstance(body.get(required), str)):
+        abort(400, description=f"Send a JSON object: {example}.")
+    return body
+
+
 def user_json(user: User, count: int) -> dict:
     return {
         "id": str(user.id),
@@ -74,9 +87,7 @@ def user_tweets(username: str):
 @api_limit
 def predict():
     """``{"usernames": [...], "text": "..."}`` -> the accounts ranked by probability, with chance level."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description='Send a JSON object: {"usernames": ["a", "b"], "text": "..."}.')
+    body = json_object('{"usernames": ["a", "b"], "text": "..."}')
     usernames, text = body.get("usernames"), body.get("text")
     if not isinstance(usernames, list) or not all(isinstance(u, str) for u in usernames):
         abort(400, description='"usernames" must be a list of account names.')
@@ -93,9 +104,7 @@ def predict():
 @api_limit
 def add_user():
     """``{"username": "..."}`` -> 202 and the job that fetches the account (poll its ``url``)."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("username"), str):
-        abort(400, description='Send a JSON object: {"username": "an X username"}.')
+    body = json_object('{"username": "an X username"}', required="username")
     try:
         handle = check_username(body["username"])
     except ArchiveError as exc:
@@ -124,9 +133,7 @@ def score_sentiment():
     Optional: ``"backend": "vader" | "trained"``, and ``"words": false`` to skip the per-word weights
     (several times faster for large batches).
     """
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description='Send a JSON object: {"texts": ["...", "..."]}.')
+    body = json_object('{"texts": ["...", "..."]}')
     explain = body.get("words", True)
     if not isinstance(explain, bool):
         abort(400, description='"words" must be true or false.')
@@ -160,9 +167,7 @@ def topic_posts():
 @api_limit
 def score_virality():
     """``{"text": "...", "username": optional, "media": optional}`` -> the champion's P(the post gets likes)."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-        abort(400, description='Send a JSON object: {"text": "...", "username": "optional"}.')
+    body = json_object('{"text": "...", "username": "optional"}', required="text")
     username, media = body.get("username"), body.get("media")
     if username is not None and not isinstance(username, str):
         abort(400, description='"username" must be a string.')
@@ -212,11 +217,7 @@ def model_json(row: ModelVersion) -> dict:
 def generate_posts(username: str):
     """``{"count": 5, "temperature": 0.7, "opening": ""}`` (all optional) -> posts in the account's voice."""
     account = find_user_or_404(username)
-    body = request.get_json(silent=True)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        abort(400, description='Send a JSON object: {"count": 5, "temperature": 0.7, "opening": ""}.')
+    body = json_object('{"count": 5, "temperature": 0.7, "opening": ""}', optional=True)
     try:
         posts, row = generate.write_like(
             account.username,
@@ -236,8 +237,7 @@ def generate_posts(username: str):
 def train_style(username: str):
     """Start training the account's style model (``{"engine": "lstm"}`` where PyTorch is installed); 202 + job."""
     account = find_user_or_404(username)
-    body = request.get_json(silent=True) or {}
-    engine = body.get("engine", "kneser-ney") if isinstance(body, dict) else None
+    engine = json_object('{"engine": "kneser-ney"}', optional=True).get("engine", "kneser-ney")
     if engine not in generate.ENGINES:
         abort(400, description=f'"engine" must be one of {", ".join(generate.ENGINES)}.')
     if engine == "lstm" and not neural.available():
