@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request, url_for
 
-from . import generate, jobs, neural, sentiment, topic, virality
+from . import generate, jobs, sentiment, topic, virality
 from .archive import ArchiveError, check_username
 from .extensions import db, limiter
 from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
@@ -238,10 +238,10 @@ def train_style(username: str):
     """Start training the account's style model (``{"engine": "lstm"}`` where PyTorch is installed); 202 + job."""
     account = find_user_or_404(username)
     engine = json_object('{"engine": "kneser-ney"}', optional=True).get("engine", "kneser-ney")
-    if engine not in generate.ENGINES:
-        abort(400, description=f'"engine" must be one of {", ".join(generate.ENGINES)}.')
-    if engine == "lstm" and not neural.available():
-        abort(400, description="The LSTM engine needs PyTorch, which is not installed on this server.")
+    try:
+        generate.check_engine(engine)
+    except generate.StyleError as exc:
+        abort(400, description=str(exc))
     job = jobs.submit("style-train", account.username, engine=engine)
     url = url_for("api.job", job_id=job.id)
     return {**jobs.as_dict(job), "url": url}, 202, {"Location": url}

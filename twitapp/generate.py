@@ -389,6 +389,15 @@ def _interpolate(table: _Order, contexts: np.ndarray, keys: np.ndarray, lower: n
 ENGINES = ("kneser-ney", "lstm")
 
 
+def check_engine(engine: object) -> str:
+    """An engine this installation can train, or a StyleError saying why not."""
+    if engine not in ENGINES:
+        raise StyleError(f'"engine" must be one of {", ".join(ENGINES)}, not {engine!r}.')
+    if engine == "lstm" and not neural.available():
+        raise StyleError("The LSTM engine needs PyTorch, which is not installed here (pip install torch).")
+    return engine
+
+
 def fit(
     posts: Sequence[str],
     progress: Callable[[int, int, str], None] | None = None,
@@ -401,10 +410,7 @@ def fit(
     how much of a model of those to mix in; then it trains on all posts. The LSTM stops training when the
     newest tenth stops improving, and keeps its best epoch.
     """
-    if engine not in ENGINES:
-        raise StyleError(f"There is no engine called {engine!r}; choose one of {', '.join(ENGINES)}.")
-    if engine == "lstm" and not neural.available():
-        raise StyleError("The LSTM engine needs PyTorch, which is not installed here (pip install torch).")
+    check_engine(engine)
     step = progress or (lambda done, total, message: None)
     texts = [t for t in (normalise(p) for p in posts) if t]
     if len(texts) < 20:
