@@ -541,14 +541,14 @@ def judge(
     texts = [t for t in (normalise(p) for p in posts) if t]
     cut = int(len(texts) * (1 - HELD_OUT))
     model, chosen = fit(texts[:cut], engine=engine, pool=pool)
-    real = [*texts, *(normalise(p) for p in pool)]
-    generated, rejected = draw(model, real, count=count, temperature=temperature, seed=seed)
+    index = CopyIndex([*texts, *(normalise(p) for p in pool)])
+    generated, rejected = draw(model, index, count=count, temperature=temperature, seed=seed)
     out = {
         **chosen,
         "bits_per_char": round(model.bits_per_char(texts[cut:]), 4),
         "generated": len(generated),
         "distance": round(float(np.mean(distances(generated, texts[:cut]))), 4),
-        "copy_rate": round(sum(map(CopyIndex(real).copies, generated)) / max(len(generated), 1), 4),
+        "copy_rate": round(sum(map(index.copies, generated)) / max(len(generated), 1), 4),
         "copies_drawn_again": rejected,
     }
     if others:

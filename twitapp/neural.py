@@ -13,6 +13,7 @@ Weights are saved as NumPy arrays (``numpy.savez``), never as a pickle.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Sequence
 
@@ -30,7 +31,9 @@ class NeuralUnavailable(ValueError):
     """PyTorch is not installed."""
 
 
+@functools.cache
 def available() -> bool:
+    """Whether PyTorch can be imported (asked once per process: pages ask on every view)."""
     try:
         import torch  # noqa: F401
     except ImportError:
