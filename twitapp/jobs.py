@@ -282,7 +282,9 @@ def _labelled_inputs(params: dict):
         yield upload.name, upload.content
 
 
-def _train_virality(params: dict, report: Reporter) -> tuple[str, dict]:
+@handler("virality-train")
+def _virality_train(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Train a virality challenger on the stored posts; promote it only if it beats the champion."""
     row = virality.train_and_compare(
         threshold=int(params.get("threshold", 0)),
         margin=float(params.get("margin", virality.MARGIN)),
@@ -294,12 +296,6 @@ def _train_virality(params: dict, report: Reporter) -> tuple[str, dict]:
         f"posts), {verdict}. {row.decision['reason']}"
     )
     return message, {"model": row.id, "status": row.status, "metrics": row.metrics, "decision": row.decision}
-
-
-@handler("virality-train")
-def _virality_train(params: dict, report: Reporter) -> tuple[str, dict]:
-    """Train a virality challenger on the stored posts; promote it only if it beats the champion."""
-    return _train_virality(params, report)
 
 
 @handler("refresh")
@@ -314,7 +310,7 @@ def _refresh(params: dict, report: Reporter) -> tuple[str, dict]:
     else:
         fetched_message, fetched = "No X token is set: retraining on the stored posts.", {}
     try:
-        trained_message, trained = _train_virality(params, report)
+        trained_message, trained = _virality_train(params, report)
     except virality.ViralityError as exc:
         champion = virality.champion_row()
         kept = f" Model {champion.id} stays in service." if champion else " No model is in service yet."
