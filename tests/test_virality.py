@@ -191,9 +191,20 @@ def test_refresh_fetches_trains_and_promotes_then_keeps_the_champion(app, client
     # Nothing new on X: the loop runs, finds no fresh posts beyond the champion's, and changes nothing.
     result = runner.invoke(args=["refresh"])
     assert result.exit_code == 0, result.output
-    assert "not promoted" in result.output or "No new model" in result.output
+    # (the update fetches nothing newer, so the held-out posts are the champion's own: the same score, refused)
+    assert "not promoted" in result.output and "not better by 0.01" in result.output
     assert [v for v in versions(app) if v[1] == "champion"] == [(1, "champion", True)]
     assert score(client, "Huge giveaway today", "festival") > 0
+
+
+def test_a_refresh_that_cannot_train_ends_well_and_says_why(app, runner):
+    store(app, "quiet", 502, posts(1_000, 30, START))
+    result = runner.invoke(args=["refresh"])  # for a scheduler, this is no failure: nothing to learn yet
+    assert result.exit_code == 0, result.output
+    assert (
+        "No X token is set: retraining on the stored posts. No new model: Training needs at least 60" in result.output
+    )
+    assert "No model is in service yet." in result.output and count_rows(app, ModelVersion) == 0
 
 
 def test_an_update_refreshes_the_likes_of_recent_posts(app, runner, fake_x):
