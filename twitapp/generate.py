@@ -648,6 +648,21 @@ def train_for(
     return row
 
 
+def champion_of(username: str) -> ModelVersion | None:
+    """The account's style model in service, as a registry row (its bytes are read only when used)."""
+    return db.session.scalars(
+        sa.select(ModelVersion)
+        .where(
+            ModelVersion.kind == KIND,
+            ModelVersion.subject == username.lower(),
+            ModelVersion.status == "champion",
+            ModelVersion.format == FORMAT,
+        )
+        .order_by(ModelVersion.id.desc())
+        .limit(1)
+    ).first()
+
+
 class _Service:
     """Unpacked models, by version id, for the few accounts written like most recently."""
 
@@ -673,17 +688,7 @@ class _Service:
         return index
 
     def get(self, username: str) -> tuple[ModelVersion | None, CharModel | Mixture | neural.LSTMModel | None]:
-        row = db.session.scalars(
-            sa.select(ModelVersion)
-            .where(
-                ModelVersion.kind == KIND,
-                ModelVersion.subject == username.lower(),
-                ModelVersion.status == "champion",
-                ModelVersion.format == FORMAT,
-            )
-            .order_by(ModelVersion.id.desc())
-            .limit(1)
-        ).first()
+        row = champion_of(username)
         if row is None:
             return None, None
         with self._lock:

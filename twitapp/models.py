@@ -152,7 +152,7 @@ class SentimentModel(db.Model):
     data: Mapped[dict] = mapped_column(sa.JSON)  # files, their hashes, rows used and dropped
     metrics: Mapped[dict] = mapped_column(sa.JSON)
     sha256: Mapped[str] = mapped_column(sa.String(64))
-    artefact: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    artefact: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)  # read only to load the model
 
 
 class Upload(db.Model):
@@ -194,4 +194,4 @@ class ModelVersion(db.Model):
     metrics: Mapped[dict] = mapped_column(sa.JSON)
     decision: Mapped[dict] = mapped_column(sa.JSON)
     sha256: Mapped[str] = mapped_column(sa.String(64))
-    artefact: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    artefact: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)  # read only to load the model

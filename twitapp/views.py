@@ -109,7 +109,7 @@ def _user_page(username: str, write_form: WriteForm | None = None, written=None,
     page = db.paginate(newest_posts(account), per_page=POSTS_PER_PAGE, max_per_page=POSTS_PER_PAGE)
     can_update = bool(current_app.config.get("X_BEARER_TOKEN")) and account.source == "x"
     mix = sentiment.account_mix(account.id)
-    style, style_model = generate.in_service(account.username)
+    style = generate.champion_of(account.username)  # the model itself is loaded when it writes
     return (
         render_template(
             "user.html",
@@ -119,7 +119,7 @@ def _user_page(username: str, write_form: WriteForm | None = None, written=None,
             mix_most=max((sum(counts.values()) for _, counts in mix[-12:]), default=1),
             job=job,
             update_form=UpdateForm() if can_update else None,
-            style=style if style_model is not None else None,
+            style=style,
             write_form=write_form or WriteForm(formdata=None),
             train_form=RunForm(),
             written=written,
