@@ -246,6 +246,7 @@ def test_the_margin_is_respected(app, runner, margin):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
 def test_each_run_is_logged_to_mlflow_when_a_tracking_uri_is_set(app, runner, tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow", reason="MLflow is optional (the Pipfile's mlflow category)")
+    monkeypatch.chdir(tmp_path)  # a SQLite store keeps run artefacts in ./mlruns
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     store(app, "festival", 501, posts(1_000, 160, START))
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
@@ -261,8 +262,9 @@ def test_each_run_is_logged_to_mlflow_when_a_tracking_uri_is_set(app, runner, tm
     assert by_name["virality-2"].data.metrics["champion_roc_auc"] == by_name["virality-1"].data.metrics["roc_auc"]
 
 
-def test_a_tracking_server_that_is_down_does_not_undo_the_training(app, runner, monkeypatch, caplog):
+def test_a_tracking_server_that_is_down_does_not_undo_the_training(app, runner, monkeypatch, caplog, tmp_path):
     pytest.importorskip("mlflow", reason="MLflow is optional (the Pipfile's mlflow category)")
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
