@@ -111,6 +111,34 @@ def test_without_a_trained_model_vader_scores_and_explains(client):
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "The new bike lanes are not great, honestly a mess, but the mural is lovely",
+        "VERY GOOD but kind of sad",
+        "no problem at all \U0001f622\U0001f622",
+        "I love this \U0001f600wonderful!!",
+        "It is Tuesday.",
+    ],
+)
+def test_vader_word_shading_follows_its_rules_and_adds_up_to_its_score(text):
+    """Negation, intensifiers, capitals, "but" and emoji change a word's pull; the pulls make the score."""
+    from vaderSentiment.vaderSentiment import normalize
+
+    values = sentiment.vader_word_valences(text)
+    vader = sentiment._vader()
+    total = values.sum()
+    emphasis = vader._punctuation_emphasis(text)
+    total += emphasis if total > 0 else -emphasis if total < 0 else 0.0
+    assert round(normalize(total), 4) == vader.polarity_scores(text)["compound"]
+
+
+def test_vader_shows_a_negated_word_pulling_the_other_way(client):
+    result = client.post("/api/sentiment", json={"texts": ["the soup is not great"]}).get_json()["results"][0]
+    words = {w["text"]: w["weight"] for w in result["words"]}
+    assert words["great"] < 0 and result["label"] == "negative"
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         ({"texts": "one text"}, "must be a list of strings"),

@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import normalize
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
 
 from .extensions import db
 from .labelled import LABELS, LabelledText
@@ -131,13 +131,45 @@ def score_vader(texts: Sequence[str], explain: bool = True) -> list[Scored]:
     out = []
     for text, (compound, *_rest) in zip(texts, vader_scores(texts), strict=True):
         label = "positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral"
-        words = (
-            [(w, _vader().lexicon.get(w.lower().strip(".,!?;:\"'()"), 0.0) / 4) for w in _words(text)]
-            if explain
-            else []
-        )
-        out.append(Scored(text, label, float(compound), words))
+        words = list(zip(_words(text), vader_word_valences(text) / 4, strict=True)) if explain else []
+        out.append(Scored(text, label, float(compound), [(w, float(v)) for w, v in words]))
     return out
+
+
+def vader_word_valences(text: str) -> np.ndarray:
+    """Each whitespace-separated word's share of VADER's sum, after its rules, in VADER's units.
+
+    VADER scores a text as the sum of its tokens' valences once negation ("not great"), intensifiers,
+    capitals and a contrastive "but" have adjusted them; these are those adjusted valences, so a word's
+    shading agrees with the score. The tokens are VADER's own: its emoji become their descriptions,
+    which are credited to the word the emoji was in.
+    """
+    vader = _vader()
+    words = _words(text)
+    owners: list[int] = []
+    tokens: list[str] = []
+    for n, word in enumerate(words):
+        # VADER's emoji rule: a description, preceded by a space unless the emoji starts a word.
+        converted = "".join(
+            (vader.emojis[c] if i == 0 else " " + vader.emojis[c]) if c in vader.emojis else c
+            for i, c in enumerate(word)
+        )
+        for token in converted.split():
+            owners.append(n)
+            tokens.append(token)
+    sentitext = SentiText(" ".join(tokens))
+    items = sentitext.words_and_emoticons
+    sentiments: list[float] = []
+    for i, item in enumerate(items):
+        lower = item.lower()
+        if lower in BOOSTER_DICT or (lower == "kind" and i + 1 < len(items) and items[i + 1].lower() == "of"):
+            sentiments.append(0.0)  # modifiers carry no valence of their own; they adjust their neighbours'
+        else:
+            vader.sentiment_valence(0.0, sentitext, item, i, sentiments)
+    sentiments = vader._but_check(items, sentiments)
+    values = np.zeros(len(words))
+    np.add.at(values, np.array(owners, dtype=np.int64), np.array(sentiments, dtype=np.float64))
+    return values
 
 
 # ---------------------------------------------------------------------------------------------------
