@@ -94,6 +94,11 @@ def test_reasons_add_up_to_the_log_odds(app, voices):
     assert "".join(t for t, _, _ in reasons.pieces) == text
     shades = {t: shade for t, shade, _ in reasons.pieces if t.strip()}
     assert shades["sourdough"] < 0 < shades["Route"]
+    for shown in (reasons.toward_top, reasons.toward_runner_up):
+        grams = [g for g, _ in shown]
+        assert 1 <= len(grams) <= 6 and [v for _, v in shown] == sorted((v for _, v in shown), reverse=True)
+        for gram in grams:  # no piece shown beside an n-gram that contains it ("ugh" beside "ough")
+            assert " " in gram or not any(gram in other for other in grams if other != gram), grams
 
 
 def test_probabilities_are_tempered_logits(app, voices):

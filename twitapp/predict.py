@@ -637,9 +637,26 @@ def explain(
 
     # Whole words and bigrams read better than fragments; show n-grams of 3+ characters besides.
     ranked = sorted(((g, v) for g, v in by_gram.items() if len(g) >= 3 or " " in g), key=lambda gv: gv[1])
-    toward_top = [(g, v) for g, v in reversed(ranked) if v > 0][:6]
-    toward_runner = [(g, -v) for g, v in ranked if v < 0][:6]
+    toward_top = _strongest((g, v) for g, v in reversed(ranked) if v > 0)
+    toward_runner = _strongest((g, -v) for g, v in ranked if v < 0)
     return Reasons(names[top], names[runner_up], pieces, toward_top, toward_runner)
+
+
+def _strongest(grams, count: int = 6) -> list[tuple[str, float]]:
+    """Up to ``count`` of the strongest n-grams, strongest first, without showing a piece beside its whole.
+
+    "sour" and "dou" say nothing that "sourdough" beside them does not; a piece of an n-gram already
+    shown is skipped, and a longer n-gram takes the place of its pieces, so the places go to other words.
+    """
+    shown: list[tuple[str, float]] = []
+    for gram, value in grams:
+        if " " not in gram and any(gram in other for other, _ in shown):
+            continue
+        shown = [(other, v) for other, v in shown if " " in other or other not in gram]
+        shown.append((gram, value))
+        if len(shown) == count:
+            break
+    return sorted(shown, key=lambda gv: -gv[1])
 
 
 # ---------------------------------------------------------------------------------------------------
