@@ -118,18 +118,17 @@ def test_without_a_trained_model_vader_scores_and_explains(client):
         "no problem at all \U0001f622\U0001f622",
         "I love this \U0001f600wonderful!!",
         "It is Tuesday.",
+        "Ha ha! Sorry there's no link! A certain co worker seems to know what mocha and ass smells like!",
     ],
 )
 def test_vader_word_shading_follows_its_rules_and_adds_up_to_its_score(text):
     """Negation, intensifiers, capitals, "but" and emoji change a word's pull; the pulls make the score."""
-    from vaderSentiment.vaderSentiment import normalize
-
-    values = sentiment.vader_word_valences(text)
-    vader = sentiment._vader()
-    total = values.sum()
-    emphasis = vader._punctuation_emphasis(text)
-    total += emphasis if total > 0 else -emphasis if total < 0 else 0.0
-    assert round(normalize(total), 4) == vader.polarity_scores(text)["compound"]
+    tokens = sentiment.VaderTokens.of(text)
+    assert tokens.compound() == sentiment._vader().polarity_scores(text)["compound"]
+    assert tokens.per_word().sum() == pytest.approx(sum(tokens.valences))
+    [with_words] = sentiment.score_vader([text])
+    [without] = sentiment.score_vader([text], explain=False)
+    assert with_words.score == without.score and with_words.label == without.label
 
 
 def test_vader_shows_a_negated_word_pulling_the_other_way(client):

@@ -32,6 +32,7 @@ from sklearn.metrics import recall_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import normalize
 from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
+from vaderSentiment.vaderSentiment import normalize as vader_normalize
 
 from .extensions import db
 from .labelled import LABELS, LabelledText
@@ -128,48 +129,72 @@ def _words(text: str) -> list[str]:
 
 
 def score_vader(texts: Sequence[str], explain: bool = True) -> list[Scored]:
+    if not explain:
+        compounds = vader_scores(texts)[:, 0]
+        return [Scored(text, _vader_label(c), float(c), []) for text, c in zip(texts, compounds, strict=True)]
     out = []
-    for text, (compound, *_rest) in zip(texts, vader_scores(texts), strict=True):
-        label = "positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral"
-        words = list(zip(_words(text), vader_word_valences(text) / 4, strict=True)) if explain else []
-        out.append(Scored(text, label, float(compound), [(w, float(v)) for w, v in words]))
+    for text in texts:  # the tokens' valences give the score as well, so VADER's rules run once per text
+        valued = VaderTokens.of(text)
+        compound = valued.compound()
+        words = [(w, float(v) / 4) for w, v in zip(_words(text), valued.per_word(), strict=True)]
+        out.append(Scored(text, _vader_label(compound), compound, words))
     return out
 
 
-def vader_word_valences(text: str) -> np.ndarray:
-    """Each whitespace-separated word's share of VADER's sum, after its rules, in VADER's units.
+def _vader_label(compound: float) -> str:
+    return "positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral"
 
-    VADER scores a text as the sum of its tokens' valences once negation ("not great"), intensifiers,
-    capitals and a contrastive "but" have adjusted them; these are those adjusted valences, so a word's
-    shading agrees with the score. The tokens are VADER's own: its emoji become their descriptions,
-    which are credited to the word the emoji was in.
+
+@dataclass(frozen=True)
+class VaderTokens:
+    """A text as VADER scores it: its tokens' valences after VADER's rules, and the word each came from.
+
+    VADER sums the valences of a text's tokens once negation ("not great"), intensifiers, capitals and a
+    contrastive "but" have adjusted them. A word's shading is the sum of its tokens' adjusted valences,
+    so it agrees with the score. The tokens are VADER's own: its emoji become their descriptions, which
+    are credited to the word the emoji was in.
     """
-    vader = _vader()
-    words = _words(text)
-    owners: list[int] = []
-    tokens: list[str] = []
-    for n, word in enumerate(words):
-        # VADER's emoji rule: a description, preceded by a space unless the emoji starts a word.
-        converted = "".join(
-            (vader.emojis[c] if i == 0 else " " + vader.emojis[c]) if c in vader.emojis else c
-            for i, c in enumerate(word)
-        )
-        for token in converted.split():
-            owners.append(n)
-            tokens.append(token)
-    sentitext = SentiText(" ".join(tokens))
-    items = sentitext.words_and_emoticons
-    sentiments: list[float] = []
-    for i, item in enumerate(items):
-        lower = item.lower()
-        if lower in BOOSTER_DICT or (lower == "kind" and i + 1 < len(items) and items[i + 1].lower() == "of"):
-            sentiments.append(0.0)  # modifiers carry no valence of their own; they adjust their neighbours'
-        else:
-            vader.sentiment_valence(0.0, sentitext, item, i, sentiments)
-    sentiments = vader._but_check(items, sentiments)
-    values = np.zeros(len(words))
-    np.add.at(values, np.array(owners, dtype=np.int64), np.array(sentiments, dtype=np.float64))
-    return values
+
+    text: str
+    owners: list[int]  # the whitespace-separated word of each token
+    valences: list[float]
+
+    @classmethod
+    def of(cls, text: str) -> VaderTokens:
+        vader = _vader()
+        owners: list[int] = []
+        tokens: list[str] = []
+        for n, word in enumerate(_words(text)):
+            # VADER's emoji rule: a description, preceded by a space unless the emoji starts a word.
+            converted = "".join(
+                (vader.emojis[c] if i == 0 else " " + vader.emojis[c]) if c in vader.emojis else c
+                for i, c in enumerate(word)
+            )
+            for token in converted.split():
+                owners.append(n)
+                tokens.append(token)
+        sentitext = SentiText(" ".join(tokens))
+        items = sentitext.words_and_emoticons
+        valences: list[float] = []
+        for i, item in enumerate(items):
+            lower = item.lower()
+            if lower in BOOSTER_DICT or (lower == "kind" and i + 1 < len(items) and items[i + 1].lower() == "of"):
+                valences.append(0.0)  # modifiers carry no valence of their own; they adjust their neighbours'
+            else:
+                vader.sentiment_valence(0.0, sentitext, item, i, valences)
+        return cls(text, owners, vader._but_check(items, valences))
+
+    def per_word(self) -> np.ndarray:
+        values = np.zeros(len(_words(self.text)))
+        np.add.at(values, np.array(self.owners, dtype=np.int64), np.array(self.valences, dtype=np.float64))
+        return values
+
+    def compound(self) -> float:
+        """VADER's compound score: the valences summed in its order, emphasised by "!" and "?", squashed."""
+        total = float(sum(self.valences))
+        emphasis = _vader()._punctuation_emphasis(self.text)
+        total += emphasis if total > 0 else -emphasis if total < 0 else 0.0
+        return round(vader_normalize(total), 4)
 
 
 # ---------------------------------------------------------------------------------------------------
