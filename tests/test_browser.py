@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from tests.browser import BrowserUnavailable, LiveServer, start_chromium
 from tests.conftest import require
@@ -293,8 +294,9 @@ def test_error_paths_show_readable_messages(page):
     # Adding an account without a token: told why it cannot be fetched.
     page.locator("input#username").fill("somebody_new")
     page.get_by_role("button", name="Add or update").click()
-    page.wait_for_url("**/users")
+    page.wait_for_url("**/users#add-account")
     assert page.locator("#accounts .error").inner_text() == NO_TOKEN_MESSAGE
+    expect(page.locator("#accounts .error")).to_be_in_viewport()  # the answer is where the eyes are
     assert page.locator("input#username").input_value() == "somebody_new"
 
     # A missing account: a 404 page a person can read, with a way back.
@@ -305,6 +307,27 @@ def test_error_paths_show_readable_messages(page):
     page.get_by_role("link", name="Back to the accounts").click()
     page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/$"))
     assert page.locator("#accounts tbody tr").count() == 6
+
+
+def test_every_page_fits_a_phone_screen(page):
+    """On a 360-pixel-wide screen nothing makes the page scroll sideways: the header and forms wrap,
+    and wide tables scroll inside their card."""
+    page.set_viewport_size({"width": 360, "height": 740})
+
+    def sideways_overflow() -> int:
+        return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+    for path in ("/", f"/user/{VOICE_OF}", "/sentiment", "/topic?q=bread", "/virality", "/models"):
+        page.goto(path)
+        assert sideways_overflow() <= 0, path
+        expect(page.get_by_role("link", name="Models", exact=True)).to_be_in_viewport()
+    page.goto("/")
+    for username in (VOICE_OF, *OTHERS):
+        page.get_by_role("checkbox", name=f"@{username}", exact=True).check()
+    page.locator("textarea#text").fill(VOICE_TEXT)
+    page.get_by_role("button", name="Compare").click()
+    page.wait_for_url("**/compare")
+    assert sideways_overflow() <= 0
 
 
 def test_adding_an_account_shows_live_progress_to_the_end(page, browser_app, fake_x):
