@@ -99,6 +99,11 @@ def test_reasons_add_up_to_the_log_odds(app, voices):
         assert 1 <= len(grams) <= 6 and [v for _, v in shown] == sorted((v for _, v in shown), reverse=True)
         for gram in grams:  # no piece shown beside an n-gram that contains it ("ugh" beside "ough")
             assert " " in gram or not any(gram in other for other in grams if other != gram), grams
+    words = text.lower().split()
+    shown = {g for g, _ in reasons.toward_top + reasons.toward_runner_up}
+    assert reasons.within and set(reasons.within) <= shown  # a piece of a word names its word
+    for piece, word in reasons.within.items():
+        assert piece in word.lower() and piece not in words and word in text.split()
 
 
 def test_probabilities_are_tempered_logits(app, voices):

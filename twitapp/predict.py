@@ -569,6 +569,7 @@ class Reasons:
     pieces: list[tuple[str, int, float]]  # (text, shade -3..3, score); gaps have shade 0 and score 0
     toward_top: list[tuple[str, float]]
     toward_runner_up: list[tuple[str, float]]
+    within: dict[str, str]  # a piece of a word (a character n-gram) shown above: the word it came from
 
 
 _WORD_TOKEN = re.compile(features.WORD_PATTERN)
@@ -603,6 +604,7 @@ def explain(
     spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
     scores = [0.0] * len(spans)
     by_gram: dict[str, float] = {}
+    within: dict[str, str] = {}
     tokens: list[tuple[int, str]] = []  # (span number, word token) in order, for unigrams and bigrams
     for n, (start, end) in enumerate(spans):
         normalised = features.normalise(text[start:end])
@@ -610,7 +612,10 @@ def explain(
             value = contribution(_hash_index(gram, chars))
             scores[n] += value
             by_gram[gram.strip()] = by_gram.get(gram.strip(), 0.0) + value
+            within.setdefault(gram.strip(), text[start:end])
         tokens.extend((n, token) for token in _WORD_TOKEN.findall(normalised.lower()))
+    for _, token in tokens:  # a whole word of the text is not a piece of another, even if it is one too
+        within.pop(token, None)
     for i, (n, token) in enumerate(tokens):
         value = contribution(_hash_index(token, words))
         scores[n] += value
@@ -639,7 +644,9 @@ def explain(
     ranked = sorted(((g, v) for g, v in by_gram.items() if len(g) >= 3 or " " in g), key=lambda gv: gv[1])
     toward_top = _strongest((g, v) for g, v in reversed(ranked) if v > 0)
     toward_runner = _strongest((g, -v) for g, v in ranked if v < 0)
-    return Reasons(names[top], names[runner_up], pieces, toward_top, toward_runner)
+    shown = {g for g, _ in toward_top + toward_runner}
+    within = {g: word for g, word in within.items() if g in shown}
+    return Reasons(names[top], names[runner_up], pieces, toward_top, toward_runner, within)
 
 
 def _strongest(grams, count: int = 6) -> list[tuple[str, float]]:
@@ -755,10 +762,15 @@ class Prediction:
                 "top": self.reasons.top,
                 "runner_up": self.reasons.runner_up,
                 "words": [{"text": t, "score": round(s, 4)} for t, shade, s in self.reasons.pieces if t.strip()],
-                "toward_top": [{"ngram": g, "weight": round(v, 4)} for g, v in self.reasons.toward_top],
-                "toward_runner_up": [{"ngram": g, "weight": round(v, 4)} for g, v in self.reasons.toward_runner_up],
+                "toward_top": [self._gram(g, v) for g, v in self.reasons.toward_top],
+                "toward_runner_up": [self._gram(g, v) for g, v in self.reasons.toward_runner_up],
             },
         }
+
+    def _gram(self, gram: str, weight: float) -> dict:
+        """An n-gram of the reasons; a piece of a word says which word (``"in"``)."""
+        word = self.reasons.within.get(gram)
+        return {"ngram": gram, "weight": round(weight, 4)} | ({"in": word} if word else {})
 
 
 def check_text(text: str | None) -> str:
