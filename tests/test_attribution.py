@@ -169,13 +169,18 @@ def test_result_page_shows_trust_chance_and_highlighted_reasons(client, voices):
 
 
 def test_cli_evaluate_prints_accuracy_and_confusion(runner, add_account):
-    add_account("bakes", many_posts("fresh loaves and flour", ["rye", "crust", "oven"], 40))
+    add_account("bakes_and_loaves", many_posts("fresh loaves and flour", ["rye", "crust", "oven"], 40))
     add_account("buses", many_posts("Route delayed minutes", ["timetable", "depot", "stop"], 40))
-    result = runner.invoke(args=["evaluate", "bakes", "buses"])
+    result = runner.invoke(args=["evaluate", "bakes_and_loaves", "buses"])
     assert result.exit_code == 0, result.output
     assert "Held-out accuracy: 100.0% on 16 newest posts (chance 50.0%)." in result.output
-    assert "@bakes" in result.output and "recall" in result.output
-    result = runner.invoke(args=["evaluate", "bakes"])
+    header, *rows = (line.split() for line in result.output.splitlines()[1:])
+    assert header[:3] == ["true", "\\", "predicted"] and header[-1] == "recall"
+    assert sorted(header[3:-1]) == ["@bakes_and_loaves", "@buses"]  # whole names, not cut to fit
+    for row in rows:  # each account's 8 held-out posts all in its own column
+        assert row[1:-1] == ["8" if name == row[0] else "0" for name in header[3:-1]] and row[-1] == "100.0%"
+    assert sorted(row[0] for row in rows) == ["@bakes_and_loaves", "@buses"]
+    result = runner.invoke(args=["evaluate", "bakes_and_loaves"])
     assert result.exit_code != 0 and "at least two" in result.output
 
 

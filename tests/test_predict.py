@@ -1,5 +1,7 @@
 """Author attribution through the web form, the JSON API and the CLI, with its corner cases."""
 
+import re
+
 import pytest
 
 from tests.conftest import VOICES
@@ -88,6 +90,13 @@ def test_cli_predict_prints_the_ranking(runner, voices):
     lines = result.output.splitlines()
     assert lines[0].endswith("@coder")
     assert "chance level: 50.0%" in result.output
+    # how far to trust it and why, as the result page says them
+    assert re.search(r"How far to trust it: for these 2 accounts .* \d+% of their \d+ newest posts", result.output)
+    assert "Why @coder rather than @baker:" in result.output
+    toward_coder = next(line for line in lines if line.startswith("  toward @coder: "))
+    grams = re.findall(r"'([^']+)'", toward_coder)
+    assert grams and all(g in "merged the refactor, tests green" for g in grams), toward_coder
+    assert "Warning: @baker has only" in result.output  # the voices have a handful of posts each
     result = runner.invoke(args=["predict", "baker", "--text", "x"])
     assert result.exit_code != 0 and "at least two" in result.output
 

@@ -196,6 +196,26 @@ def predict(usernames: tuple[str, ...], text: str) -> None:
     for candidate in prediction.ranking:
         click.echo(f"{format_percent(candidate.probability):>7}  @{candidate.username}")
     click.echo(f"(chance level: {prediction.chance:.1%})")
+    trust, accounts = prediction.trust, len(prediction.ranking)
+    if trust.accuracy is None:
+        click.echo("\nHow far to trust it: too few posts to hold some out and measure how often the model is right.")
+    else:
+        click.echo(
+            f"\nHow far to trust it: for these {accounts} accounts the same model picked the right one for "
+            f"{trust.accuracy:.0%} of their {trust.tested} newest posts, held out of training "
+            f"(chance {prediction.chance:.0%})."
+        )
+    for warning in prediction.warnings:
+        click.echo(f"Warning: {warning}")
+    reasons = prediction.reasons
+
+    def grams(shown: list[tuple[str, float]]) -> str:
+        listed = [f"{g!r}" + (f" (in {reasons.within[g]})" if g in reasons.within else "") for g, _ in shown]
+        return ", ".join(listed) or "nothing in particular"
+
+    click.echo(f"\nWhy @{reasons.top} rather than @{reasons.runner_up}:")
+    click.echo(f"  toward @{reasons.top}: {grams(reasons.toward_top)}")
+    click.echo(f"  toward @{reasons.runner_up}: {grams(reasons.toward_runner_up)}")
 
 
 @click.command("evaluate")
@@ -216,11 +236,17 @@ def evaluate(usernames: tuple[str, ...]) -> None:
     names = {u.id: f"@{u.username}" for u in users}
     labels = [names[uid] for uid in trust.classes]
     click.echo(f"Held-out accuracy: {trust.accuracy:.1%} on {trust.tested} newest posts (chance {1 / len(users):.1%}).")
-    width = max(len(label) for label in labels) + 2
-    click.echo("true \\ predicted".ljust(width) + "".join(label[:12].rjust(13) for label in labels) + "   recall")
+    width = max(len(label) for label in [*labels, "true \\ predicted"]) + 2
+    cells = [len(label) + 2 for label in labels]  # each predicted column as wide as its whole name
+    click.echo(
+        "true \\ predicted".ljust(width)
+        + "".join(name.rjust(c) for name, c in zip(labels, cells, strict=True))
+        + "   recall"
+    )
     for label, row in zip(labels, trust.confusion, strict=True):
         recall = row[labels.index(label)] / row.sum() if row.sum() else 0.0
-        click.echo(label.ljust(width) + "".join(f"{n:13d}" for n in row) + f"   {recall:6.1%}")
+        counts = "".join(f"{n:{c}d}" for n, c in zip(row, cells, strict=True))
+        click.echo(label.ljust(width) + counts + f"   {recall:6.1%}")
 
 
 @click.command("reset")
