@@ -137,6 +137,15 @@ def test_vader_shows_a_negated_word_pulling_the_other_way(client):
     assert words["great"] < 0 and result["label"] == "negative"
 
 
+def test_cli_score_says_the_label_and_the_words_that_pulled(runner):
+    result = runner.invoke(args=["sentiment", "score", "the soup is not great but the bread is lovely"])
+    assert result.exit_code == 0, result.output
+    label, positive, negative = result.output.splitlines()
+    assert label.startswith("positive (+") and label.endswith("by VADER")
+    assert positive.startswith("  toward positive: lovely (+")
+    assert negative.startswith("  toward negative: great (-")  # "not great"
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

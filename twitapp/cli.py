@@ -298,7 +298,14 @@ def sentiment_score(text: str) -> None:
     except sentiment.SentimentError as exc:
         raise click.ClickException(str(exc)) from None
     model = f"trained model {row.id}" if row else "VADER"
-    click.echo(f"{scored.label} ({scored.score:+.2f}) by {model}")
+    click.echo(f"{scored.label} ({scored.score:+.2f} on a scale from -1 to +1) by {model}")
+    ranked = sorted(scored.words, key=lambda wv: wv[1])
+    for direction, pulls in (
+        ("positive", [w for w in reversed(ranked) if w[1] > 0]),
+        ("negative", [w for w in ranked if w[1] < 0]),
+    ):
+        if pulls:
+            click.echo(f"  toward {direction}: " + ", ".join(f"{word} ({weight:+.2f})" for word, weight in pulls[:5]))
 
 
 virality_cli = click.Group("virality", help="Train and use the model of whether a post gets likes.")
