@@ -97,7 +97,7 @@ def test_csv_with_and_without_counts(tmp_path):
         (
             "bad.jsonl",
             '{"id": "1", "created_at": "2024-01-01T00:00:00Z", "text": "ok"}\n{oops',
-            "line 2: not valid JSON",
+            "line 2, column 2: not valid JSON",
         ),
         (
             "bad.jsonl",

@@ -84,7 +84,7 @@ def test_a_malformed_export_is_refused_with_its_line_and_nothing_changes(app, ru
     for content, message in [
         ('{"format": "something-else"}\n', "is not a HypoTweet export"),
         ('{"format": "hypotweet-export", "version": 1}\n{"post": {"id": "1"}}\n', "line 2: a post before any account"),
-        ("not json\n", "line 1: not valid JSON"),
+        ("not json\n", "line 1, column 1: not valid JSON (Expecting value)"),
     ]:
         broken.write_text(content, encoding="utf-8")
         result = runner.invoke(args=["restore", str(broken)])

@@ -196,7 +196,8 @@ def json_lines(data: str) -> Iterator[tuple[str, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ArchiveError(f"{where}: not valid JSON ({exc.msg})") from None
+            reason = exc.msg.removesuffix(" starting at").removesuffix(" at")  # the column says where
+            raise ArchiveError(f"{where}, column {exc.colno}: not valid JSON ({reason})") from None
         if not isinstance(obj, dict):
             raise ArchiveError(f"{where}: expected a JSON object")
         yield where, obj
