@@ -138,7 +138,7 @@ def read_tweets_js(data: str) -> ParsedArchive:
         items = json.loads(data[match.end() :])
     except json.JSONDecodeError as exc:
         raise ArchiveError(
-            f"tweets.js is not valid JSON after its first line: {exc.msg} at line {exc.lineno}"
+            f"tweets.js is not valid JSON after its first line: {_json_reason(exc)} at line {exc.lineno}"
         ) from None
     if not isinstance(items, list):
         raise ArchiveError("tweets.js should hold a list of posts")
@@ -187,6 +187,12 @@ def read_account_js(data: str) -> tuple[int, str] | None:
         return None
 
 
+def _json_reason(exc: json.JSONDecodeError) -> str:
+    """The decoder's complaint without its dangling "at" ("Unterminated string starting at"): the
+    message gives the place itself."""
+    return exc.msg.removesuffix(" starting at").removesuffix(" at")
+
+
 def json_lines(data: str) -> Iterator[tuple[str, dict]]:
     """Each non-blank line's JSON object, with "line N" for messages; anything else is an ArchiveError."""
     for n, line in enumerate(data.splitlines(), start=1):
@@ -196,8 +202,7 @@ def json_lines(data: str) -> Iterator[tuple[str, dict]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            reason = exc.msg.removesuffix(" starting at").removesuffix(" at")  # the column says where
-            raise ArchiveError(f"{where}, column {exc.colno}: not valid JSON ({reason})") from None
+            raise ArchiveError(f"{where}, column {exc.colno}: not valid JSON ({_json_reason(exc)})") from None
         if not isinstance(obj, dict):
             raise ArchiveError(f"{where}: expected a JSON object")
         yield where, obj
