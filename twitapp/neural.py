@@ -14,6 +14,7 @@ Weights are saved as NumPy arrays (``numpy.savez``), never as a pickle.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 from collections.abc import Callable, Sequence
 
@@ -33,12 +34,12 @@ class NeuralUnavailable(ValueError):
 
 @functools.cache
 def available() -> bool:
-    """Whether PyTorch can be imported (asked once per process: pages ask on every view)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether PyTorch is installed (asked once per process: pages ask on every view).
+
+    Found without importing it: importing PyTorch takes seconds, which the first account page of
+    every server process used to wait for. A training run imports it for real (``_torch``).
+    """
+    return importlib.util.find_spec("torch") is not None
 
 
 def _torch():
