@@ -251,12 +251,17 @@ class CharModel(_Sampler):
         context = [BOS] * max(0, self.order - 1 - len(context)) + list(context)[-(self.order - 1) or len(context) :]
         if self.order == 1:
             context = []
-        hashes = np.full(self.vocabulary, _SEED, dtype=np.uint64)
+        # Every symbol follows the same context, so the context is hashed and looked up once per order.
+        context_hash = np.full(1, _SEED, dtype=np.uint64)
         p = np.full(self.vocabulary, 1.0 / self.vocabulary)
         for k in range(1, self.order + 1):
             if k > 1:
-                hashes = _extend(hashes, np.full(self.vocabulary, context[-(k - 1)], dtype=np.int32))
-            p = _interpolate(self.tables[k - 1], hashes, _key(hashes, symbols), p, self.scale)
+                context_hash = _extend(context_hash, np.array([context[-(k - 1)]], dtype=np.int32))
+            keys = _key(np.repeat(context_hash, self.vocabulary), symbols)
+            higher = _interpolate_after(self.tables[k - 1], context_hash[0], keys, p, self.scale)
+            if higher is None:  # a context never seen: no longer one was either, and p stands
+                break
+            p = higher
         p[BOS] = 0.0
         p[UNK] = 0.0
         return p / p.sum()
@@ -380,6 +385,21 @@ def _interpolate(table: _Order, contexts: np.ndarray, keys: np.ndarray, lower: n
     mass = mass + d3 * np.where(seen, table.more[at], 0)
     safe = np.maximum(total, 1.0)
     return np.where(seen, (np.maximum(count - discount, 0.0) + mass * lower) / safe, lower)
+
+
+def _interpolate_after(
+    table: _Order, context: np.uint64, keys: np.ndarray, lower: np.ndarray, scale: float
+) -> np.ndarray | None:
+    """``_interpolate`` for one context and each symbol after it (``keys``), or None where the
+    context never occurred (``_interpolate`` would give ``lower`` back)."""
+    at = int(np.searchsorted(table.contexts, context))
+    if at == len(table.contexts) or table.contexts[at] != context:
+        return None
+    count = _lookup(table.keys, table.counts, keys).astype(np.float64)
+    d1, d2, d3 = np.minimum(table.discounts * scale, [0.99, 1.99, 2.99])
+    discount = np.where(count >= 3, d3, np.where(count == 2, d2, np.where(count == 1, d1, 0.0)))
+    mass = d1 * float(table.ones[at]) + d2 * float(table.twos[at]) + d3 * float(table.more[at])
+    return (np.maximum(count - discount, 0.0) + mass * lower) / max(float(table.totals[at]), 1.0)
 
 
 # ---------------------------------------------------------------------------------------------------
