@@ -102,10 +102,54 @@ def test_too_few_posts_or_one_kind_of_post_is_explained_and_nothing_is_stored(ap
     assert result.exit_code != 0 and "Training needs at least 60 posts" in result.output
     store(app, "quiet", 502, [PostRecord(9_000 + i, f"post {i}", START + timedelta(days=i), 4) for i in range(100)])
     result = runner.invoke(args=["virality", "train", "--threshold", "1000"])
-    assert result.exit_code != 0 and "at most 1000 likes: there is nothing to tell apart" in result.output
+    assert result.exit_code != 0
+    assert "All 26 held-out posts have at most 1000 likes: at least 5 on each side" in result.output
     result = runner.invoke(args=["virality", "train", "--threshold", "3"])  # the newest posts all have 4 likes
     assert result.exit_code != 0 and "All 26 held-out posts have more than 3 likes" in result.output
+    assert "Wait for more varied posts" in result.output  # the median (4) would split them no better
     assert count_rows(app, ModelVersion) == 0
+
+
+def liked_posts(start_id: int, count: int, start: datetime, seed: int = 0) -> list[PostRecord]:
+    """Posts every 5 hours that all get likes: the liked kind of text 30 to 60, the other kind 1 to 10."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        liked = rng.random() < 0.5
+        text = f"{rng.choice(LIKED if liked else IGNORED)} #{start_id + i}"
+        likes = rng.randint(30, 60) if liked else rng.randint(1, 10)
+        out.append(PostRecord(start_id + i, text, start + timedelta(hours=5 * i), like_count=likes, lang="en"))
+    return out
+
+
+def test_when_every_post_gets_likes_the_first_model_asks_about_the_median(app, runner):
+    store(app, "festival", 501, liked_posts(1_000, 150, START))
+    result = runner.invoke(args=["virality", "train"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        row = db.session.scalars(sa.select(ModelVersion)).one()
+        threshold = row.params["threshold"]
+        assert 10 <= threshold < 30  # the median of likes split between 1-10 and 30-60
+        reason = row.decision["reason"]
+        assert reason.startswith(f"Asked about more than {threshold} likes (the training posts' median)")
+        assert row.metrics["roc_auc"] > 0.9  # a question the text can answer
+    # Asked outright, "more than 0 likes?" is refused with the reason and the median to ask instead.
+    result = runner.invoke(args=["virality", "train", "--threshold", "0"])
+    assert result.exit_code != 0
+    assert "All 30 held-out posts have more than 0 likes" in result.output
+    assert f"--threshold {threshold}" in result.output
+
+
+def test_a_run_without_a_threshold_keeps_the_champions_question(app, runner):
+    store(app, "festival", 501, liked_posts(1_000, 150, START))
+    assert runner.invoke(args=["virality", "train", "--threshold", "20"]).exit_code == 0
+    store(app, "festival", 501, liked_posts(2_000, 60, START + timedelta(hours=5 * 150), seed=3))
+    result = runner.invoke(args=["refresh"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        rows = db.session.scalars(sa.select(ModelVersion).order_by(ModelVersion.id)).all()
+    assert [r.params["threshold"] for r in rows] == [20, 20]
+    assert rows[1].decision["champion"]["version"] == rows[0].id  # a contest, not a silent replacement
 
 
 def test_posts_whose_likes_are_still_coming_in_are_left_out(app):
@@ -157,6 +201,22 @@ def test_the_models_page_starts_a_training_job(app, client):
     page = client.get("/models").get_data(as_text=True)
     assert "Trained virality model 1" in page and "tag-champion" in page
     assert client.post("/models/nonsense").status_code == 404
+
+
+def test_the_models_page_asks_the_question_it_is_given(app, client):
+    from twitapp import jobs
+
+    store(app, "festival", 501, liked_posts(1_000, 150, START))
+    response = client.post("/models/train", data={"threshold": "-3"})
+    assert response.status_code == 400
+    assert "The number of likes is a whole number, 0 or more." in response.get_data(as_text=True)
+    assert count_rows(app, ModelVersion) == 0
+    assert client.post("/models/train", data={"threshold": "25"}).status_code == 302
+    jobs.thread_worker.join()
+    with app.app_context():
+        assert db.session.scalars(sa.select(ModelVersion)).one().params["threshold"] == 25
+    page = client.get("/models").get_data(as_text=True)
+    assert 'id="threshold"' in page and 'value="25"' in page  # the next run asks the champion's question
 
 
 # -- the loop, with the X API ---------------------------------------------------------------------------

@@ -313,7 +313,12 @@ virality_cli = click.Group("virality", help="Train and use the model of whether 
 
 @virality_cli.command("train")
 @with_appcontext
-@click.option("--threshold", default=0, show_default=True, type=click.IntRange(min=0), help="Likes to exceed.")
+@click.option(
+    "--threshold",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Likes to exceed. Default: the champion's; with none, 0 (or the median when 0 splits too few).",
+)
 @click.option(
     "--margin", default=virality.MARGIN, show_default=True, type=float, help="ROC AUC a challenger must gain."
 )
@@ -408,7 +413,12 @@ def generate_evaluate(username: str, against: tuple[str, ...], count: int, engin
 
 @click.command("refresh")
 @with_appcontext
-@click.option("--threshold", default=0, show_default=True, type=click.IntRange(min=0), help="Likes to exceed.")
+@click.option(
+    "--threshold",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Likes to exceed. Default: the champion's; with none, 0 (or the median when 0 splits too few).",
+)
 @click.option("--margin", default=virality.MARGIN, show_default=True, type=float)
 def refresh(threshold: int, margin: float) -> None:
     """For cron or Heroku Scheduler: fetch newer posts for every account, retrain, compare, promote."""

@@ -5,13 +5,14 @@ from flask_wtf.file import MultipleFileField
 from wtforms import (
     BooleanField,
     DecimalRangeField,
+    IntegerField,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
     widgets,
 )
-from wtforms.validators import DataRequired, Regexp
+from wtforms.validators import DataRequired, NumberRange, Optional, Regexp
 
 from .archive import USERNAME_RE
 
@@ -66,6 +67,15 @@ class ViralityForm(FlaskForm):
 
 class RunForm(FlaskForm):
     """A button that starts a job; the form only carries its CSRF token."""
+
+
+class TrainViralityForm(FlaskForm):
+    """The question a virality challenger answers: more than how many likes (blank: the champion's)."""
+
+    threshold = IntegerField(
+        "More than how many likes?",
+        validators=[Optional(), NumberRange(min=0, message="The number of likes is a whole number, 0 or more.")],
+    )
 
 
 class WriteForm(FlaskForm):

@@ -286,13 +286,14 @@ def _labelled_inputs(params: dict):
 def _virality_train(params: dict, report: Reporter) -> tuple[str, dict]:
     """Train a virality challenger on the stored posts; promote it only if it beats the champion."""
     row = virality.train_and_compare(
-        threshold=int(params.get("threshold", 0)),
+        threshold=None if params.get("threshold") is None else int(params["threshold"]),
         margin=float(params.get("margin", virality.MARGIN)),
         progress=report.progress,
     )
     verdict = "promoted: it is now in service" if row.decision["promoted"] else "not promoted"
     message = (
-        f"Trained virality model {row.id} (ROC AUC {row.metrics['roc_auc']} on the {row.metrics['rows']:,} newest "
+        f"Trained virality model {row.id}, for more than {row.params['threshold']} likes "
+        f"(ROC AUC {row.metrics['roc_auc']} on the {row.metrics['rows']:,} newest "
         f"posts), {verdict}. {row.decision['reason']}"
     )
     return message, {"model": row.id, "status": row.status, "metrics": row.metrics, "decision": row.decision}

@@ -16,6 +16,7 @@ from .forms import (
     RunForm,
     SentimentForm,
     TrainSentimentForm,
+    TrainViralityForm,
     UpdateForm,
     ViralityForm,
     WriteForm,
@@ -299,8 +300,11 @@ MODEL_JOBS = ("virality-train", "refresh")
 
 
 @bp.get("/models")
-def models_page():
+def models_page(train_form: TrainViralityForm | None = None, status: int = 200):
     """The registry: every virality model with its standing, metrics and the decision that set it."""
+    if train_form is None:
+        champion = virality.champion_row()
+        train_form = TrainViralityForm(threshold=champion.params.get("threshold") if champion else None)
     rows = db.session.scalars(
         sa.select(ModelVersion).where(ModelVersion.kind == virality.KIND).order_by(ModelVersion.id)
     ).all()
@@ -317,8 +321,9 @@ def models_page():
         job=job,
         busy=bool(job and not job["finished"]),
         run_form=RunForm(),
+        train_form=train_form,
         online=bool(current_app.config.get("X_BEARER_TOKEN")),
-    )
+    ), status
 
 
 def _auc_chart(rows: list[ModelVersion]) -> dict | None:
@@ -347,10 +352,15 @@ def run_models_job(kind: str):
     jobs_by_name = {"train": "virality-train", "refresh": "refresh"}
     if kind not in jobs_by_name:
         abort(404, description=f"There is nothing called {kind!r} to run here.")
-    if RunForm().validate_on_submit():
-        busy = [j for j in map(jobs.latest_of, MODEL_JOBS) if j and j.state in jobs.ACTIVE and not jobs.is_stale(j)]
-        if not busy:
-            jobs.submit(jobs_by_name[kind])
+    form = TrainViralityForm() if kind == "train" else RunForm()
+    if not form.validate_on_submit():
+        if kind == "train" and form.errors.get("threshold"):
+            return models_page(train_form=form, status=400)
+        return redirect(url_for("main.models_page"))
+    busy = [j for j in map(jobs.latest_of, MODEL_JOBS) if j and j.state in jobs.ACTIVE and not jobs.is_stale(j)]
+    if not busy:
+        params = {"threshold": form.threshold.data} if kind == "train" else {}
+        jobs.submit(jobs_by_name[kind], **params)
     return redirect(url_for("main.models_page"))
 
 

@@ -54,6 +54,7 @@ MATURE = timedelta(days=2)
 HELD_OUT = 0.2  # the newest share of posts held out to compare models on
 MIN_POSTS = 60
 MIN_HELD_OUT = 20
+MIN_PER_CLASS = 5  # held-out posts needed on each side of the threshold to measure a model
 MARGIN = 0.01  # ROC AUC a challenger must gain over the champion to replace it
 HISTORY = 100
 HISTORY_AGE = timedelta(days=1)
@@ -282,16 +283,24 @@ def predict(text: str, username: str | None = None, media: bool | None = None) -
 
 
 def train_and_compare(
-    threshold: int = 0,
+    threshold: int | None = None,
     margin: float = MARGIN,
     progress: Callable[[int, int, str], None] | None = None,
     posts: Sequence[Post] | None = None,
 ) -> ModelVersion:
-    """Train a challenger on the older posts, compare it with the champion on the fresh ones, promote or not."""
+    """Train a challenger on the older posts, compare it with the champion on the fresh ones, promote or not.
+
+    ``threshold``: the likes a post must exceed. None keeps the champion's question; with no champion it
+    is 0, unless 0 leaves fewer than MIN_PER_CLASS of the held-out posts on one side (accounts whose
+    every post gets likes), in which case the training posts' median is asked instead.
+    """
     step = progress or (lambda done, total, message: None)
     step(0, 4, "Reading the stored posts.")
     posts = list(posts) if posts is not None else stored_posts()
     champion, champion_model = in_service()
+    chosen_because = None
+    if threshold is None and champion is not None:
+        threshold = int(champion.params.get("threshold", 0))
     if champion is not None and champion.params.get("threshold") != threshold:
         champion_model = None  # it answers another question; the challenger replaces it without a contest
     fresh_after = champion.trained_to if champion_model is not None else None
@@ -310,14 +319,19 @@ def train_and_compare(
             if champion is not None and fresh_after is not None
             else f"At least {MIN_HELD_OUT} posts must be held out to test on; {len(held_out)} are."
         )
+    median = int(np.median([p.likes for p in train]))
+    if threshold is None:
+        threshold = 0
+        if _fewer_side(held_out, 0) < MIN_PER_CLASS <= _fewer_side(held_out, median):
+            threshold = median
+            chosen_because = (
+                f"Asked about more than {median} likes (the training posts' median): more than 0 left only "
+                f"{_fewer_side(held_out, 0):,} of the {len(held_out):,} newest posts on one side."
+            )
+    check_question(held_out, threshold, median)
     step(1, 4, f"Training a challenger on {len(train):,} posts.")
     challenger = ViralityModel(threshold).fit(train)
     truth = challenger.labels(held_out)
-    if len(set(truth.tolist())) < 2:
-        raise ViralityError(
-            f"All {len(held_out)} held-out posts have {'more than' if truth[0] else 'at most'} {threshold} likes, "
-            "so no model can be told better or worse on them; wait for more varied posts, or change the threshold."
-        )
     step(2, 4, f"Scoring it and the champion on the {len(held_out):,} newest posts.")
     metrics = evaluate(challenger.probabilities(held_out), truth)
     contest = {"margin": margin, "held_out": len(held_out), "held_out_from": held_out[0].created_at.isoformat()}
@@ -335,6 +349,8 @@ def train_and_compare(
         contest["reason"] = (
             "No champion was in service." if champion is None else "The champion answered another threshold."
         )
+    if chosen_because:
+        contest["reason"] = f"{chosen_because} {contest['reason']}"
     contest["promoted"] = promote
     step(3, 4, "Recording the outcome.")
     blob = _blob(challenger)
@@ -363,6 +379,36 @@ def train_and_compare(
     log_to_mlflow(row, len(train))
     step(4, 4, "Done.")
     return row
+
+
+def _fewer_side(posts: Sequence[Post], threshold: int) -> int:
+    """How many posts fall on the rarer side of ``threshold`` likes."""
+    above = sum(p.likes > threshold for p in posts)
+    return min(above, len(posts) - above)
+
+
+def check_question(held_out: Sequence[Post], threshold: int, median: int) -> None:
+    """Refuse a threshold that leaves too few held-out posts on one side to measure a model on."""
+    fewer = _fewer_side(held_out, threshold)
+    if fewer >= MIN_PER_CLASS:
+        return
+    n, above = len(held_out), sum(p.likes > threshold for p in held_out)
+    if fewer == 0:
+        counted = f"All {n:,} held-out posts have {'more than' if above else 'at most'} {threshold} likes"
+    else:
+        side = "at most" if above > n - above else "more than"
+        counted = (
+            f"Only {fewer:,} of the {n:,} held-out posts {'has' if fewer == 1 else 'have'} {side} {threshold} likes"
+        )
+    hint = (
+        f" A question with two real answers, such as more than {median} likes (the training posts' median), "
+        f"can be asked with --threshold {median} or the threshold field on the models page."
+        if median != threshold and _fewer_side(held_out, median) >= MIN_PER_CLASS
+        else " Wait for more varied posts, or ask about another number of likes."
+    )
+    raise ViralityError(
+        f"{counted}: at least {MIN_PER_CLASS} on each side are needed to tell a model better or worse.{hint}"
+    )
 
 
 def log_to_mlflow(row: ModelVersion, trained_on: int) -> None:
