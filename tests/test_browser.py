@@ -294,7 +294,7 @@ def test_error_paths_show_readable_messages(page):
     # Adding an account without a token: told why it cannot be fetched.
     page.locator("input#username").fill("somebody_new")
     page.get_by_role("button", name="Add or update").click()
-    page.wait_for_url("**/users#add-account")
+    page.wait_for_url("**/users")
     assert page.locator("#accounts .error").inner_text() == NO_TOKEN_MESSAGE
     expect(page.locator("#accounts .error")).to_be_in_viewport()  # the answer is where the eyes are
     assert page.locator("input#username").input_value() == "somebody_new"
