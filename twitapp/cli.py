@@ -309,19 +309,22 @@ def sentiment_score(text: str) -> None:
 
 
 virality_cli = click.Group("virality", help="Train and use the model of whether a post gets likes.")
-
-
-@virality_cli.command("train")
-@with_appcontext
-@click.option(
+# The question and the bar a virality run works to, shared by `virality train` and `refresh`.
+threshold_option = click.option(
     "--threshold",
     default=None,
     type=click.IntRange(min=0),
     help="Likes to exceed. Default: the champion's; with none, 0 (or the median when 0 splits too few).",
 )
-@click.option(
+margin_option = click.option(
     "--margin", default=virality.MARGIN, show_default=True, type=float, help="ROC AUC a challenger must gain."
 )
+
+
+@virality_cli.command("train")
+@with_appcontext
+@threshold_option
+@margin_option
 def virality_train(threshold: int, margin: float) -> None:
     """Train a challenger on the stored posts and promote it only if it beats the champion by the margin."""
     click.echo(_run_job("virality-train", threshold=threshold, margin=margin).message)
@@ -413,13 +416,8 @@ def generate_evaluate(username: str, against: tuple[str, ...], count: int, engin
 
 @click.command("refresh")
 @with_appcontext
-@click.option(
-    "--threshold",
-    default=None,
-    type=click.IntRange(min=0),
-    help="Likes to exceed. Default: the champion's; with none, 0 (or the median when 0 splits too few).",
-)
-@click.option("--margin", default=virality.MARGIN, show_default=True, type=float)
+@threshold_option
+@margin_option
 def refresh(threshold: int, margin: float) -> None:
     """For cron or Heroku Scheduler: fetch newer posts for every account, retrain, compare, promote."""
     click.echo(_run_job("refresh", threshold=threshold, margin=margin).message)
