@@ -670,17 +670,7 @@ def train_for(
 
 def champion_of(username: str) -> ModelVersion | None:
     """The account's style model in service, as a registry row (its bytes are read only when used)."""
-    return db.session.scalars(
-        sa.select(ModelVersion)
-        .where(
-            ModelVersion.kind == KIND,
-            ModelVersion.subject == username.lower(),
-            ModelVersion.status == "champion",
-            ModelVersion.format == FORMAT,
-        )
-        .order_by(ModelVersion.id.desc())
-        .limit(1)
-    ).first()
+    return ModelVersion.champion(KIND, FORMAT, subject=username.lower())
 
 
 class _Service:

@@ -195,3 +195,11 @@ class ModelVersion(db.Model):
     decision: Mapped[dict] = mapped_column(sa.JSON)
     sha256: Mapped[str] = mapped_column(sa.String(64))
     artefact: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)  # read only to load the model
+
+    @classmethod
+    def champion(cls, kind: str, format: int, subject: str | None = None) -> ModelVersion | None:
+        """The newest model in service of this kind (and subject) in a layout this code reads."""
+        query = sa.select(cls).where(cls.kind == kind, cls.status == "champion", cls.format == format)
+        if subject is not None:
+            query = query.where(cls.subject == subject)
+        return db.session.scalars(query.order_by(cls.id.desc()).limit(1)).first()

@@ -232,12 +232,7 @@ def _blob(model: ViralityModel) -> bytes:
 
 
 def champion_row() -> ModelVersion | None:
-    return db.session.scalars(
-        sa.select(ModelVersion)
-        .where(ModelVersion.kind == KIND, ModelVersion.status == "champion", ModelVersion.format == FORMAT)
-        .order_by(ModelVersion.id.desc())
-        .limit(1)
-    ).first()
+    return ModelVersion.champion(KIND, FORMAT)
 
 
 class _Service:
