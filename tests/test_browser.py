@@ -9,6 +9,7 @@ chromium the tests skip, or fail when ``REQUIRE_BROWSER=1``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from datetime import datetime
@@ -25,7 +26,7 @@ from twitapp import create_app, generate, jobs, sentiment, virality
 from twitapp.archive import demo_accounts
 from twitapp.extensions import db
 from twitapp.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
-from twitapp.models import ModelVersion, SentimentModel
+from twitapp.models import Job, ModelVersion, SentimentModel, Tweet, User
 from twitapp.predict import MAX_TEXT_CHARS
 from twitapp.views import POSTS_PER_PAGE
 
@@ -328,6 +329,53 @@ def test_every_page_fits_a_phone_screen(page):
     page.get_by_role("button", name="Compare").click()
     page.wait_for_url("**/compare")
     assert sideways_overflow() <= 0
+
+
+def test_importing_an_archive_from_the_home_page(page, browser_app):
+    """A file of posts chosen in the browser is imported as a job; the account's page then lists them."""
+    posts = "".join(
+        json.dumps(
+            {
+                "id": str(880_000 + i),
+                "author_id": "4343",
+                "created_at": f"2025-05-{1 + i:02d}T08:00:00Z",
+                "text": f"lighthouse log {i}: the lamp turned all night, fog horn twice",
+                "public_metrics": {"like_count": i, "retweet_count": 0, "reply_count": 0},
+            }
+        )
+        + "\n"
+        for i in range(12)
+    )
+    try:
+        page.goto("/")
+        page.locator("input#import-username").fill("lighthouse_log")
+        page.locator("input#import-files").set_input_files(
+            files=[{"name": "posts.jsonl", "mimeType": "application/x-ndjson", "buffer": posts.encode()}]
+        )
+        page.get_by_role("button", name="Import").click()
+        page.wait_for_url("**/user/lighthouse_log")
+        page.locator("ol.posts li").first.wait_for(timeout=30_000)  # the job ended and the page reloaded
+        assert page.locator("ol.posts li").count() == 12
+        assert "lighthouse log 11: the lamp turned all night" in page.locator("ol.posts li").first.inner_text()
+
+        page.goto("/")  # a second file that is not posts is refused on the spot, with its name
+        page.locator("input#import-username").fill("lighthouse_log")
+        page.locator("input#import-files").set_input_files(
+            files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"just some words"}]
+        )
+        page.get_by_role("button", name="Import").click()
+        page.wait_for_url("**/import")
+        expect(page.locator("#accounts .error")).to_have_text(
+            "notes.txt: unknown format; expected tweets.js from an X archive, JSONL or CSV"
+        )
+        expect(page.locator("#accounts .error")).to_be_in_viewport()
+    finally:
+        jobs.thread_worker.join()
+        with browser_app.app_context():
+            db.session.execute(sa.delete(Tweet).where(Tweet.user_id == 4343))
+            db.session.execute(sa.delete(User).where(User.id == 4343))
+            db.session.execute(sa.delete(Job).where(Job.username == "lighthouse_log"))
+            db.session.commit()
 
 
 def test_adding_an_account_shows_live_progress_to_the_end(page, browser_app, fake_x):

@@ -1,5 +1,6 @@
 """Property-based fuzzing: whatever arrives, the answer is never a 500, and a refusal changes nothing."""
 
+import io
 import json
 import os
 
@@ -8,7 +9,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twitapp import archive, backup
+from twitapp import archive, backup, jobs
 from twitapp.extensions import db
 from twitapp.models import Job, Tweet, User
 
@@ -83,6 +84,28 @@ def test_forms_never_fail_and_refusals_store_nothing(app, client, voices):
 
     fuzz()
     assert state(app) == before
+
+
+def test_the_import_form_never_fails_and_a_refused_file_stores_nothing(app, client, voices):
+    names = st.sampled_from(["tweets.js", "account.js", "posts.jsonl", "posts.csv", "notes.txt", "x"])
+    prefixes = st.sampled_from(
+        [b"", b"window.YTD.tweets.part0 = ", b"window.YTD.account.part0 = ", b"id,created_at,text\n"]
+    )
+
+    @FUZZ
+    @given(handle=FORM_HANDLES, files=st.lists(st.tuples(names, prefixes, st.binary(max_size=300)), max_size=3))
+    def fuzz(handle, files):
+        before = state(app)
+        data = {"username": handle, "files": [(io.BytesIO(prefix + raw), name) for name, prefix, raw in files]}
+        response = client.post("/import", data=data, content_type="multipart/form-data")
+        check(response)
+        if response.status_code == 302:  # taken: let its job end before the next example counts rows
+            jobs.thread_worker.join()
+        else:  # refused: said on the page, and nothing stored or queued
+            assert response.status_code in (400, 409) and state(app) == before
+
+    fuzz()
+    jobs.thread_worker.join()
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,14 @@
 """What a person sees: the account list, account pages, adding accounts, errors, health."""
 
+import io
+
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import count_rows
 from twitapp import jobs
 from twitapp.extensions import db
-from twitapp.models import Tweet, User
+from twitapp.models import Job, Tweet, Upload, User, find_user
 
 
 def fake_posts(start_id: int, count: int, prefix: str = "post") -> list[dict]:
@@ -190,3 +193,67 @@ def test_adding_a_protected_account_says_why_and_stores_nothing(client, app, fak
     page = add_and_wait(client, "quietone")
     assert "@quietone&#39;s posts are protected" in page and "own X archive" in page
     assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0
+
+
+# -- importing a file from the home page -------------------------------------------------------------------
+
+ACCOUNT_JS = 'window.YTD.account.part0 = [{"account": {"accountId": "98765", "username": "harbour_fan"}}]'
+
+
+def send_file(client, username: str, *files: tuple[str, str]):
+    data = {"username": username, "files": [(io.BytesIO(text.encode()), name) for name, text in files]}
+    return client.post("/import", data=data, content_type="multipart/form-data")
+
+
+def test_an_archive_sent_from_the_home_page_is_imported_as_a_job(app, client):
+    from tests.test_archive import TWEETS_JS
+
+    response = send_file(client, "harbour_fan", ("tweets.js", TWEETS_JS), ("account.js", ACCOUNT_JS))
+    assert response.status_code == 302 and response.headers["Location"].endswith("/user/harbour_fan")
+    jobs.thread_worker.join()
+    page = client.get("/user/harbour_fan").get_data(as_text=True)
+    assert (
+        "Importing the file" in page
+        and "@harbour_fan: 1 new posts" in page
+        and "(skipped 1 replies, 1 reposts)" in page
+    )
+    assert "Fish &amp; chips at the harbour" in page
+    with app.app_context():
+        account = find_user("harbour_fan")
+        assert (account.id, account.source) == (98765, "archive")  # the id from account.js
+        assert count_rows(app, Upload) == 0  # the sent files are not kept once read
+
+
+@pytest.mark.parametrize(
+    ("username", "files", "message"),
+    [
+        ("ann", [], "Choose one file of posts"),
+        ("ann", [("a.jsonl", '{"id": "1"'), ("b.jsonl", "{}")], "Choose one file of posts"),
+        ("ann", [("account.js", ACCOUNT_JS)], "Choose one file of posts"),
+        (
+            "ann",
+            [("bad.jsonl", '{"id": "1", "created_at": "2024-01-01T00:00:00Z", "text": "ok"}\n{oops')],
+            "line 2, column 2: not valid JSON",
+        ),
+        ("ann", [("notes.txt", "just some words")], "notes.txt: unknown format"),
+        (
+            "someone_else",
+            [("tweets.js", "TWEETS"), ("account.js", ACCOUNT_JS)],
+            "holds posts by @harbour_fan, not @someone_else",
+        ),
+        ("bad name", [("a.csv", "id,created_at,text\n1,2024-01-01T00:00:00Z,hi\n")], "1 to 15 letters"),
+    ],
+)
+def test_a_file_the_home_page_cannot_import_is_named_and_nothing_is_stored(app, client, username, files, message):
+    from tests.test_archive import TWEETS_JS
+
+    files = [(name, TWEETS_JS if text == "TWEETS" else text) for name, text in files]
+    response = send_file(client, username, *files)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert (count_rows(app, User), count_rows(app, Tweet), count_rows(app, Upload), count_rows(app, Job)) == (
+        0,
+        0,
+        0,
+        0,
+    )

@@ -25,6 +25,7 @@ DEMO_DIR = Path(__file__).parent / "data" / "demo"
 MAX_FILE_BYTES = 200 * 1024 * 1024
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _YTD_PREFIX = re.compile(r"^\s*window\.YTD\.[A-Za-z0-9_]+\.part\d+\s*=\s*")
+_ACCOUNT_PREFIX = re.compile(r"^\s*window\.YTD\.account\.part\d+\s*=")
 
 
 class ArchiveError(ValueError):
@@ -307,23 +308,39 @@ def decode_utf8(raw: bytes, path: Path) -> str:
 
 
 def read_file(path: str | Path) -> ParsedArchive:
-    """Read any supported file, choosing the reader by its name and first characters."""
+    """Read any supported file, choosing the reader by its name and first characters.
+
+    For an X archive's tweets.js, the account.js beside it (when there) names the account.
+    """
     path = Path(path)
-    data = decode_utf8(read_file_bytes(path), path)
+    account_js = path.with_name("account.js")
+    return parse_file(read_file_bytes(path), path.name, account_js.read_bytes() if account_js.is_file() else None)
+
+
+def is_account_js(raw: bytes) -> bool:
+    """Whether these bytes are an X archive's account.js (sent beside tweets.js, it names the account)."""
+    return bool(_ACCOUNT_PREFIX.match(raw[:200].decode("utf-8-sig", errors="replace")))
+
+
+def parse_file(raw: bytes, name: str, account_js: bytes | None = None) -> ParsedArchive:
+    """A file's posts from its bytes (a path's, or a file sent through a page), by its name and first
+    characters; ``account_js``: the archive's account.js, whose account id and username go with tweets.js."""
+    data = decode_utf8(raw, Path(name))
     head = data.lstrip()[:200]
+    suffix = Path(name).suffix.lower()
+    if _ACCOUNT_PREFIX.match(head):
+        raise ArchiveError(f"{name} is an archive's account.js; the posts are in tweets.js, in the same data folder")
     if _YTD_PREFIX.match(head):
         parsed = read_tweets_js(data)
-        account_js = path.with_name("account.js")
-        if account_js.is_file():
-            found = read_account_js(account_js.read_text(encoding="utf-8-sig"))
-            if found:
-                parsed.account_id, parsed.username = found
+        found = read_account_js(decode_utf8(account_js, Path("account.js"))) if account_js else None
+        if found:
+            parsed.account_id, parsed.username = found
         return parsed
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or head.startswith("{"):
+    if suffix in (".jsonl", ".ndjson", ".json") or head.startswith("{"):
         return read_jsonl(data)
-    if path.suffix.lower() == ".csv" or head.lower().startswith(("id,", '"id"')):
+    if suffix == ".csv" or head.lower().startswith(("id,", '"id"')):
         return read_csv(data)
-    raise ArchiveError(f"{path.name}: unknown format; expected tweets.js from an X archive, JSONL or CSV")
+    raise ArchiveError(f"{name}: unknown format; expected tweets.js from an X archive, JSONL or CSV")
 
 
 def local_account_id(username: str) -> int:

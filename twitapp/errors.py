@@ -37,7 +37,8 @@ def handle_too_large(exc: RequestEntityTooLarge):
         413,
         exc.name,
         f"That is more than this server takes in one request ({limit} MB). Nothing was stored; send less, "
-        "or use the command line for big files (for example `flask sentiment train FILE`).",
+        "or use the command line for big files (`flask import FILE --username NAME`, "
+        "`flask sentiment train FILE`).",
     )
 
 

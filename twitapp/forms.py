@@ -28,6 +28,19 @@ class AddAccountForm(FlaskForm):
     )
 
 
+class ImportForm(FlaskForm):
+    """A file of one account's posts (an archive's tweets.js, with its account.js if sent too; JSONL; CSV)."""
+
+    username = StringField(
+        "Account",
+        validators=[
+            DataRequired("Type the username the posts belong to."),
+            Regexp(USERNAME_RE, message="A username is 1 to 15 letters, digits or underscores."),
+        ],
+    )
+    files = MultipleFileField("File of posts")
+
+
 class CompareForm(FlaskForm):
     """Accounts and a text; the rules on both live in ``predict`` so the API and the CLI share them."""
 

@@ -204,21 +204,46 @@ def _update_all(params: dict, report: Reporter) -> tuple[str, dict]:
 
 @handler("import-file")
 def _import_file(params: dict, report: Reporter) -> tuple[str, dict]:
-    """Import one account's posts from an X archive's tweets.js, a JSONL file or a CSV."""
-    handle, path, name = params["username"], params["path"], params.get("name")
-    parsed = archive.read_file(path)
+    """Import one account's posts from an X archive's tweets.js, a JSONL file or a CSV.
+
+    The file is a path (the CLI) or files sent through a page (``uploads``: the posts, then an archive's
+    account.js if it came too), which are dropped once read, whatever the outcome.
+    """
+    try:
+        return _import_parsed(params, *_import_input(params), report)
+    finally:
+        db.session.rollback()
+        uploads.discard(params.get("uploads", []))
+
+
+def _import_input(params: dict) -> tuple[str, archive.ParsedArchive]:
+    if "path" in params:
+        return params["path"], archive.read_file(params["path"])
+    try:
+        posts, *rest = uploads.fetch(params.get("uploads", []))
+    except (LookupError, ValueError):
+        raise JobFailed("The uploaded files are gone (uploads are kept for a day); send them again.") from None
+    return posts.name, archive.parse_file(posts.content, posts.name, rest[0].content if rest else None)
+
+
+def import_account(parsed: archive.ParsedArchive, handle: str, source: str, name: str | None = None) -> AccountRecord:
+    """The account a file's posts go to, or an ArchiveError when the file names another one."""
     stored = find_user(handle)
     if parsed.username and parsed.username.lower() != handle.lower():
-        raise JobFailed(f"{path} holds posts by @{parsed.username}, not @{handle}.")
+        raise archive.ArchiveError(f"{source} holds posts by @{parsed.username}, not @{handle}.")
     if stored is not None and parsed.account_id and parsed.account_id != stored.id:
-        raise JobFailed(
-            f"{path} belongs to account id {parsed.account_id}, but @{stored.username} is stored as {stored.id}."
+        raise archive.ArchiveError(
+            f"{source} belongs to account id {parsed.account_id}, but @{stored.username} is stored as {stored.id}."
         )
-    account = AccountRecord(
+    return AccountRecord(
         id=parsed.account_id or (stored.id if stored else archive.local_account_id(handle)),
         username=stored.username if stored else handle,
         name=name or (stored.name if stored else handle),
     )
+
+
+def _import_parsed(params: dict, path: str, parsed: archive.ParsedArchive, report: Reporter) -> tuple[str, dict]:
+    account = import_account(parsed, params["username"], path, params.get("name"))
     db.session.rollback()
 
     def read(done: int, total: int) -> None:

@@ -7,12 +7,13 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from . import generate, jobs, labelled, neural, sentiment, topic, uploads, virality
+from . import archive, generate, jobs, labelled, neural, sentiment, topic, uploads, virality
 from .archive import ArchiveError
 from .extensions import db, limiter
 from .forms import (
     AddAccountForm,
     CompareForm,
+    ImportForm,
     RunForm,
     SentimentForm,
     TrainSentimentForm,
@@ -47,7 +48,12 @@ def _accounts() -> list[tuple[User, int]]:
     return [(u, counts.get(u.id, 0)) for u in users]
 
 
-def _index(add_form: AddAccountForm | None = None, compare_form: CompareForm | None = None, status: int = 200):
+def _index(
+    add_form: AddAccountForm | None = None,
+    compare_form: CompareForm | None = None,
+    import_form: ImportForm | None = None,
+    status: int = 200,
+):
     accounts = _accounts()
     compare_form = compare_form or CompareForm()
     compare_form.usernames.choices = [(u.username, f"@{u.username}") for u, _ in accounts]
@@ -56,7 +62,9 @@ def _index(add_form: AddAccountForm | None = None, compare_form: CompareForm | N
             "index.html",
             accounts=accounts,
             add_form=add_form or AddAccountForm(),
+            import_form=import_form or ImportForm(formdata=None),
             compare_form=compare_form,
+            max_upload_mb=current_app.config["MAX_CONTENT_LENGTH"] // 2**20,
             online=bool(current_app.config.get("X_BEARER_TOKEN")),
             max_chars=MAX_TEXT_CHARS,
         ),
@@ -87,6 +95,37 @@ def add_user():
         form.username.errors.append(jobs.NO_TOKEN)
         return _index(add_form=form, status=400)
     job = jobs.submit("add", form.username.data)
+    return redirect(url_for("main.user", username=job.username))
+
+
+@bp.post("/import")
+@_limit("RATELIMIT_ADD")
+def import_file():
+    """Check a file of posts now (a bad one is named at once, with its line), then store it as a job."""
+    form = ImportForm()
+    if not form.validate_on_submit():
+        return _index(import_form=form, status=400)
+    handle = form.username.data
+    sent = [(f.filename or "file", f.read()) for f in form.files.data or [] if f and f.filename]
+    try:
+        account_js = [f for f in sent if archive.is_account_js(f[1])]
+        posts = [f for f in sent if not archive.is_account_js(f[1])]
+        if len(posts) != 1 or len(account_js) > 1:
+            raise ArchiveError(
+                "Choose one file of posts: tweets.js from an X archive (with the account.js beside it, if you "
+                "like), a JSONL file of X API posts, or a CSV."
+            )
+        name, raw = posts[0]
+        parsed = archive.parse_file(raw, name, account_js[0][1] if account_js else None)
+        jobs.import_account(parsed, handle, name)
+    except ArchiveError as exc:
+        form.files.errors = [str(exc)]
+        return _index(import_form=form, status=400)
+    active = jobs.latest_for(handle)
+    if active is not None and active.state in jobs.ACTIVE and not jobs.is_stale(active):
+        form.files.errors = [f"@{handle} is being fetched or imported already; send the file again when that is done."]
+        return _index(import_form=form, status=409)
+    job = jobs.submit("import-file", handle, uploads=uploads.store(posts + account_js))
     return redirect(url_for("main.user", username=job.username))
 
 
