@@ -331,8 +331,8 @@ def test_every_page_fits_a_phone_screen(page):
     assert sideways_overflow() <= 0
 
 
-def test_importing_an_archive_from_the_home_page(page, browser_app):
-    """A file of posts chosen in the browser is imported as a job; the account's page then lists them."""
+def test_importing_an_archive_from_the_home_page_and_deleting_it(page, browser_app):
+    """A file of posts chosen in the browser is imported as a job and listed; the account can be deleted again."""
     posts = "".join(
         json.dumps(
             {
@@ -369,6 +369,15 @@ def test_importing_an_archive_from_the_home_page(page, browser_app):
             "notes.txt: unknown format; expected tweets.js from an X archive, JSONL or CSV"
         )
         expect(page.locator("#accounts .error")).to_be_in_viewport()
+
+        # And away again: the account page's delete link asks first, then removes it and its posts.
+        page.goto("/user/lighthouse_log")
+        page.get_by_role("link", name="Delete this account…").click()
+        assert "the account's 12 stored posts" in page.locator("#delete").inner_text()
+        page.get_by_role("button", name="Delete @lighthouse_log and its posts").click()
+        page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/$"))
+        expect(page.locator(".flash")).to_have_text("Deleted @lighthouse_log and its 12 posts.")
+        assert page.locator("#accounts tbody tr").count() == len(demo_post_counts())
     finally:
         jobs.thread_worker.join()
         with browser_app.app_context():

@@ -257,3 +257,60 @@ def test_a_file_the_home_page_cannot_import_is_named_and_nothing_is_stored(app, 
         0,
         0,
     )
+
+
+# -- deleting one account ------------------------------------------------------------------------------------
+
+
+def test_deleting_an_account_asks_first_then_removes_it_and_nothing_else(app, client, voices):
+    from datetime import UTC, datetime
+
+    from twitapp.models import ModelVersion
+
+    with app.app_context():  # a style model in service for two of the accounts (only its row matters here)
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        for subject in ("baker", "coder"):
+            row = ModelVersion(kind="style", subject=subject, format=1, status="champion", created_at=at)
+            row.trained_from = row.trained_to = at
+            row.params = {"username": subject, "engine": "kneser-ney", "order": 5}
+            row.metrics = {"posts": 6, "held_out_bits_per_char": 2.0}
+            row.decision, row.sha256, row.artefact = {}, "0", b""
+            db.session.add(row)
+        db.session.commit()
+        baker_posts = db.session.scalar(sa.select(sa.func.count()).select_from(Tweet).where(Tweet.user_id == 111))
+    page = client.get("/user/baker").get_data(as_text=True)
+    assert 'href="/user/baker/delete"' in page
+    page = client.get("/user/baker/delete").get_data(as_text=True)
+    assert "Delete @baker?" in page and f"the account's {baker_posts} stored posts" in page
+    assert count_rows(app, User) == 3  # asking deletes nothing
+
+    response = client.post("/user/baker/delete", follow_redirects=True)
+    assert response.status_code == 200 and f"Deleted @baker and its {baker_posts} posts." in response.get_data(
+        as_text=True
+    )
+    assert client.get("/user/baker").status_code == 404
+    with app.app_context():
+        assert find_user("baker") is None and find_user("coder") is not None
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Tweet).where(Tweet.user_id == 111)) == 0
+        styles = db.session.scalars(sa.select(ModelVersion.subject).where(ModelVersion.kind == "style")).all()
+    assert styles == ["coder"]
+    assert count_rows(app, User) == 2
+    assert client.post("/user/baker/delete").status_code == 404
+
+
+def test_an_account_being_fetched_is_not_deleted(app, client, voices):
+    with app.app_context():
+        jobs.create("import-file", "baker", path="/nowhere")  # queued, not run: under way
+    response = client.post("/user/baker/delete")
+    assert response.status_code == 409 and "being fetched or imported right now" in response.get_data(as_text=True)
+    assert count_rows(app, User) == 3
+
+
+def test_cli_delete_removes_one_account_after_asking(app, runner, voices):
+    result = runner.invoke(args=["delete", "coder"], input="n\n")
+    assert result.exit_code != 0 and count_rows(app, User) == 3
+    result = runner.invoke(args=["delete", "@Coder", "--yes"])
+    assert result.exit_code == 0 and "Deleted @coder and its" in result.output
+    assert count_rows(app, User) == 2
+    result = runner.invoke(args=["delete", "coder", "--yes"])
+    assert result.exit_code != 0 and "No stored account is called @coder." in result.output

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from . import embed, features
+from . import embed, features, generate
 from .extensions import db
-from .models import Tweet, User, find_user
+from .models import Job, ModelVersion, Tweet, User, find_user
 from .records import AccountRecord, PostRecord, clean_text
 
 # An update fetches again the posts of this last stretch, to refresh their likes, reposts and replies.
@@ -193,6 +193,30 @@ def refresh_since(user_id: int) -> int | None:
     return db.session.scalar(
         sa.select(sa.func.max(Tweet.id)).where(Tweet.user_id == user_id, Tweet.created_at < cutoff)
     )
+
+
+def delete_account(username: str) -> tuple[str, int]:
+    """Remove one account with its posts, its style models and its jobs, in one transaction.
+
+    Returns the account's handle and how many posts went. Virality models keep what they learned: their
+    registry rows record windows of posts, not particular accounts.
+    """
+    account = find_user(username)
+    if account is None:
+        raise IngestError(f"No stored account is called @{username.strip().lstrip('@')}.")
+    handle = account.username
+    try:
+        posts = db.session.execute(sa.delete(Tweet).where(Tweet.user_id == account.id)).rowcount
+        db.session.execute(
+            sa.delete(ModelVersion).where(ModelVersion.kind == generate.KIND, ModelVersion.subject == handle.lower())
+        )
+        db.session.execute(sa.delete(Job).where(sa.func.lower(Job.username) == handle.lower()))
+        db.session.delete(account)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return handle, posts
 
 
 def delete_all() -> tuple[int, int]:

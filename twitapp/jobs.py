@@ -462,6 +462,12 @@ def latest_for(username: str) -> Job | None:
     ).first()
 
 
+def under_way_for(username: str) -> Job | None:
+    """The account's fetch or import that is running or queued now, if any (a stale one does not count)."""
+    job = latest_for(username)
+    return job if job is not None and job.state in ACTIVE and not is_stale(job) else None
+
+
 def latest_of(kind: str) -> Job | None:
     """The newest job of a kind that is not tied to an account (training, say)."""
     return db.session.scalars(sa.select(Job).where(Job.kind == kind).order_by(Job.id.desc()).limit(1)).first()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
-from . import archive, generate, jobs, labelled, neural, sentiment, topic, uploads, virality
+from . import archive, generate, ingest, jobs, labelled, neural, sentiment, topic, uploads, virality
 from .archive import ArchiveError
 from .extensions import db, limiter
 from .forms import (
@@ -121,12 +121,27 @@ def import_file():
     except ArchiveError as exc:
         form.files.errors = [str(exc)]
         return _index(import_form=form, status=400)
-    active = jobs.latest_for(handle)
-    if active is not None and active.state in jobs.ACTIVE and not jobs.is_stale(active):
+    if jobs.under_way_for(handle):
         form.files.errors = [f"@{handle} is being fetched or imported already; send the file again when that is done."]
         return _index(import_form=form, status=409)
     job = jobs.submit("import-file", handle, uploads=uploads.store(posts + account_js))
     return redirect(url_for("main.user", username=job.username))
+
+
+@bp.route("/user/<username>/delete", methods=["GET", "POST"])
+@_limit("RATELIMIT_ADD")
+def delete_user(username: str):
+    """Ask first (GET), then remove the account with its posts, style models and jobs (POST)."""
+    account = find_user_or_404(username)
+    form = RunForm()
+    busy = jobs.under_way_for(account.username) is not None
+    if request.method == "POST" and form.validate_on_submit() and not busy:
+        handle, posts = ingest.delete_account(account.username)
+        flash(f"Deleted @{handle} and its {posts:,} posts.", "success")
+        return redirect(url_for("main.index"))
+    posts = tweet_counts().get(account.id, 0)
+    status = 409 if busy and request.method == "POST" else 200
+    return render_template("delete.html", user=account, posts=posts, form=form, busy=busy), status
 
 
 @bp.post("/user/<username>/update")
