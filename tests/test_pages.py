@@ -5,7 +5,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows
+from tests.conftest import VOICES, count_rows
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import Job, Tweet, Upload, User, find_user
@@ -304,6 +304,18 @@ def test_an_account_being_fetched_is_not_deleted(app, client, voices):
     response = client.post("/user/baker/delete")
     assert response.status_code == 409 and "being fetched or imported right now" in response.get_data(as_text=True)
     assert count_rows(app, User) == 3
+
+
+def test_the_api_deletes_an_account(app, client, voices):
+    response = client.delete("/api/users/Baker")
+    assert response.status_code == 200
+    assert response.get_json() == {"deleted": "baker", "posts": len(VOICES["baker"])}
+    assert count_rows(app, User) == 2
+    response = client.delete("/api/users/baker")
+    assert response.status_code == 404 and "No stored account is called @baker" in response.get_json()["message"]
+    with app.app_context():
+        jobs.create("import-file", "coder", path="/nowhere")
+    assert client.delete("/api/users/coder").status_code == 409 and count_rows(app, User) == 2
 
 
 def test_cli_delete_removes_one_account_after_asking(app, runner, voices):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request, url_for
 
-from . import generate, jobs, sentiment, topic, virality
+from . import generate, ingest, jobs, sentiment, topic, virality
 from .archive import ArchiveError, check_username
 from .extensions import db, limiter
 from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
@@ -114,6 +114,17 @@ def add_user():
     job = jobs.submit("add", handle)
     url = url_for("api.job", job_id=job.id)
     return {**jobs.as_dict(job), "url": url}, 202, {"Location": url}
+
+
+@bp.delete("/users/<username>")
+@api_limit
+def delete_user(username: str):
+    """Remove the account with its posts, style models and jobs: ``{"deleted": "...", "posts": N}``."""
+    account = find_user_or_404(username)
+    if jobs.under_way_for(account.username):
+        abort(409, description=f"@{account.username} is being fetched or imported; delete it when that is done.")
+    handle, posts = ingest.delete_account(account.username)
+    return {"deleted": handle, "posts": posts}
 
 
 @bp.get("/jobs/<int:job_id>")
