@@ -237,6 +237,16 @@ def test_an_archive_sent_from_the_home_page_is_imported_as_a_job(app, client):
         ),
         ("ann", [("notes.txt", "just some words")], "notes.txt: unknown format"),
         (
+            "ann",
+            [
+                (
+                    "replies.jsonl",
+                    '{"id": "5", "created_at": "2024-01-01T00:00:00Z", "text": "@a hi", "conversation_id": "4"}',
+                )
+            ],
+            "replies.jsonl holds no original posts to import (only 1 replies, which are left out).",
+        ),
+        (
             "someone_else",
             [("tweets.js", "TWEETS"), ("account.js", ACCOUNT_JS)],
             "holds posts by @harbour_fan, not @someone_else",

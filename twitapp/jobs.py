@@ -227,7 +227,14 @@ def _import_input(params: dict) -> tuple[str, archive.ParsedArchive]:
 
 
 def import_account(parsed: archive.ParsedArchive, handle: str, source: str, name: str | None = None) -> AccountRecord:
-    """The account a file's posts go to, or an ArchiveError when the file names another one."""
+    """The account a file's posts go to, or an ArchiveError when the file names another one or holds no
+    posts to import (only replies and reposts, say): an account is not made empty."""
+    if not parsed.posts:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(parsed.skipped.items()))
+        raise archive.ArchiveError(
+            f"{source} holds no original posts to import"
+            + (f" (only {skipped}, which are left out)." if skipped else ".")
+        )
     stored = find_user(handle)
     if parsed.username and parsed.username.lower() != handle.lower():
         raise archive.ArchiveError(f"{source} holds posts by @{parsed.username}, not @{handle}.")
