@@ -67,6 +67,25 @@ def test_export_then_restore_into_an_empty_database_is_exact(app, runner, add_ac
     assert snapshot(app) == before
 
 
+def test_the_download_link_gives_the_same_file_and_it_restores_exactly(app, client, runner, add_account, tmp_path):
+    stored_accounts(app, add_account)
+    before = snapshot(app)
+    assert 'href="/export" download>Download every account and post' in client.get("/").get_data(as_text=True)
+    response = client.get("/export")
+    assert response.status_code == 200 and response.mimetype == "application/x-ndjson"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="hypotweet-export-')
+    downloaded = tmp_path / "downloaded.jsonl"
+    downloaded.write_bytes(response.get_data())
+    assert runner.invoke(args=["export", str(tmp_path / "written.jsonl")]).exit_code == 0
+    written = (tmp_path / "written.jsonl").read_text(encoding="utf-8").splitlines()
+    assert downloaded.read_text(encoding="utf-8").splitlines()[1:] == written[1:]  # all but the time stamp
+
+    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
+    result = runner.invoke(args=["restore", str(downloaded)])
+    assert result.exit_code == 0, result.output
+    assert snapshot(app) == before
+
+
 def test_a_malformed_export_is_refused_with_its_line_and_nothing_changes(app, runner, add_account, tmp_path):
     stored_accounts(app, add_account)
     path = tmp_path / "backup.jsonl"

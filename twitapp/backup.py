@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,44 +48,56 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
 
 
+def records() -> Iterator[dict]:
+    """The export, one JSON object per line: the header, then each account followed by its posts."""
+    yield {"format": FORMAT, "version": VERSION, "exported_at": _iso(datetime.now(UTC))}
+    for user in db.session.scalars(sa.select(User).order_by(User.id)).all():
+        yield {
+            "account": {
+                "id": str(user.id),
+                "username": user.username,
+                "name": user.name,
+                "source": user.source,
+                "newest_tweet_id": str(user.newest_tweet_id) if user.newest_tweet_id else None,
+                "fetched_at": _iso(user.fetched_at),
+            }
+        }
+        posts = db.session.scalars(
+            sa.select(Tweet).where(Tweet.user_id == user.id).order_by(Tweet.id).execution_options(yield_per=500)
+        )
+        for tweet in posts:
+            yield {
+                "post": {
+                    "id": str(tweet.id),
+                    "text": tweet.text,
+                    "created_at": _iso(tweet.created_at),
+                    "lang": tweet.lang,
+                    **({} if tweet.has_media is None else {"has_media": tweet.has_media}),
+                    "public_metrics": {
+                        "like_count": tweet.like_count,
+                        "retweet_count": tweet.retweet_count,
+                        "reply_count": tweet.reply_count,
+                    },
+                }
+            }
+
+
+def line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 def export(path: str | Path, progress: Progress | None = None) -> tuple[int, int]:
     """Write every account and post to ``path``; returns (accounts, posts)."""
     target = Path(path)
-    users = db.session.scalars(sa.select(User).order_by(User.id)).all()
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Tweet)) or 0
-    written = 0
+    accounts = written = 0
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            header = {"format": FORMAT, "version": VERSION, "exported_at": _iso(datetime.now(UTC))}
-            out.write(json.dumps(header) + "\n")
-            for user in users:
-                account = {
-                    "id": str(user.id),
-                    "username": user.username,
-                    "name": user.name,
-                    "source": user.source,
-                    "newest_tweet_id": str(user.newest_tweet_id) if user.newest_tweet_id else None,
-                    "fetched_at": _iso(user.fetched_at),
-                }
-                out.write(json.dumps({"account": account}, ensure_ascii=False) + "\n")
-                posts = db.session.scalars(
-                    sa.select(Tweet).where(Tweet.user_id == user.id).order_by(Tweet.id).execution_options(yield_per=500)
-                )
-                for tweet in posts:
-                    post = {
-                        "id": str(tweet.id),
-                        "text": tweet.text,
-                        "created_at": _iso(tweet.created_at),
-                        "lang": tweet.lang,
-                        **({} if tweet.has_media is None else {"has_media": tweet.has_media}),
-                        "public_metrics": {
-                            "like_count": tweet.like_count,
-                            "retweet_count": tweet.retweet_count,
-                            "reply_count": tweet.reply_count,
-                        },
-                    }
-                    out.write(json.dumps({"post": post}, ensure_ascii=False) + "\n")
+            for record in records():
+                out.write(line(record))
+                accounts += "account" in record
+                if "post" in record:
                     written += 1
                     if progress is not None and written % 500 == 0:
                         progress(written, total)
@@ -97,7 +109,7 @@ def export(path: str | Path, progress: Progress | None = None) -> tuple[int, int
         db.session.rollback()
     if progress is not None:
         progress(written, total)
-    return len(users), written
+    return accounts, written
 
 
 def read_export(path: str | Path) -> list[SavedAccount]:

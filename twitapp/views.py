@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 
-from . import archive, generate, ingest, jobs, labelled, neural, sentiment, topic, uploads, virality
+from . import archive, backup, generate, ingest, jobs, labelled, neural, sentiment, topic, uploads, virality
 from .archive import ArchiveError
 from .extensions import db, limiter
 from .forms import (
@@ -142,6 +153,30 @@ def delete_user(username: str):
     posts = tweet_counts().get(account.id, 0)
     status = 409 if busy and request.method == "POST" else 200
     return render_template("delete.html", user=account, posts=posts, form=form, busy=busy), status
+
+
+@bp.get("/export")
+@_limit("RATELIMIT_ADD", methods=("GET",))
+def export_all():
+    """Every account and post as one JSONL file: what `flask export` writes and `flask restore` reads.
+
+    Streamed as it is read, so a large database is never held in memory; a deployment whose disk does
+    not last (a Heroku dyno's) can keep its backups this way.
+    """
+
+    def lines():
+        try:
+            for record in backup.records():
+                yield backup.line(record)
+        finally:
+            db.session.rollback()
+
+    name = f"hypotweet-export-{datetime.now(UTC):%Y%m%d-%H%M}.jsonl"
+    return Response(
+        stream_with_context(lines()),
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @bp.post("/user/<username>/update")
