@@ -1,12 +1,13 @@
 """flask export / flask restore: every account and post round-trips exactly, and a bad file changes nothing."""
 
+import io
 import json
 
 import sqlalchemy as sa
 
-from tests.conftest import VOICES
+from tests.conftest import VOICES, count_rows
 from twitapp.extensions import db
-from twitapp.models import Tweet, User
+from twitapp.models import Job, Tweet, Upload, User
 
 USER_COLUMNS = ("id", "username", "name", "source", "newest_tweet_id", "fetched_at")
 POST_COLUMNS = (
@@ -84,6 +85,39 @@ def test_the_download_link_gives_the_same_file_and_it_restores_exactly(app, clie
     result = runner.invoke(args=["restore", str(downloaded)])
     assert result.exit_code == 0, result.output
     assert snapshot(app) == before
+
+
+def test_a_download_sent_back_through_the_home_page_is_restored_exactly(app, client, runner, add_account):
+    from twitapp import jobs
+
+    stored_accounts(app, add_account)
+    before = snapshot(app)
+    downloaded = client.get("/export").get_data()
+    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
+    response = client.post(
+        "/restore", data={"file": (io.BytesIO(downloaded), "backup.jsonl")}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 302 and response.headers["Location"].endswith("/#restore")
+    jobs.thread_worker.join()
+    assert snapshot(app) == before
+    page = client.get("/").get_data(as_text=True)
+    assert "Restoring" in page and "Restored 4 accounts: 20 new posts, 0 already stored." in page
+    assert count_rows(app, Upload) == 0
+
+
+HEADER = b'{"format": "hypotweet-export", "version": 1}\n'
+
+
+def test_a_bad_file_sent_to_restore_is_named_and_nothing_is_stored(app, client):
+    for name, content, message in [
+        ("notes.jsonl", b'{"hello": 1}\n', "notes.jsonl is not a HypoTweet export"),
+        ("cut.jsonl", HEADER + b'{"post": {"id": "1"}}\n', "line 2: a post before any account"),
+        ("nothing.jsonl", None, "Choose the file that “Download every account and post” gave"),
+    ]:
+        data = {} if content is None else {"file": (io.BytesIO(content), name)}
+        response = client.post("/restore", data=data, content_type="multipart/form-data")
+        assert response.status_code == 400 and message in response.get_data(as_text=True), name
+    assert (count_rows(app, User), count_rows(app, Upload), count_rows(app, Job)) == (0, 0, 0)
 
 
 def test_a_malformed_export_is_refused_with_its_line_and_nothing_changes(app, runner, add_account, tmp_path):

@@ -108,6 +108,27 @@ def test_the_import_form_never_fails_and_a_refused_file_stores_nothing(app, clie
     jobs.thread_worker.join()
 
 
+def test_the_restore_form_never_fails_and_a_refused_file_stores_nothing(app, client, voices):
+    header = st.sampled_from([b"", b'{"format": "hypotweet-export", "version": 1}\n'])
+    lines = st.lists(st.one_of(JSON_VALUES.map(json.dumps), ANY_TEXT), max_size=4).map("\n".join)
+
+    @FUZZ
+    @given(header=header, body=lines)
+    def fuzz(header, body):
+        before = state(app)
+        raw = header + body.encode("utf-8", errors="surrogatepass")
+        data = {"file": (io.BytesIO(raw), "backup.jsonl")}
+        response = client.post("/restore", data=data, content_type="multipart/form-data")
+        check(response)
+        if response.status_code == 302:
+            jobs.thread_worker.join()
+        else:
+            assert response.status_code in (400, 409) and state(app) == before
+
+    fuzz()
+    jobs.thread_worker.join()
+
+
 @pytest.mark.parametrize(
     "reader", [archive.read_jsonl, archive.read_csv, archive.read_tweets_js], ids=["jsonl", "csv", "tweets.js"]
 )

@@ -113,13 +113,22 @@ def export(path: str | Path, progress: Progress | None = None) -> tuple[int, int
 
 
 def read_export(path: str | Path) -> list[SavedAccount]:
-    """Parse and check a whole export; any problem raises ArchiveError naming its line."""
-    path = Path(path)
-    rows = list(json_lines(decode_utf8(read_file_bytes(path), path)))
+    """Parse and check a whole export file; any problem raises ArchiveError naming its line."""
+    return parse_export(read_file_bytes(path), str(path))
+
+
+def is_export(raw: bytes) -> bool:
+    """Whether these bytes start like a HypoTweet export (its first line names the format)."""
+    return f'"format": "{FORMAT}"' in raw[:200].decode("utf-8", errors="replace")
+
+
+def parse_export(raw: bytes, name: str) -> list[SavedAccount]:
+    """An export's accounts and posts from its bytes (a file's, or one sent through a page), all checked."""
+    rows = list(json_lines(decode_utf8(raw, Path(name))))
     if not rows or rows[0][1].get("format") != FORMAT:
-        raise ArchiveError(f"{path} is not a HypoTweet export (its first line should name {FORMAT!r})")
+        raise ArchiveError(f"{name} is not a HypoTweet export (its first line should name {FORMAT!r})")
     if rows[0][1].get("version") != VERSION:
-        raise ArchiveError(f"{path} is export version {rows[0][1].get('version')!r}; this app reads {VERSION}")
+        raise ArchiveError(f"{name} is export version {rows[0][1].get('version')!r}; this app reads {VERSION}")
     accounts: list[SavedAccount] = []
     seen_accounts: set[int] = set()
     seen_posts: set[int] = set()
@@ -179,8 +188,14 @@ def _post(value: object, where: str) -> PostRecord:
 
 
 def restore(path: str | Path, progress: Callable[[int, int, str], None] | None = None) -> list[IngestResult]:
-    """Store every account and post of an export; what is already stored is matched, not duplicated."""
-    accounts = read_export(path)
+    """Store every account and post of an export file; what is already stored is matched, not duplicated."""
+    return restore_accounts(read_export(path), progress)
+
+
+def restore_accounts(
+    accounts: list[SavedAccount], progress: Callable[[int, int, str], None] | None = None
+) -> list[IngestResult]:
+    """Store parsed export accounts, each in its own transaction."""
     results = []
     for number, saved in enumerate(accounts, start=1):
         label = f"@{saved.record.username} ({number} of {len(accounts)})"

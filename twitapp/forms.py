@@ -1,7 +1,7 @@
 """The app's forms; Flask-WTF adds a CSRF token to each."""
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import MultipleFileField
+from flask_wtf.file import FileField, MultipleFileField
 from wtforms import (
     BooleanField,
     DecimalRangeField,
@@ -39,6 +39,12 @@ class ImportForm(FlaskForm):
         ],
     )
     files = MultipleFileField("File of posts")
+
+
+class RestoreForm(FlaskForm):
+    """A file from "Download every account and post" (or `flask export`) to store back."""
+
+    file = FileField("Export file")
 
 
 class CompareForm(FlaskForm):

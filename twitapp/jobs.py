@@ -270,8 +270,21 @@ def _import_parsed(params: dict, path: str, parsed: archive.ParsedArchive, repor
 
 @handler("restore")
 def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
-    """Store every account and post of an export file."""
-    results = backup.restore(params["path"], progress=report.progress)
+    """Store every account and post of an export: a path (the CLI) or a file sent through a page."""
+    try:
+        if "path" in params:
+            accounts = backup.read_export(params["path"])
+        else:
+            try:
+                (sent,) = uploads.fetch(params.get("uploads", []))
+            except (LookupError, ValueError):
+                raise JobFailed("The uploaded file is gone (uploads are kept for a day); send it again.") from None
+            accounts = backup.parse_export(sent.content, sent.name)
+        db.session.rollback()
+        results = backup.restore_accounts(accounts, progress=report.progress)
+    finally:
+        db.session.rollback()
+        uploads.discard(params.get("uploads", []))
     added = sum(r.added for r in results)
     matched = sum(r.updated for r in results)
     message = f"Restored {len(results)} accounts: {added:,} new posts, {matched:,} already stored."

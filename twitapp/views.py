@@ -25,6 +25,7 @@ from .forms import (
     AddAccountForm,
     CompareForm,
     ImportForm,
+    RestoreForm,
     RunForm,
     SentimentForm,
     TrainSentimentForm,
@@ -63,6 +64,7 @@ def _index(
     add_form: AddAccountForm | None = None,
     compare_form: CompareForm | None = None,
     import_form: ImportForm | None = None,
+    restore_form: RestoreForm | None = None,
     status: int = 200,
 ):
     accounts = _accounts()
@@ -74,6 +76,8 @@ def _index(
             accounts=accounts,
             add_form=add_form or AddAccountForm(),
             import_form=import_form or ImportForm(formdata=None),
+            restore_form=restore_form or RestoreForm(formdata=None),
+            restore_job=_recent(jobs.latest_of("restore")),
             compare_form=compare_form,
             max_upload_mb=current_app.config["MAX_CONTENT_LENGTH"] // 2**20,
             online=bool(current_app.config.get("X_BEARER_TOKEN")),
@@ -153,6 +157,32 @@ def delete_user(username: str):
     posts = tweet_counts().get(account.id, 0)
     status = 409 if busy and request.method == "POST" else 200
     return render_template("delete.html", user=account, posts=posts, form=form, busy=busy), status
+
+
+@bp.post("/restore")
+@_limit("RATELIMIT_ADD")
+def restore_file():
+    """Check a whole export now (a bad one is named with its line, nothing stored), then store it as a job."""
+    form = RestoreForm()
+    if not form.validate_on_submit():
+        return _index(restore_form=form, status=400)
+    sent = form.file.data
+    try:
+        if not sent or not sent.filename:
+            raise ArchiveError(
+                "Choose the file that “Download every account and post” gave (or one flask export wrote)."
+            )
+        raw = sent.read()
+        backup.parse_export(raw, sent.filename)
+    except ArchiveError as exc:
+        form.file.errors = [str(exc)]
+        return _index(restore_form=form, status=400)
+    running = jobs.latest_of("restore")
+    if running is not None and running.state in jobs.ACTIVE and not jobs.is_stale(running):
+        form.file.errors = ["A restore is under way already; send the file again when it is done."]
+        return _index(restore_form=form, status=409)
+    jobs.submit("restore", uploads=uploads.store([(sent.filename, raw)]))
+    return redirect(url_for("main.index", _anchor="restore"))
 
 
 @bp.get("/export")
