@@ -208,7 +208,7 @@ def send_file(client, username: str, *files: tuple[str, str]):
 def test_an_archive_sent_from_the_home_page_is_imported_as_a_job(app, client):
     from tests.test_archive import TWEETS_JS
 
-    response = send_file(client, "harbour_fan", ("tweets.js", TWEETS_JS), ("account.js", ACCOUNT_JS))
+    response = send_file(client, "@harbour_fan", ("tweets.js", TWEETS_JS), ("account.js", ACCOUNT_JS))  # @ or not
     assert response.status_code == 302 and response.headers["Location"].endswith("/user/harbour_fan")
     jobs.thread_worker.join()
     page = client.get("/user/harbour_fan").get_data(as_text=True)

@@ -17,27 +17,26 @@ from wtforms.validators import DataRequired, NumberRange, Optional, Regexp
 from .archive import USERNAME_RE
 
 
-class AddAccountForm(FlaskForm):
-    username = StringField(
-        "X username",
+def _username(label: str, missing: str) -> StringField:
+    """An X username, typed with or without its @."""
+    return StringField(
+        label,
         validators=[
-            DataRequired("Type the username of the account to add."),
+            DataRequired(missing),
             Regexp(USERNAME_RE, message="An X username is 1 to 15 letters, digits or underscores."),
         ],
         filters=[lambda v: v.strip().lstrip("@") if isinstance(v, str) else v],
     )
 
 
+class AddAccountForm(FlaskForm):
+    username = _username("X username", "Type the username of the account to add.")
+
+
 class ImportForm(FlaskForm):
     """A file of one account's posts (an archive's tweets.js, with its account.js if sent too; JSONL; CSV)."""
 
-    username = StringField(
-        "Account",
-        validators=[
-            DataRequired("Type the username the posts belong to."),
-            Regexp(USERNAME_RE, message="A username is 1 to 15 letters, digits or underscores."),
-        ],
-    )
+    username = _username("Account", "Type the username the posts belong to.")
     files = MultipleFileField("File of posts")
 
 
