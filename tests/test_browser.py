@@ -387,6 +387,24 @@ def test_importing_an_archive_from_the_home_page_and_deleting_it(page, browser_a
             db.session.commit()
 
 
+def test_a_download_of_everything_restores_from_the_home_page(page, tmp_path):
+    """The download link gives the export; sent back, it is checked, restored as a job, and matched post for post."""
+    counts = demo_post_counts()
+    page.goto("/")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download every account and post").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name.startswith("hypotweet-export-") and saved.suffix == ".jsonl"
+
+    page.locator("input#restore-file").set_input_files(str(saved))
+    page.get_by_role("button", name="Restore").click()
+    page.wait_for_url("**/#restore")
+    done = f"Restored {len(counts)} accounts: 0 new posts, {sum(counts.values()):,} already stored."
+    page.locator(".job .job-message").filter(has_text=done).wait_for(timeout=30_000)
+    assert page.locator("#accounts tbody tr").count() == len(counts)
+
+
 def test_adding_an_account_shows_live_progress_to_the_end(page, browser_app, fake_x):
     """The fetch runs as a job; the account page follows it without a reload, then shows the posts."""
     posts = [
