@@ -341,7 +341,7 @@ margin_option = click.option(
 @with_appcontext
 @threshold_option
 @margin_option
-def virality_train(threshold: int, margin: float) -> None:
+def virality_train(threshold: int | None, margin: float) -> None:
     """Train a challenger on the stored posts and promote it only if it beats the champion by the margin."""
     click.echo(_run_job("virality-train", threshold=threshold, margin=margin).message)
 
@@ -434,7 +434,7 @@ def generate_evaluate(username: str, against: tuple[str, ...], count: int, engin
 @with_appcontext
 @threshold_option
 @margin_option
-def refresh(threshold: int, margin: float) -> None:
+def refresh(threshold: int | None, margin: float) -> None:
     """For cron or Heroku Scheduler: fetch newer posts for every account, retrain, compare, promote."""
     click.echo(_run_job("refresh", threshold=threshold, margin=margin).message)
 
