@@ -44,6 +44,16 @@ def test_reimport_dedupes_by_id_and_refreshes_metrics(app):
     assert count_rows(app, Tweet) == 3
 
 
+def test_an_update_from_x_renames_the_account_and_records_its_followers(app):
+    """What X says of a stored account wins: its new handle and name, its source, its follower count."""
+    with app.app_context():
+        import_tweets(AccountRecord(7, "old_name", "Old"), make_posts(["a demo post"], start_id=70), source="demo")
+        renamed = AccountRecord(7, "new_name", "New Name", followers_count=1234)
+        import_tweets(renamed, make_posts(["a newer post"], start_id=71), source="x")
+        user = db.session.get(User, 7)
+        assert (user.username, user.name, user.source, user.followers_count) == ("new_name", "New Name", "x", 1234)
+
+
 def test_usernames_are_unique_whatever_their_case(app):
     with app.app_context():
         import_tweets(AccountRecord(1, "Ann", "Ann"), make_posts(["x"], 1), source="archive")

@@ -111,13 +111,13 @@ def _store(
         if created:
             user = User(id=account.id, username=account.username, name=account.name, source=source)
             db.session.add(user)
-        if account.followers_count is not None:
-            user.followers_count = account.followers_count
         else:
             user.username = account.username
             user.name = account.name or user.name
             if user.source == "demo" and source != "demo":
                 user.source = source
+        if account.followers_count is not None:
+            user.followers_count = account.followers_count
         for post in unique.values():
             tweet = known.get(post.id)
             if tweet is not None:
