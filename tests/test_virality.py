@@ -163,6 +163,34 @@ def test_posts_whose_likes_are_still_coming_in_are_left_out(app):
     assert settled[50].history and all(at < settled[50].created_at for _, at in settled[50].history)
 
 
+def test_a_posts_history_holds_only_earlier_posts_whose_likes_had_settled():
+    """A post a day older still gathers likes: training would see its final count, a live answer a partial
+    one, so neither counts it; posts older than MATURE do."""
+    at = START + timedelta(days=30)
+    settled = (50, at - virality.MATURE - timedelta(hours=1))
+    unsettled = (3, at - timedelta(days=1))
+    with_both = virality.Post("a post", at, history=(settled, unsettled))
+    settled_only = virality.Post("a post", at, history=(settled,))
+    none = virality.Post("a post", at)
+    features = virality.shape_features([with_both, settled_only, none], threshold=10)
+    assert (features[0] == features[1]).all() and not (features[1] == features[2]).all()
+
+
+def test_a_damaged_champion_is_not_served_and_its_successor_says_why(app, client, runner):
+    store(app, "festival", 501, posts(1_000, 160, START))
+    assert runner.invoke(args=["virality", "train"]).exit_code == 0
+    with app.app_context():
+        db.session.execute(sa.update(ModelVersion).values(artefact=b"not the model that was hashed"))
+        db.session.commit()
+    virality._service.clear()
+    response = client.post("/api/virality", json={"text": "Giveaway"})
+    assert response.status_code == 503  # never unpickled: its bytes do not match their hash
+    result = runner.invoke(args=["virality", "train"])
+    assert result.exit_code == 0 and "The champion's stored model could not be loaded" in result.output
+    assert versions(app) == [(1, "retired", True), (2, "champion", True)]
+    assert client.post("/api/virality", json={"text": "Giveaway"}).get_json()["model"]["version"] == 2
+
+
 def test_the_pages_say_what_is_missing_and_refuse_bad_input(app, client):
     page = client.get("/virality").get_data(as_text=True)
     assert "No virality model is in service yet" in page and 'type="submit" disabled>Score' in page

@@ -6,7 +6,7 @@ Features (all known at posting time):
   it, else a photo link in the text), whether it opens with a mention, questions and exclamations;
 - when: hour of day and day of week (UTC);
 - who: the account's follower count when the source gave one, and how its earlier posts did: the share
-  that got likes and their mean likes (log), over its last HISTORY posts that were at least a day old
+  that got likes and their mean likes (log), over its last HISTORY posts at least MATURE old
   when this one went out (younger posts' likes are still coming in).
 
 The model is a logistic regression without class weights, so its probabilities can be read as they are.
@@ -57,7 +57,6 @@ MIN_HELD_OUT = 20
 MIN_PER_CLASS = 5  # held-out posts needed on each side of the threshold to measure a model
 MARGIN = 0.01  # ROC AUC a challenger must gain over the champion to replace it
 HISTORY = 100
-HISTORY_AGE = timedelta(days=1)
 HISTORY_PRIOR = 5.0  # pseudo-posts pulling a short history's like share toward the overall share
 C = 1.0
 MLFLOW_EXPERIMENT = "hypotweet-virality"
@@ -113,7 +112,7 @@ def shape_features(posts: Sequence[Post], threshold: int) -> np.ndarray:
         when[24 + weekday] = 1.0
         known = post.followers is not None
         who = [float(known), math.log1p(post.followers or 0) / 15 if known else 0.0]
-        cutoff = post.created_at - HISTORY_AGE
+        cutoff = post.created_at - MATURE  # earlier posts count once their likes have settled, as in training
         earlier = [likes for likes, at in post.history if at <= cutoff][-HISTORY:]
         liked = sum(likes > threshold for likes in earlier)
         who += [
@@ -122,7 +121,7 @@ def shape_features(posts: Sequence[Post], threshold: int) -> np.ndarray:
             math.log1p(len(earlier)) / math.log1p(HISTORY),
         ]
         rows.append(shape + when + who)
-    return np.asarray(rows, dtype=np.float64).reshape(len(posts), -1)
+    return np.asarray(rows, dtype=np.float64)
 
 
 class ViralityModel:
@@ -181,9 +180,9 @@ def evaluate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
 # Posts from the database
 
 
-def stored_posts(before: datetime | None = None) -> list[Post]:
+def stored_posts() -> list[Post]:
     """Every stored post old enough for its likes to have settled, oldest first, with its account's history."""
-    cutoff = before or datetime.now(UTC) - MATURE
+    cutoff = datetime.now(UTC) - MATURE
     rows = db.session.execute(
         sa.select(Tweet.user_id, Tweet.text, Tweet.created_at, Tweet.like_count, Tweet.has_media, User.followers_count)
         .join(User, User.id == Tweet.user_id)
@@ -199,13 +198,11 @@ def stored_posts(before: datetime | None = None) -> list[Post]:
     return posts
 
 
-def post_to_score(
-    text: str, username: str | None = None, at: datetime | None = None, media: bool | None = None
-) -> Post:
-    """A typed text as if posted now (or ``at``) by a stored account, whose stored posts are its history;
-    ``media``: whether a photo or video goes with it (None: read from the text)."""
+def post_to_score(text: str, username: str | None = None, media: bool | None = None) -> Post:
+    """A typed text as if posted now by a stored account, whose stored posts are its history; ``media``:
+    whether a photo or video goes with it (None: read from the text)."""
     text = checked_text(text, MAX_TEXT_CHARS, "Type the text of a post to score.", ViralityError)
-    at = at or datetime.now(UTC)
+    at = datetime.now(UTC)
     if not username:
         return Post(text, at, media=media)
     account = find_user(username)
@@ -236,11 +233,12 @@ def champion_row() -> ModelVersion | None:
 
 
 class _Service:
-    """The champion, unpickled once per process (only if its bytes match their hash)."""
+    """The champion, unpickled once per process (only if its bytes match their hash; a damaged one is
+    remembered as such, not hashed again on every answer)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loaded: tuple[int, ViralityModel] | None = None
+        self._loaded: tuple[int, ViralityModel | None] | None = None
 
     def clear(self) -> None:
         with self._lock:
@@ -253,10 +251,11 @@ class _Service:
         with self._lock:
             if self._loaded is not None and self._loaded[0] == row.id:
                 return row, self._loaded[1]
-        if hashlib.sha256(row.artefact).hexdigest() != row.sha256:
+        model = None
+        if hashlib.sha256(row.artefact).hexdigest() == row.sha256:
+            model = pickle.loads(row.artefact)
+        else:
             log.error("virality model %s does not match its hash; not loaded", row.id)
-            return row, None
-        model = pickle.loads(row.artefact)
         with self._lock:
             self._loaded = (row.id, model)
         return row, model
@@ -270,10 +269,10 @@ def in_service() -> tuple[ModelVersion | None, ViralityModel | None]:
 
 
 def predict(text: str, username: str | None = None, media: bool | None = None) -> tuple[float, ModelVersion]:
-    post = post_to_score(text, username, media=media)
     row, model = in_service()
     if model is None:
         raise NoViralityModel("No virality model is in service yet: train one with `flask virality train`.")
+    post = post_to_score(text, username, media=media)
     return float(model.probabilities([post])[0]), row
 
 
@@ -281,7 +280,6 @@ def train_and_compare(
     threshold: int | None = None,
     margin: float = MARGIN,
     progress: Callable[[int, int, str], None] | None = None,
-    posts: Sequence[Post] | None = None,
 ) -> ModelVersion:
     """Train a challenger on the older posts, compare it with the champion on the fresh ones, promote or not.
 
@@ -291,15 +289,23 @@ def train_and_compare(
     """
     step = progress or (lambda done, total, message: None)
     step(0, 4, "Reading the stored posts.")
-    posts = list(posts) if posts is not None else stored_posts()
+    posts = stored_posts()
     champion, champion_model = in_service()
-    chosen_because = None
+    champion_id = champion.id if champion is not None else None
+    champion_threshold = champion.params.get("threshold") if champion is not None else None
     if threshold is None and champion is not None:
-        threshold = int(champion.params.get("threshold", 0))
-    if champion is not None and champion.params.get("threshold") != threshold:
+        threshold = int(champion_threshold or 0)
+    if champion is None:
+        uncontested = "No champion was in service."
+    elif champion_threshold != threshold:
         champion_model = None  # it answers another question; the challenger replaces it without a contest
+        uncontested = "The champion answered another threshold."
+    else:
+        uncontested = "The champion's stored model could not be loaded (its bytes do not match their hash)."
     fresh_after = champion.trained_to if champion_model is not None else None
-    cut = max(int(len(posts) * (1 - HELD_OUT)), 0)
+    db.session.rollback()  # all read: no transaction stays open while the model is fitted
+    chosen_because = None
+    cut = int(len(posts) * (1 - HELD_OUT))
     if fresh_after is not None:
         cut = max(cut, sum(p.created_at <= fresh_after for p in posts))
     train, held_out = posts[:cut], posts[cut:]
@@ -309,19 +315,20 @@ def train_and_compare(
         )
     if len(held_out) < MIN_HELD_OUT:
         raise ViralityError(
-            f"Only {len(held_out)} posts are newer than what the champion (version {champion.id}) was trained "
+            f"Only {len(held_out)} posts are newer than what the champion (version {champion_id}) was trained "
             f"on; at least {MIN_HELD_OUT} are needed to compare fairly. Fetch newer posts first (flask refresh)."
-            if champion is not None and fresh_after is not None
+            if fresh_after is not None
             else f"At least {MIN_HELD_OUT} posts must be held out to test on; {len(held_out)} are."
         )
     median = int(np.median([p.likes for p in train]))
     if threshold is None:
         threshold = 0
-        if _fewer_side(held_out, 0) < MIN_PER_CLASS <= _fewer_side(held_out, median):
+        rare = _fewer_side(held_out, 0)
+        if rare < MIN_PER_CLASS <= _fewer_side(held_out, median):
             threshold = median
             chosen_because = (
                 f"Asked about more than {median} likes (the training posts' median): more than 0 left only "
-                f"{_fewer_side(held_out, 0):,} of the {len(held_out):,} newest posts on one side."
+                f"{rare:,} of the {len(held_out):,} newest posts on one side."
             )
     check_question(held_out, threshold, median)
     step(1, 4, f"Training a challenger on {len(train):,} posts.")
@@ -332,8 +339,8 @@ def train_and_compare(
     contest = {"margin": margin, "held_out": len(held_out), "held_out_from": held_out[0].created_at.isoformat()}
     if champion_model is not None:
         theirs = evaluate(champion_model.probabilities(held_out), truth)
-        contest["champion"] = {"version": champion.id, **theirs}
-        gain = (metrics["roc_auc"] or 0) - (theirs["roc_auc"] or 0)
+        contest["champion"] = {"version": champion_id, **theirs}
+        gain = metrics["roc_auc"] - theirs["roc_auc"]  # both sides hold posts (check_question), so both are set
         promote = gain >= margin
         contest["reason"] = (
             f"ROC AUC {metrics['roc_auc']} against the champion's {theirs['roc_auc']} on the same posts: "
@@ -341,9 +348,7 @@ def train_and_compare(
         )
     else:
         promote = True
-        contest["reason"] = (
-            "No champion was in service." if champion is None else "The champion answered another threshold."
-        )
+        contest["reason"] = uncontested
     if chosen_because:
         contest["reason"] = f"{chosen_because} {contest['reason']}"
     contest["promoted"] = promote
