@@ -308,12 +308,27 @@ def test_deleting_an_account_asks_first_then_removes_it_and_nothing_else(app, cl
     assert client.post("/user/baker/delete").status_code == 404
 
 
-def test_an_account_being_fetched_is_not_deleted(app, client, voices):
+@pytest.mark.parametrize(
+    ("kind", "username"),
+    [("import-file", "baker"), ("add", "baker"), ("update-all", None), ("refresh", None)],
+    ids=["its import", "its fetch", "an update of every account", "the refresh loop"],
+)
+def test_an_account_whose_posts_a_job_is_writing_is_not_deleted(app, client, voices, kind, username):
     with app.app_context():
-        jobs.create("import-file", "baker", path="/nowhere")  # queued, not run: under way
+        jobs.create(kind, username)  # queued, not run: under way
+        done = jobs.create("style-train", "baker")  # a newer job of the account that is over does not hide it
+        done.state = "done"
+        db.session.commit()
     response = client.post("/user/baker/delete")
     assert response.status_code == 409 and "being fetched or imported right now" in response.get_data(as_text=True)
+    assert client.delete("/api/users/baker").status_code == 409
     assert count_rows(app, User) == 3
+
+
+def test_a_style_model_in_training_does_not_stop_a_delete(app, client, voices):
+    with app.app_context():
+        jobs.create("style-train", "baker")
+    assert client.delete("/api/users/baker").status_code == 200 and count_rows(app, User) == 2
 
 
 def test_the_api_deletes_an_account(app, client, voices):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request, url_for
 
-from . import generate, ingest, jobs, sentiment, topic, virality
+from . import generate, jobs, sentiment, topic, virality
 from .archive import ArchiveError, check_username
 from .extensions import db, limiter
+from .ingest import IngestError
 from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
 from .predict import PredictionError, predict_author
 from .twitter import XAPIError
@@ -121,9 +122,12 @@ def add_user():
 def delete_user(username: str):
     """Remove the account with its posts, style models and jobs: ``{"deleted": "...", "posts": N}``."""
     account = find_user_or_404(username)
-    if jobs.under_way_for(account.username):
-        abort(409, description=f"@{account.username} is being fetched or imported; delete it when that is done.")
-    handle, posts = ingest.delete_account(account.username)
+    try:
+        handle, posts = jobs.delete_account(account.username)
+    except jobs.Busy as exc:
+        abort(409, description=str(exc))
+    except IngestError as exc:  # gone in the meantime
+        abort(404, description=str(exc))
     return {"deleted": handle, "posts": posts}
 
 

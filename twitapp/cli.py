@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 
 from . import archive, backup, generate, jobs, labelled, sentiment, virality
 from .extensions import db
-from .ingest import IngestError, delete_account, delete_all, import_tweets
+from .ingest import IngestError, delete_all, import_tweets
 from .models import ModelVersion, User
 from .predict import PredictionError, evaluate_accounts, predict_author
 from .records import AccountRecord
@@ -255,12 +255,9 @@ def evaluate(usernames: tuple[str, ...]) -> None:
 @click.confirmation_option(prompt="Delete this account with its posts and style models?")
 def delete(username: str) -> None:
     """Delete one stored account with its posts, its style models and its jobs."""
-    busy = jobs.under_way_for(username.strip().lstrip("@"))
-    if busy is not None:
-        raise click.ClickException(f"@{busy.username} is being fetched or imported; wait for that to finish.")
     try:
-        handle, posts = delete_account(username)
-    except IngestError as exc:
+        handle, posts = jobs.delete_account(username)
+    except (IngestError, jobs.Busy) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Deleted @{handle} and its {posts:,} posts.")
 

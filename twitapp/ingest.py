@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from . import embed, features, generate
+from . import embed, features
 from .extensions import db
 from .models import Job, ModelVersion, Tweet, User, find_user
 from .records import AccountRecord, PostRecord, clean_text
@@ -207,9 +207,7 @@ def delete_account(username: str) -> tuple[str, int]:
     handle = account.username
     try:
         posts = db.session.execute(sa.delete(Tweet).where(Tweet.user_id == account.id)).rowcount
-        db.session.execute(
-            sa.delete(ModelVersion).where(ModelVersion.kind == generate.KIND, ModelVersion.subject == handle.lower())
-        )
+        db.session.execute(sa.delete(ModelVersion).where(ModelVersion.subject == handle.lower()))  # models of it
         db.session.execute(sa.delete(Job).where(sa.func.lower(Job.username) == handle.lower()))
         db.session.delete(account)
         db.session.commit()

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from . import archive, backup, generate, labelled, sentiment, uploads, virality
+from . import archive, backup, generate, ingest, labelled, sentiment, uploads, virality
 from .archive import ArchiveError
 from .extensions import db
 from .ingest import IngestError, IngestResult, add_or_update_user, import_tweets
@@ -482,10 +482,37 @@ def latest_for(username: str) -> Job | None:
     ).first()
 
 
+# Jobs that write an account's posts: its own fetch or import, or a fetch of every X account.
+WRITES_ONE = ("add", "import-file")
+WRITES_ALL = ("update-all", "refresh")
+
+
+def _first_under_way(query: sa.Select) -> Job | None:
+    jobs = db.session.scalars(query.where(Job.state.in_(ACTIVE)).order_by(Job.id.desc())).all()
+    return next((job for job in jobs if not is_stale(job)), None)
+
+
 def under_way_for(username: str) -> Job | None:
-    """The account's fetch or import that is running or queued now, if any (a stale one does not count)."""
-    job = latest_for(username)
-    return job if job is not None and job.state in ACTIVE and not is_stale(job) else None
+    """A job running or queued now that writes this account's posts (a stale one does not count)."""
+    mine = sa.and_(sa.func.lower(Job.username) == username.lower(), Job.kind.in_(WRITES_ONE))
+    return _first_under_way(sa.select(Job).where(sa.or_(mine, Job.kind.in_(WRITES_ALL))))
+
+
+def under_way_of(*kinds: str) -> Job | None:
+    """A job of one of these kinds running or queued now (a stale one does not count)."""
+    return _first_under_way(sa.select(Job).where(Job.kind.in_(kinds)))
+
+
+class Busy(Exception):
+    """The account is being written by a job now; the message says to wait."""
+
+
+def delete_account(username: str) -> tuple[str, int]:
+    """Delete a stored account (``ingest.delete_account``) unless a job is writing its posts now, which
+    would bring it back half-made; IngestError for an unknown one, Busy for one being written."""
+    if under_way_for(username.strip().lstrip("@")) is not None:
+        raise Busy(f"@{username.strip().lstrip('@')} is being fetched or imported; delete it when that is done.")
+    return ingest.delete_account(username)
 
 
 def latest_of(kind: str) -> Job | None:

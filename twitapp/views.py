@@ -18,7 +18,7 @@ from flask import (
     url_for,
 )
 
-from . import archive, backup, generate, ingest, jobs, labelled, neural, sentiment, topic, uploads, virality
+from . import archive, backup, generate, jobs, labelled, neural, sentiment, topic, uploads, virality
 from .archive import ArchiveError
 from .extensions import db, limiter
 from .forms import (
@@ -34,6 +34,7 @@ from .forms import (
     ViralityForm,
     WriteForm,
 )
+from .ingest import IngestError
 from .models import Job, ModelVersion, SentimentModel, User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
 from .twitter import XAPIError
@@ -150,10 +151,16 @@ def delete_user(username: str):
     account = find_user_or_404(username)
     form = RunForm()
     busy = jobs.under_way_for(account.username) is not None
-    if request.method == "POST" and form.validate_on_submit() and not busy:
-        handle, posts = ingest.delete_account(account.username)
-        flash(f"Deleted @{handle} and its {posts:,} posts.", "success")
-        return redirect(url_for("main.index"))
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            handle, posts = jobs.delete_account(account.username)
+        except jobs.Busy:
+            busy = True
+        except IngestError as exc:  # deleted in the meantime
+            abort(404, description=str(exc))
+        else:
+            flash(f"Deleted @{handle} and its {posts:,} posts.", "success")
+            return redirect(url_for("main.index"))
     posts = tweet_counts().get(account.id, 0)
     status = 409 if busy and request.method == "POST" else 200
     return render_template("delete.html", user=account, posts=posts, form=form, busy=busy), status
@@ -177,8 +184,7 @@ def restore_file():
     except ArchiveError as exc:
         form.file.errors = [str(exc)]
         return _index(restore_form=form, status=400)
-    running = jobs.latest_of("restore")
-    if running is not None and running.state in jobs.ACTIVE and not jobs.is_stale(running):
+    if jobs.under_way_of("restore"):
         form.file.errors = ["A restore is under way already; send the file again when it is done."]
         return _index(restore_form=form, status=409)
     jobs.submit("restore", uploads=uploads.store([(sent.filename, raw)]))
@@ -358,8 +364,7 @@ def train_sentiment():
     except (ArchiveError, sentiment.SentimentError) as exc:
         form.files.errors = [str(exc)]
         return _sentiment_page(SentimentForm(formdata=None), form, status=400)
-    active = jobs.latest_of("sentiment-train")
-    if active is not None and active.state in jobs.ACTIVE and not jobs.is_stale(active):
+    if jobs.under_way_of("sentiment-train"):
         form.files.errors = ["A model is being trained already; wait for it to finish, then send these again."]
         return _sentiment_page(SentimentForm(formdata=None), form, status=409)
     jobs.submit("sentiment-train", uploads=uploads.store(sent))
@@ -476,8 +481,7 @@ def run_models_job(kind: str):
         if kind == "train" and form.errors.get("threshold"):
             return models_page(train_form=form, status=400)
         return redirect(url_for("main.models_page"))
-    busy = [j for j in map(jobs.latest_of, MODEL_JOBS) if j and j.state in jobs.ACTIVE and not jobs.is_stale(j)]
-    if not busy:
+    if not jobs.under_way_of(*MODEL_JOBS):
         params = {"threshold": form.threshold.data} if kind == "train" else {}
         jobs.submit(jobs_by_name[kind], **params)
     return redirect(url_for("main.models_page"))
