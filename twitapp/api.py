@@ -121,6 +121,8 @@ def add_user():
 @api_limit
 def delete_user(username: str):
     """Remove the account with its posts, style models and jobs: ``{"deleted": "...", "posts": N}``."""
+    if not current_app.config["ALLOW_DELETE"]:
+        abort(403, description=jobs.DELETE_OFF)
     account = find_user_or_404(username)
     try:
         handle, posts = jobs.delete_account(account.username)

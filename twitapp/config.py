@@ -88,6 +88,9 @@ def settings_from_env(instance_path: str) -> dict:
         # Served over HTTPS (on by default on Heroku, whose dynos set DYNO): redirect plain HTTP, send
         # HSTS, and keep the session cookie off plain HTTP.
         "HTTPS": flag("HTTPS", default="DYNO" in os.environ),
+        # The app has no sign-in: on a public deployment (Heroku's DYNO), anyone could delete accounts from
+        # the pages and the API, so that is off there unless turned on; `flask delete` always works.
+        "ALLOW_DELETE": flag("ALLOW_DELETE", default="DYNO" not in os.environ),
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Per client address; counted in Redis when REDIS_URL is set, so every process shares the count.
         "RATELIMIT_ENABLED": flag("RATELIMIT_ENABLED", default=True),

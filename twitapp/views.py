@@ -148,6 +148,8 @@ def import_file():
 @_limit("RATELIMIT_ADD")
 def delete_user(username: str):
     """Ask first (GET), then remove the account with its posts, style models and jobs (POST)."""
+    if not current_app.config["ALLOW_DELETE"]:
+        abort(403, description=jobs.DELETE_OFF)
     account = find_user_or_404(username)
     form = RunForm()
     busy = jobs.under_way_for(account.username) is not None
