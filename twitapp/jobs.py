@@ -20,7 +20,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -209,21 +210,29 @@ def _import_file(params: dict, report: Reporter) -> tuple[str, dict]:
     The file is a path (the CLI) or files sent through a page (``uploads``: the posts, then an archive's
     account.js if it came too), which are dropped once read, whatever the outcome.
     """
+    with _sent_through_a_page(params) as sent:
+        if "path" in params:
+            source, parsed = params["path"], archive.read_file(params["path"])
+        else:
+            (source, raw), *account_js = sent
+            parsed = archive.parse_file(raw, source, account_js[0][1] if account_js else None)
+        return _import_parsed(params, source, parsed, report)
+
+
+@contextmanager
+def _sent_through_a_page(params: dict) -> Iterator[list[tuple[str, bytes]]]:
+    """The (name, bytes) of the files a page sent for this job (none for the CLI, which passes paths);
+    they are dropped afterwards, used or refused, and no transaction is left open."""
+    ids = params.get("uploads", [])
     try:
-        return _import_parsed(params, *_import_input(params), report)
+        try:
+            sent = uploads.fetch(ids)
+        except LookupError as exc:
+            raise JobFailed(str(exc)) from None
+        yield [(upload.name, upload.content) for upload in sent]
     finally:
         db.session.rollback()
-        uploads.discard(params.get("uploads", []))
-
-
-def _import_input(params: dict) -> tuple[str, archive.ParsedArchive]:
-    if "path" in params:
-        return params["path"], archive.read_file(params["path"])
-    try:
-        posts, *rest = uploads.fetch(params.get("uploads", []))
-    except (LookupError, ValueError):
-        raise JobFailed("The uploaded files are gone (uploads are kept for a day); send them again.") from None
-    return posts.name, archive.parse_file(posts.content, posts.name, rest[0].content if rest else None)
+        uploads.discard(ids)
 
 
 def import_account(parsed: archive.ParsedArchive, handle: str, source: str, name: str | None = None) -> AccountRecord:
@@ -271,20 +280,14 @@ def _import_parsed(params: dict, path: str, parsed: archive.ParsedArchive, repor
 @handler("restore")
 def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
     """Store every account and post of an export: a path (the CLI) or a file sent through a page."""
-    try:
+    with _sent_through_a_page(params) as sent:
         if "path" in params:
             accounts = backup.read_export(params["path"])
         else:
-            try:
-                (sent,) = uploads.fetch(params.get("uploads", []))
-            except (LookupError, ValueError):
-                raise JobFailed("The uploaded file is gone (uploads are kept for a day); send it again.") from None
-            accounts = backup.parse_export(sent.content, sent.name)
+            ((name, raw),) = sent
+            accounts = backup.parse_export(raw, name)
         db.session.rollback()
         results = backup.restore_accounts(accounts, progress=report.progress)
-    finally:
-        db.session.rollback()
-        uploads.discard(params.get("uploads", []))
     added = sum(r.added for r in results)
     matched = sum(r.updated for r in results)
     message = f"Restored {len(results)} accounts: {added:,} new posts, {matched:,} already stored."
@@ -295,8 +298,9 @@ def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
 def _sentiment_train(params: dict, report: Reporter) -> tuple[str, dict]:
     """Train a sentiment model on labelled files (paths, or files sent through the page) and put it in service."""
     rows, files = [], []
-    try:
-        for name, raw in _labelled_inputs(params):
+    with _sent_through_a_page(params) as sent:
+        # From disk (the CLI), each file read once: parsed, and hashed for the record.
+        for name, raw in [(Path(p).name, archive.read_file_bytes(p)) for p in params.get("paths", [])] + sent:
             read = labelled.parse_labelled(raw, name)
             files.append({"file": name, "rows": len(read), "sha256": hashlib.sha256(raw).hexdigest()})
             rows += read
@@ -304,27 +308,12 @@ def _sentiment_train(params: dict, report: Reporter) -> tuple[str, dict]:
         model, metrics = sentiment.train(rows, progress=report.progress)
         data = {"files": files, "rows": len(rows), "dropped_duplicates_or_conflicts": dropped}
         row = sentiment.save(model, metrics, data)
-    finally:
-        db.session.rollback()
-        uploads.discard(params.get("uploads", []))  # used or refused, a page's files are not kept
     held_out, vader = metrics["held_out"]["macro_recall"], metrics["vader_held_out"]["macro_recall"]
     message = (
         f"Trained sentiment model {row.id} on {len(rows):,} texts: macro-averaged recall {held_out:.3f} on the "
         f"held-out tenth (VADER: {vader:.3f}). It is now in service."
     )
     return message, {"model": row.id, "data": data, "metrics": metrics}
-
-
-def _labelled_inputs(params: dict):
-    """(name, bytes) of each input file: read from disk (the CLI) or from the uploads table (a page)."""
-    for path in params.get("paths", []):
-        yield Path(path).name, archive.read_file_bytes(path)  # read once: parsed, and hashed for the record
-    try:
-        sent = uploads.fetch(params.get("uploads", []))
-    except LookupError as exc:
-        raise JobFailed(str(exc)) from None
-    for upload in sent:
-        yield upload.name, upload.content
 
 
 @handler("virality-train")
