@@ -108,6 +108,20 @@ def test_a_download_sent_back_through_the_home_page_is_restored_exactly(app, cli
 HEADER = b'{"format": "hypotweet-export", "version": 1}\n'
 
 
+def test_a_second_restore_waits_for_the_first_and_stores_no_file(app, client):
+    from twitapp import jobs, views
+
+    with app.app_context():
+        running = jobs.create("restore").id  # queued, not run: under way
+    response = client.post(
+        "/restore", data={"file": (io.BytesIO(HEADER), "backup.jsonl")}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 409 and "A restore is under way already" in response.get_data(as_text=True)
+    with app.test_request_context():  # a race past that check: the job under way answers, the files go
+        assert views._queue_with_files("restore", [("backup.jsonl", HEADER)]).id == running
+    assert (count_rows(app, Upload), count_rows(app, Job)) == (0, 1)
+
+
 def test_a_bad_file_sent_to_restore_is_named_and_nothing_is_stored(app, client):
     for name, content, message in [
         ("notes.jsonl", b'{"hello": 1}\n', "notes.jsonl is not a HypoTweet export"),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import Flask, current_app, render_template, request
+from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
+from . import uploads
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def handle_http_error(exc: HTTPException):
 
 
 def handle_too_large(exc: RequestEntityTooLarge):
-    limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 2**20
+    limit = uploads.limit_mb()
     return error_response(
         413,
         exc.name,

@@ -12,11 +12,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from .extensions import db
 from .models import Upload
 
 KEEP = timedelta(days=1)
+
+
+def limit_mb() -> int:
+    """The largest request this app takes (files sent through a page included), in whole megabytes."""
+    return (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 2**20
 
 
 def store(files: Sequence[tuple[str, bytes]]) -> list[int]:

@@ -80,7 +80,7 @@ def _index(
             restore_form=restore_form or RestoreForm(formdata=None),
             restore_job=_recent(jobs.latest_of("restore")),
             compare_form=compare_form,
-            max_upload_mb=current_app.config["MAX_CONTENT_LENGTH"] // 2**20,
+            max_upload_mb=uploads.limit_mb(),
             online=bool(current_app.config.get("X_BEARER_TOKEN")),
             max_chars=MAX_TEXT_CHARS,
         ),
@@ -122,7 +122,10 @@ def import_file():
     if not form.validate_on_submit():
         return _index(import_form=form, status=400)
     handle = form.username.data
-    sent = [(f.filename or "file", f.read()) for f in form.files.data or [] if f and f.filename]
+    if jobs.under_way_for(handle):
+        form.files.errors = [f"@{handle} is being fetched or imported already; send the file again when that is done."]
+        return _index(import_form=form, status=409)
+    sent = _sent(form.files)
     try:
         account_js = [f for f in sent if archive.is_account_js(f[1])]
         posts = [f for f in sent if not archive.is_account_js(f[1])]
@@ -137,11 +140,24 @@ def import_file():
     except ArchiveError as exc:
         form.files.errors = [str(exc)]
         return _index(import_form=form, status=400)
-    if jobs.under_way_for(handle):
-        form.files.errors = [f"@{handle} is being fetched or imported already; send the file again when that is done."]
-        return _index(import_form=form, status=409)
-    job = jobs.submit("import-file", handle, uploads=uploads.store(posts + account_js))
+    job = _queue_with_files("import-file", posts + account_js, handle)
     return redirect(url_for("main.user", username=job.username))
+
+
+def _sent(field) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each file chosen in a file field, single or multiple; none chosen, none listed."""
+    chosen = field.data if isinstance(field.data, list) else [field.data]
+    return [(f.filename, f.read()) for f in chosen if f and f.filename]
+
+
+def _queue_with_files(kind: str, files: list[tuple[str, bytes]], username: str | None = None) -> Job:
+    """Store the files for a job and queue it; if one of the kind was under way after all (a race), it
+    is the job answered, and these files, which it will never read, are dropped at once."""
+    ids = uploads.store(files)
+    job = jobs.submit(kind, username, uploads=ids)
+    if (job.params or {}).get("uploads") != ids:
+        uploads.discard(ids)
+    return job
 
 
 @bp.route("/user/<username>/delete", methods=["GET", "POST"])
@@ -175,21 +191,20 @@ def restore_file():
     form = RestoreForm()
     if not form.validate_on_submit():
         return _index(restore_form=form, status=400)
-    sent = form.file.data
-    try:
-        if not sent or not sent.filename:
-            raise ArchiveError(
-                "Choose the file that “Download every account and post” gave (or one flask export wrote)."
-            )
-        raw = sent.read()
-        backup.parse_export(raw, sent.filename)
-    except ArchiveError as exc:
-        form.file.errors = [str(exc)]
-        return _index(restore_form=form, status=400)
     if jobs.under_way_of("restore"):
         form.file.errors = ["A restore is under way already; send the file again when it is done."]
         return _index(restore_form=form, status=409)
-    jobs.submit("restore", uploads=uploads.store([(sent.filename, raw)]))
+    sent = _sent(form.file)
+    try:
+        if not sent:
+            raise ArchiveError(
+                "Choose the file that “Download every account and post” gave (or one flask export wrote)."
+            )
+        backup.parse_export(sent[0][1], sent[0][0])
+    except ArchiveError as exc:
+        form.file.errors = [str(exc)]
+        return _index(restore_form=form, status=400)
+    _queue_with_files("restore", sent)
     return redirect(url_for("main.index", _anchor="restore"))
 
 
@@ -325,7 +340,7 @@ def _sentiment_page(form: SentimentForm, train_form: TrainSentimentForm, result=
             job=_recent(jobs.latest_of("sentiment-train")),
             strongest=strongest or 1.0,
             max_chars=sentiment.MAX_TEXT_CHARS,
-            upload_mb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 2**20,
+            upload_mb=uploads.limit_mb(),
         ),
         status,
     )
@@ -355,7 +370,10 @@ def train_sentiment():
     form = TrainSentimentForm()
     if not form.validate_on_submit():
         return _sentiment_page(SentimentForm(formdata=None), form, status=400)
-    sent = [(f.filename or "file", f.read()) for f in form.files.data or [] if f and f.filename]
+    if jobs.under_way_of("sentiment-train"):
+        form.files.errors = ["A model is being trained already; wait for it to finish, then send these again."]
+        return _sentiment_page(SentimentForm(formdata=None), form, status=409)
+    sent = _sent(form.files)
     try:
         if not sent:
             raise sentiment.SentimentError("Choose one or more labelled files to train on.")
@@ -366,10 +384,7 @@ def train_sentiment():
     except (ArchiveError, sentiment.SentimentError) as exc:
         form.files.errors = [str(exc)]
         return _sentiment_page(SentimentForm(formdata=None), form, status=400)
-    if jobs.under_way_of("sentiment-train"):
-        form.files.errors = ["A model is being trained already; wait for it to finish, then send these again."]
-        return _sentiment_page(SentimentForm(formdata=None), form, status=409)
-    jobs.submit("sentiment-train", uploads=uploads.store(sent))
+    _queue_with_files("sentiment-train", sent)
     return redirect(url_for("main.sentiment_page") + "#training")
 
 
