@@ -56,6 +56,17 @@ def database_url(request, tmp_path):
     return normalise_database_url(request.getfixturevalue("postgres_url"))
 
 
+def forget_loaded_models() -> None:
+    """Each test has a database of its own, whose registry ids start again at 1: models a process keeps
+    by id (and caches keyed by account ids) must not carry over from the last test's database."""
+    from twitapp import generate, predict, sentiment, virality
+
+    predict.cache.clear()
+    for service in (sentiment._service, virality._service, generate._service):
+        service.clear()
+    sentiment._mix_cache.clear()
+
+
 @pytest.fixture
 def app(request, database_url, tmp_path):
     marker = request.node.get_closest_marker("app_config")
@@ -77,6 +88,7 @@ def app(request, database_url, tmp_path):
     with app.app_context():
         db.drop_all()
         db.create_all()
+    forget_loaded_models()
     yield app
     jobs.thread_worker.join()  # a job still running would find its tables gone
     with app.app_context():
