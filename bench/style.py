@@ -7,8 +7,8 @@ engine is trained on all but the newest 10% (choosing its order and discounts on
 those) and tested on the newest 10%. Printed per account and engine:
 - held-out bits per character (each post's end counts as one symbol, like a newline);
 - the mean TF-IDF cosine distance from each generated post to its nearest real post;
-- the copy rate: generated posts holding 40 consecutive characters of a real post (such drafts are drawn
-  again, so this must be 0; how many were drawn again is shown beside it);
+- the copy rate: the share of drafts holding 40 consecutive characters of a real post (such drafts are
+  drawn again, so none is among the generated posts; how many were drawn again is shown beside it);
 - style fidelity: the share of generated posts that the app's author attribution, fitted on the real
   posts of that account and of three others (drawn with a fixed seed), gives back to that account.
 Beside the engine, a plain interpolated Kneser-Ney 8-gram with one discount of 0.75 is scored on the same

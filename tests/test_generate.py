@@ -11,7 +11,7 @@ from tests.conftest import count_rows
 from twitapp import generate, jobs
 from twitapp.extensions import db
 from twitapp.ingest import import_tweets
-from twitapp.models import ModelVersion
+from twitapp.models import ModelVersion, Tweet, User
 from twitapp.records import AccountRecord, PostRecord
 
 PARTS = {
@@ -201,6 +201,13 @@ def test_the_api_writes_posts_and_explains_what_it_refuses(app, client, writers)
     ]:
         response = client.post("/api/users/coder/generate", json=request)
         assert response.status_code == 400 and message in response.get_json()["message"], request
+    # An opening that already repeats a real post could only give copies: said at once, not 200 tries later.
+    with app.app_context():
+        coder = sa.select(User.id).where(User.username == "coder").scalar_subquery()
+        real = db.session.scalars(sa.select(Tweet.text).where(Tweet.user_id == coder).limit(1)).one()
+    response = client.post("/api/users/coder/generate", json={"opening": real[:60]})
+    assert response.status_code == 400
+    assert "repeats 40 or more characters of a real post" in response.get_json()["message"]
 
 
 def test_training_again_retires_the_old_model_and_a_damaged_one_is_never_loaded(app, client, writers):
@@ -238,7 +245,9 @@ def test_the_cli_trains_writes_and_evaluates(app, runner, writers):
     assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 2
     result = runner.invoke(args=["generate", "evaluate", "commuter", "--count", "20"])
     assert result.exit_code == 0, result.output
-    assert "held-out bits per character" in result.output and "copy rate 0%" in result.output
+    assert "held-out bits per character" in result.output
+    drafts = re.search(r"copy rate (\d+)% of drafts repeated 40 characters .* \((\d+) drawn again", result.output)
+    assert drafts and (int(drafts.group(1)) > 0) == (int(drafts.group(2)) > 0)
     fidelity = int(re.search(r"style fidelity (\d+)%", result.output).group(1))
     assert fidelity >= 70 and "among it and @baker, @coder" in result.output
     assert runner.invoke(args=["generate", "write", "nobody"]).exit_code != 0

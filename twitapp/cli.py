@@ -421,7 +421,10 @@ def generate_evaluate(username: str, against: tuple[str, ...], count: int, engin
     click.echo(f"  {shape}, held-out bits per character {figures['bits_per_char']:.3f}")
     click.echo(f"  {figures['generated']} generated posts at temperature {figures['temperature']}:")
     click.echo(f"    mean TF-IDF cosine distance to the nearest real post {figures['distance']:.3f}")
-    click.echo(f"    copy rate {figures['copy_rate']:.0%} ({figures['copies_drawn_again']} copies drawn again)")
+    click.echo(
+        f"    copy rate {figures['copy_rate']:.0%} of drafts repeated 40 characters of a real post "
+        f"({figures['copies_drawn_again']} drawn again; none is among the posts)"
+    )
     if "fidelity" in figures:
         others = ", ".join(f"@{h}" for h in figures["against"])
         click.echo(f"    style fidelity {figures['fidelity']:.0%} (attributed back among it and {others})")

@@ -492,7 +492,8 @@ class CopyIndex:
         if len(text) < self.run or not len(self.hashes):
             return False
         mine = np.array([hash(text[i : i + self.run]) for i in range(len(text) - self.run + 1)], dtype=np.int64)
-        return bool(np.isin(mine, self.hashes).any())
+        at = np.minimum(np.searchsorted(self.hashes, mine), len(self.hashes) - 1)  # hashes are sorted
+        return bool((self.hashes[at] == mine).any())
 
 
 def draw(
@@ -557,7 +558,8 @@ def judge(
 ) -> dict:
     """The four figures for an account's posts (oldest first): train on all but the newest tenth (with
     ``pool``, other accounts' posts to mix in), then held-out bits per character, mean distance of generated
-    posts to the real ones, copy rate, and (with ``others``) style fidelity among the account and the others."""
+    posts to the real ones, the share of drafts that copied a real post, and (with ``others``) style fidelity
+    among the account and the others."""
     texts = [t for t in (normalise(p) for p in posts) if t]
     cut = int(len(texts) * (1 - HELD_OUT))
     model, chosen = fit(texts[:cut], engine=engine, pool=pool)
@@ -568,7 +570,8 @@ def judge(
         "bits_per_char": round(model.bits_per_char(texts[cut:]), 4),
         "generated": len(generated),
         "distance": round(float(np.mean(distances(generated, texts[:cut]))), 4),
-        "copy_rate": round(sum(map(index.copies, generated)) / max(len(generated), 1), 4),
+        # The share of drafts that repeated a real post (they were drawn again, so none is among the posts).
+        "copy_rate": round(rejected / max(len(generated) + rejected, 1), 4),
         "copies_drawn_again": rejected,
     }
     if others:
@@ -771,6 +774,11 @@ def write_like(
         return CopyIndex([normalise(t) for t in [*own, *lent]])
 
     index = _service.copy_index(row, learned_from)
+    if index.copies(opening):
+        raise StyleError(
+            f"The opening repeats {COPY_RUN} or more characters of a real post, so every draft would copy it; "
+            "shorten it or change it."
+        )
     posts, _ = draw(model, index, count=count, temperature=temperature, opening=opening, seed=seed)
     return posts, row
 
