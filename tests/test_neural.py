@@ -28,7 +28,7 @@ def test_the_lstm_learns_stops_early_and_survives_storage(torch):
     posts = voice_posts("baker", 120)
     model, history = neural.LSTMModel.train(posts[:100], posts[100:], max_epochs=6)
     bits = history["held_out_bits"]
-    assert bits[history["best_epoch"] - 1] == min(bits) and bits[-1] < bits[0]
+    assert bits[history["best_epoch"] - 1] <= min(bits) + 1e-4 and bits[-1] < bits[0]  # kept: the best, to 1e-4
     assert model.bits_per_char(posts[100:]) == pytest.approx(min(bits), abs=1e-3)  # the best epoch was kept
     restored = neural.LSTMModel.from_bytes(model.to_bytes())
     assert restored.bits_per_char(posts[100:]) == pytest.approx(model.bits_per_char(posts[100:]), abs=1e-6)
@@ -42,6 +42,7 @@ def test_an_account_can_be_written_like_with_the_lstm(app, client, runner, write
     assert "Trained a style model of @coder on 80 posts: an LSTM" in result.output
     body = client.post("/api/users/coder/generate", json={"count": 2}).get_json()
     assert body["model"]["params"]["engine"] == "lstm" and 1 <= len(body["posts"]) <= 2
+    assert body["model"]["metrics"]["epochs"] <= 4  # the fixture's MAX_EPOCHS counts
     page = client.get("/user/coder").get_data(as_text=True)
     assert "(an LSTM," in page and '<option value="lstm">' in page
 

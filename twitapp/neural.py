@@ -126,16 +126,19 @@ class LSTMModel:
         held_out: Sequence[str],
         progress: Callable[[int, int, str], None] | None = None,
         seed: int = 0,
-        max_epochs: int = MAX_EPOCHS,
+        max_epochs: int | None = None,
     ) -> tuple[LSTMModel, dict]:
-        """Fit on ``posts``, stopping when ``held_out`` stops improving; returns the best epoch's model."""
+        """Fit on ``posts``, stopping when ``held_out`` stops improving; returns the best epoch's model.
+
+        ``max_epochs``: MAX_EPOCHS unless given (read when called, so a setting changed later counts)."""
+        max_epochs = max_epochs or MAX_EPOCHS
         torch = _torch()
         torch.manual_seed(seed)
         alphabet = "".join(sorted({c for post in [*posts, *held_out] for c in post}))
         model = cls(alphabet, _network(len(alphabet) + 4))
         optimiser = torch.optim.RMSprop(model.network.parameters(), lr=LEARNING_RATE)
         rng = np.random.default_rng(seed)
-        best, best_state, history, stale = float("inf"), None, [], 0
+        best, best_state, best_epoch, history, stale = float("inf"), None, 0, [], 0
         for epoch in range(1, max_epochs + 1):
             model.network.train()
             for inputs, targets in model._batches(posts, shuffle=rng):
@@ -148,8 +151,8 @@ class LSTMModel:
             history.append(round(bits, 4))
             if progress is not None:
                 progress(epoch, max_epochs, f"Epoch {epoch}: {bits:.3f} bits per character on held-out posts.")
-            if bits < best - 1e-4:
-                best, stale = bits, 0
+            if bits < best - 1e-4:  # the weights kept, and the epoch reported, are the same epoch's
+                best, best_epoch, stale = bits, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.network.state_dict().items()}
             else:  # no better: go on from the best weights with half the step, PATIENCE times at most
                 stale += 1
@@ -159,7 +162,7 @@ class LSTMModel:
                 for group in optimiser.param_groups:
                     group["lr"] /= 2
         model.network.load_state_dict(best_state)
-        return model, {"epochs": len(history), "best_epoch": int(np.argmin(history)) + 1, "held_out_bits": history}
+        return model, {"epochs": len(history), "best_epoch": best_epoch, "held_out_bits": history}
 
     def sample(self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "") -> str:
         from .generate import MAX_POST_CHARS, _cut
