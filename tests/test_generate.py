@@ -77,7 +77,23 @@ def test_every_next_character_distribution_sums_to_one():
         ids = [model.index.get(c, generate.UNK) for c in text]
         for cut in rng.integers(0, len(ids), 4):
             p = model.next_distribution(ids[:cut])
-            assert p.sum() == pytest.approx(1.0) and p[generate.BOS] == 0 and (p >= 0).all()
+            assert (p >= 0).all() and p[generate.BOS] == p[generate.UNK] == 0 and p.sum() == pytest.approx(1.0)
+
+
+def test_drawing_and_scoring_give_each_character_the_same_probability():
+    """Drawing (next_distribution, one context for every symbol) and scoring (probabilities, every symbol
+    of a post at once) compute the blend apart; they must agree, less the start and unknown symbols'
+    share, which drawing removes."""
+    model = generate.CharModel.train(voice_posts("baker", 60), order=6)
+    for post in [*voice_posts("baker", 3, seed=9), *voice_posts("commuter", 2)]:  # seen and unseen contexts
+        scored = model.probabilities([post])
+        ids = [model.index.get(c, generate.UNK) for c in post] + [generate.EOS]
+        for i, symbol in enumerate(ids):
+            if symbol == generate.UNK:
+                continue
+            drawn = model.next_distribution(ids[:i])[symbol]
+            assert drawn == pytest.approx(scored[i], rel=0.05), (post, i)  # the removed share is small
+            assert drawn >= scored[i] * (1 - 1e-9)  # removing a share can only raise the others
 
 
 def test_bits_per_character_are_honest_and_survive_storage():
