@@ -201,6 +201,8 @@ def test_the_api_writes_posts_and_explains_what_it_refuses(app, client, writers)
     response = client.post("/api/users/coder/generate", json={})
     assert response.status_code == 409 and "No style model of @coder" in response.get_json()["message"]
     assert client.post("/api/users/nobody/generate", json={}).status_code == 404
+    broken = client.post("/api/users/coder/style", data='{"engine": "lstm"', content_type="application/json")
+    assert broken.status_code == 400 and "Send a JSON object" in broken.get_json()["message"]  # not a silent default
     started = client.post("/api/users/coder/style")
     assert started.status_code == 202
     jobs.thread_worker.join()
