@@ -313,8 +313,16 @@ def read_file(path: str | Path) -> ParsedArchive:
     For an X archive's tweets.js, the account.js beside it (when there) names the account.
     """
     path = Path(path)
+    raw = read_file_bytes(path)
     account_js = path.with_name("account.js")
-    return parse_file(read_file_bytes(path), path.name, account_js.read_bytes() if account_js.is_file() else None)
+    beside = is_tweets_js(raw) and account_js.is_file()  # only an export's tweets.js has one to read
+    return parse_file(raw, path.name, read_file_bytes(account_js) if beside else None)
+
+
+def is_tweets_js(raw: bytes) -> bool:
+    """Whether these bytes start like an X archive's data file other than account.js (tweets.js)."""
+    head = raw[:200].decode("utf-8-sig", errors="replace")
+    return bool(_YTD_PREFIX.match(head)) and not _ACCOUNT_PREFIX.match(head)
 
 
 def is_account_js(raw: bytes) -> bool:

@@ -117,11 +117,6 @@ def read_export(path: str | Path) -> list[SavedAccount]:
     return parse_export(read_file_bytes(path), str(path))
 
 
-def is_export(raw: bytes) -> bool:
-    """Whether these bytes start like a HypoTweet export (its first line names the format)."""
-    return f'"format": "{FORMAT}"' in raw[:200].decode("utf-8", errors="replace")
-
-
 def parse_export(raw: bytes, name: str) -> list[SavedAccount]:
     """An export's accounts and posts from its bytes (a file's, or one sent through a page), all checked."""
     rows = list(json_lines(decode_utf8(raw, Path(name))))
@@ -185,11 +180,6 @@ def _post(value: object, where: str) -> PostRecord:
     return post_record(
         where, value.get("id"), value.get("text"), value.get("created_at"), value.get("lang"), media, **counts
     )
-
-
-def restore(path: str | Path, progress: Callable[[int, int, str], None] | None = None) -> list[IngestResult]:
-    """Store every account and post of an export file; what is already stored is matched, not duplicated."""
-    return restore_accounts(read_export(path), progress)
 
 
 def restore_accounts(

@@ -237,7 +237,8 @@ def evaluate(usernames: tuple[str, ...]) -> None:
     labels = [names[uid] for uid in trust.classes]
     click.echo(f"Held-out accuracy: {trust.accuracy:.1%} on {trust.tested} newest posts (chance {1 / len(users):.1%}).")
     width = max(len(label) for label in [*labels, "true \\ predicted"]) + 2
-    cells = [len(label) + 2 for label in labels]  # each predicted column as wide as its whole name
+    widest_count = len(str(trust.confusion.max()))
+    cells = [max(len(label), widest_count) + 2 for label in labels]  # whole names, and room for the counts
     click.echo(
         "true \\ predicted".ljust(width)
         + "".join(name.rjust(c) for name, c in zip(labels, cells, strict=True))
