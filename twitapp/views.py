@@ -323,8 +323,11 @@ def compare():
     return render_template("result.html", prediction=prediction)
 
 
-def _sentiment_page(form: SentimentForm, train_form: TrainSentimentForm, result=None, status: int = 200):
-    row, _ = sentiment.in_service()
+def _sentiment_page(
+    form: SentimentForm, train_form: TrainSentimentForm, result=None, status: int = 200, scored_by=None
+):
+    # The model named is the one that scored the text (None: VADER), else the one in service now.
+    row = scored_by if result is not None else sentiment.in_service()[0]
     strongest = max((abs(v) for _, v in result.words), default=0.0) if result else 0.0
     history = db.session.scalars(
         sa.select(SentimentModel).order_by(SentimentModel.id.desc()).limit(MODEL_HISTORY)
@@ -351,16 +354,16 @@ def _sentiment_page(form: SentimentForm, train_form: TrainSentimentForm, result=
 def sentiment_page():
     """Type a text, see its label, a score bar and the words that drove it; train a model on your files."""
     form = SentimentForm()
-    result, status = None, 200
+    result, scored_by, status = None, None, 200
     if form.validate_on_submit():
         try:
-            _, _, (result,) = sentiment.analyse([form.text.data or ""])
+            _, scored_by, (result,) = sentiment.analyse([form.text.data or ""])
         except sentiment.SentimentError as exc:
             form.text.errors.append(str(exc))
             status = 400
     elif form.is_submitted():
         status = 400
-    return _sentiment_page(form, TrainSentimentForm(formdata=None), result, status)
+    return _sentiment_page(form, TrainSentimentForm(formdata=None), result, status, scored_by)
 
 
 @bp.post("/sentiment/train")
