@@ -15,6 +15,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, NumberRange, Optional, Regexp
 
 from .archive import USERNAME_RE
+from .generate import DEFAULT_TEMPERATURE
 
 
 def _username(label: str, missing: str) -> StringField:
@@ -99,5 +100,5 @@ class TrainViralityForm(FlaskForm):
 class WriteForm(FlaskForm):
     """How to draw posts in an account's voice; the rules live in ``generate`` (shared with the API)."""
 
-    temperature = DecimalRangeField("Temperature", places=1, default=0.7)
+    temperature = DecimalRangeField("Temperature", places=1, default=DEFAULT_TEMPERATURE)
     opening = StringField("Start with (optional)")
