@@ -77,7 +77,7 @@ def main() -> None:
                 seconds = time.perf_counter() - started
                 rows.append((name, virality.evaluate(model.probabilities(test), truth), seconds))
             for name, m, seconds in rows:
-                auc = f"{m['roc_auc']:.3f}" if m["roc_auc"] is not None and name != "majority" else "0.500"
+                auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"  # constant scores give 0.500
                 print(f"  {name:<14} {m['accuracy']:>9.3f} {m['balanced_accuracy']:>9.3f} {auc:>8} {seconds:>6.1f}")
 
 
