@@ -184,7 +184,7 @@ def test_a_damaged_champion_is_not_served_and_its_successor_says_why(app, client
         db.session.commit()
     virality._service.clear()
     response = client.post("/api/virality", json={"text": "Giveaway"})
-    assert response.status_code == 503  # never unpickled: its bytes do not match their hash
+    assert response.status_code == 503  # never loaded: its bytes do not match their hash
     result = runner.invoke(args=["virality", "train"])
     assert result.exit_code == 0 and "The champion's stored model could not be loaded" in result.output
     assert versions(app) == [(1, "retired", True), (2, "champion", True)]

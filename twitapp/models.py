@@ -139,9 +139,10 @@ class Job(db.Model):
 
 
 class SentimentModel(db.Model):
-    """A trained sentiment model: its pickled bytes with their hash, what it learned from, how it scored.
+    """A trained sentiment model: its bytes with their hash, what it learned from, how it scored.
 
-    The newest row whose bytes still match ``sha256`` is in service; older rows stay as the history.
+    The bytes are arrays and text (artefacts.py), never a pickle. The newest row of the current ``format``
+    whose bytes still match ``sha256`` and read back as a model is in service; older rows stay as the history.
     """
 
     __tablename__ = "sentiment_models"

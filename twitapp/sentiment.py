@@ -5,7 +5,8 @@
 - A trained model: a multinomial logistic regression over word unigrams and bigrams (words after a
   negation marked, so "not good" differs from "good"), character n-grams within words, and VADER's own
   four scores as features. ``flask sentiment train`` fits it on labelled files and stores it, versioned,
-  in the database; the service uses the newest stored model whose bytes still match their hash.
+  in the database as arrays and text (artefacts.py: never a pickle, so a stored row is data, never code);
+  the service uses the newest stored model whose bytes match their hash and read back whole.
 
 Both give a label (negative / neutral / positive), a score from -1 to 1, and what each word contributed.
 """
@@ -13,10 +14,8 @@ Both give a label (negative / neutral / positive), a score from -1 to 1, and wha
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
 import itertools
-import pickle
+import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from sklearn.preprocessing import normalize
 from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
 from vaderSentiment.vaderSentiment import normalize as vader_normalize
 
+from . import artefacts
 from .extensions import db
 from .labelled import LABELS, LabelledText
 from .models import SentimentModel, Tweet
@@ -47,12 +47,17 @@ VADER_POSITIVE, VADER_NEGATIVE = 0.05, -0.05
 C = 0.25
 HOLDOUT = 0.1
 GRAM_CACHE_WORDS = 50_000  # distinct words whose n-gram columns are remembered (some 30 MB at most)
-MODEL_FORMAT = 1  # bump when TrainedModel's pickled layout changes; older rows are then ignored
+# Bump when TrainedModel's stored layout changes; older rows are then ignored. Format 1 was a pickle, which
+# is never read: such a model must be trained again.
+MODEL_FORMAT = 2
 
 _TOKEN = re.compile(r"[#@]?\w+(?:'\w+)?|[^\w\s]")
 _NEGATIONS = frozenset(("not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without"))
 _NEGATIONS |= frozenset(("cannot", "cant", "dont", "wont", "isnt", "wasnt", "arent", "aint"))
 _CLAUSE_END = frozenset(".,!?;:")
+
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -276,8 +281,26 @@ class TrainedModel:
             grams.clear()
         return grams
 
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_grams", "_analyzer")}  # caches, not the model
+    def to_bytes(self) -> bytes:
+        """The fitted model as data: the vectorizers' terms and idf, the regression's arrays (no caches)."""
+        words, words_meta = artefacts.vectorizer_parts("words", self.words)
+        chars, chars_meta = artefacts.vectorizer_parts("chars", self.chars)
+        arrays = {**words, **chars, **artefacts.classifier_parts("classifier", self.classifier)}
+        return artefacts.pack(arrays, {"kind": "sentiment", "words": words_meta, "chars": chars_meta})
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> TrainedModel:
+        """A model from ``to_bytes``'s bytes; ArtefactError when they are anything else."""
+        arrays, meta = artefacts.unpack(blob)
+        artefacts.check(meta.get("kind") == "sentiment", "not a sentiment model")
+        model = cls()
+        artefacts.restore_vectorizer("words", model.words, arrays, meta)
+        artefacts.restore_vectorizer("chars", model.chars, arrays, meta)
+        n_features = len(model.words.vocabulary_) + len(model.chars.vocabulary_) + 4  # and VADER's four scores
+        artefacts.restore_classifier("classifier", model.classifier, arrays, n_features)
+        classes = set(model.classifier.classes_.tolist())
+        artefacts.check({"positive", "negative"} <= classes <= set(LABELS), f"not sentiment labels: {sorted(classes)}")
+        return model
 
     def _contributions(
         self, texts: Sequence[str], X: sp.csr_matrix, positive: int, negative: int
@@ -388,15 +411,13 @@ def train(rows: Sequence[LabelledText], progress: Callable[[int, int, str], None
 
 
 def save(model: TrainedModel, metrics: dict, data: dict) -> SentimentModel:
-    buffer = io.BytesIO()
-    pickle.dump(model, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    blob = buffer.getvalue()
+    blob = model.to_bytes()
     row = SentimentModel(
         format=MODEL_FORMAT,
         created_at=datetime.now(UTC),
         data=data,
         metrics=metrics,
-        sha256=hashlib.sha256(blob).hexdigest(),
+        sha256=artefacts.digest(blob),
         artefact=blob,
     )
     db.session.add(row)
@@ -405,12 +426,25 @@ def save(model: TrainedModel, metrics: dict, data: dict) -> SentimentModel:
     return row
 
 
+def load(row: SentimentModel) -> TrainedModel | None:
+    """The row's model, or None when its bytes do not match their hash or are not a model this code stored."""
+    if artefacts.digest(row.artefact) != row.sha256:
+        log.error("sentiment model %s does not match its hash; not loaded", row.id)
+        return None
+    try:
+        return TrainedModel.from_bytes(row.artefact)
+    except artefacts.ArtefactError as exc:
+        log.error("sentiment model %s cannot be read (%s); not loaded", row.id, exc)
+        return None
+
+
 class _Service:
     """The model in service, loaded once per process and reloaded when a newer one is stored."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loaded: tuple[tuple[int, str], TrainedModel] | None = None  # (newest id and hash), model
+        # (newest id and hash), the id of the row serving (None: no row could be loaded), its model
+        self._loaded: tuple[tuple[int, str], int | None, TrainedModel | None] | None = None
 
     def clear(self) -> None:
         with self._lock:
@@ -426,19 +460,22 @@ class _Service:
         if newest is None:
             return None, None
         with self._lock:
-            if self._loaded is not None and self._loaded[0] == tuple(newest):
-                return db.session.get(SentimentModel, newest.id), self._loaded[1]
-        # The newest row whose bytes match their hash; a damaged one is skipped, never unpickled.
+            loaded = self._loaded
+        if loaded is not None and loaded[0] == tuple(newest):
+            _, serving, model = loaded
+            return (db.session.get(SentimentModel, serving) if serving is not None else None), model
+        # The newest row that loads; a damaged or unreadable one is skipped (and remembered as such).
+        found, model = None, None
         for row in db.session.scalars(
             sa.select(SentimentModel).where(SentimentModel.format == MODEL_FORMAT).order_by(SentimentModel.id.desc())
         ):
-            if hashlib.sha256(row.artefact).hexdigest() != row.sha256:
-                continue
-            model = pickle.loads(row.artefact)
-            with self._lock:
-                self._loaded = ((newest.id, newest.sha256), model)
-            return row, model
-        return None, None
+            model = load(row)
+            if model is not None:
+                found = row
+                break
+        with self._lock:
+            self._loaded = ((newest.id, newest.sha256), found.id if found else None, model)
+        return found, model
 
 
 _service = _Service()

@@ -16,17 +16,15 @@ Versions live in the registry (``ModelVersion``, kind "virality"): one champion 
 that lost, and retired champions. ``train_and_compare`` trains a challenger on the older posts, scores it
 and the champion on the same fresh held-out posts (newer than anything either was trained on), and
 promotes it only when its ROC AUC is better by ``margin``. The champion is never removed before its
-successor is stored, so the service always has a model once it has had one.
+successor is stored, so the service always has a model once it has had one. A model is stored as arrays
+and text (artefacts.py), never as a pickle: a row of the registry is data, never code.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import math
 import os
-import pickle
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -40,6 +38,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
+from . import artefacts
 from .extensions import db
 from .models import ModelVersion, Tweet, User, find_user
 from .records import checked_text, clean_text
@@ -47,7 +46,9 @@ from .records import checked_text, clean_text
 log = logging.getLogger(__name__)
 
 KIND = "virality"
-FORMAT = 1  # bump when the pickled layout changes; older versions are then never loaded
+# Bump when the stored layout changes; older versions are then never loaded. Format 1 was a pickle, which is
+# never read: such a champion is not in service, and the next run trains its successor.
+FORMAT = 2
 MAX_TEXT_CHARS = 280
 # Posts younger than this may still gather likes: they are neither trained nor tested on.
 MATURE = timedelta(days=2)
@@ -160,6 +161,32 @@ class ViralityModel:
     def probabilities(self, posts: Sequence[Post]) -> np.ndarray:
         return self.classifier.predict_proba(self._design(posts))[:, 1]
 
+    def to_bytes(self) -> bytes:
+        """The fitted model as data: its question, the vectorizers' terms and idf, the regression's arrays."""
+        words, words_meta = artefacts.vectorizer_parts("words", self.words)
+        chars, chars_meta = artefacts.vectorizer_parts("chars", self.chars)
+        arrays = {**words, **chars, **artefacts.classifier_parts("classifier", self.classifier)}
+        meta = {"kind": KIND, "threshold": int(self.threshold), "text_only": bool(self.text_only)}
+        return artefacts.pack(arrays, {**meta, "words": words_meta, "chars": chars_meta})
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> ViralityModel:
+        """A model from ``to_bytes``'s bytes; ArtefactError when they are anything else."""
+        arrays, meta = artefacts.unpack(blob)
+        artefacts.check(meta.get("kind") == KIND, "not a virality model")
+        threshold, text_only = meta.get("threshold"), meta.get("text_only")
+        artefacts.check(type(threshold) is int and threshold >= 0, f"threshold {threshold!r} is not a count")
+        artefacts.check(isinstance(text_only, bool), "text_only is not true or false")
+        model = cls(threshold, text_only)
+        artefacts.restore_vectorizer("words", model.words, arrays, meta)
+        artefacts.restore_vectorizer("chars", model.chars, arrays, meta)
+        dense = 0 if text_only else shape_features([Post("", datetime.now(UTC))], threshold).shape[1]
+        n_features = len(model.words.vocabulary_) + len(model.chars.vocabulary_) + dense
+        artefacts.restore_classifier("classifier", model.classifier, arrays, n_features)
+        classes = model.classifier.classes_.tolist()
+        artefacts.check(classes == [0, 1], f"classes {classes} are not [0, 1]")
+        return model
+
 
 def evaluate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
     """Accuracy, balanced accuracy and ROC AUC at a 0.5 cut, beside always answering the majority class."""
@@ -222,19 +249,35 @@ def post_to_score(text: str, username: str | None = None, media: bool | None = N
 # The registry
 
 
-def _blob(model: ViralityModel) -> bytes:
-    buffer = io.BytesIO()
-    pickle.dump(model, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    return buffer.getvalue()
-
-
 def champion_row() -> ModelVersion | None:
     return ModelVersion.champion(KIND, FORMAT)
 
 
+def outdated_champion() -> ModelVersion | None:
+    """The newest champion stored in a layout this code no longer reads (a pickle, format 1), if any."""
+    return db.session.scalars(
+        sa.select(ModelVersion)
+        .where(ModelVersion.kind == KIND, ModelVersion.status == "champion", ModelVersion.format != FORMAT)
+        .order_by(ModelVersion.id.desc())
+        .limit(1)
+    ).first()
+
+
+def load(row: ModelVersion) -> ViralityModel | None:
+    """The row's model, or None when its bytes do not match their hash or are not a model this code stored."""
+    if artefacts.digest(row.artefact) != row.sha256:
+        log.error("virality model %s does not match its hash; not loaded", row.id)
+        return None
+    try:
+        return ViralityModel.from_bytes(row.artefact)
+    except artefacts.ArtefactError as exc:
+        log.error("virality model %s cannot be read (%s); not loaded", row.id, exc)
+        return None
+
+
 class _Service:
-    """The champion, unpickled once per process (only if its bytes match their hash; a damaged one is
-    remembered as such, not hashed again on every answer)."""
+    """The champion, loaded once per process (only if its bytes match their hash and read back as a model;
+    one that does not is remembered as such, not read again on every answer)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -251,11 +294,7 @@ class _Service:
         with self._lock:
             if self._loaded is not None and self._loaded[0] == row.id:
                 return row, self._loaded[1]
-        model = None
-        if hashlib.sha256(row.artefact).hexdigest() == row.sha256:
-            model = pickle.loads(row.artefact)
-        else:
-            log.error("virality model %s does not match its hash; not loaded", row.id)
+        model = load(row)
         with self._lock:
             self._loaded = (row.id, model)
         return row, model
@@ -271,7 +310,12 @@ def in_service() -> tuple[ModelVersion | None, ViralityModel | None]:
 def predict(text: str, username: str | None = None, media: bool | None = None) -> tuple[float, ModelVersion]:
     row, model = in_service()
     if model is None:
-        raise NoViralityModel("No virality model is in service yet: train one with `flask virality train`.")
+        why = ""
+        if row is not None:
+            why = " (the champion's stored model cannot be read)"
+        elif outdated_champion() is not None:
+            why = " (the champion is stored in an older format, which is no longer read, and must be trained again)"
+        raise NoViralityModel(f"No virality model is in service yet{why}: train one with `flask virality train`.")
     post = post_to_score(text, username, media=media)
     return float(model.probabilities([post])[0]), row
 
@@ -283,7 +327,8 @@ def train_and_compare(
 ) -> ModelVersion:
     """Train a challenger on the older posts, compare it with the champion on the fresh ones, promote or not.
 
-    ``threshold``: the likes a post must exceed. None keeps the champion's question; with no champion it
+    ``threshold``: the likes a post must exceed. None keeps the champion's question (that of a champion
+    stored in an older format too, which is replaced without a contest, being unreadable); with no champion it
     is 0, unless 0 leaves fewer than MIN_PER_CLASS of the held-out posts on one side (accounts whose
     every post gets likes), in which case the training posts' median is asked instead.
     """
@@ -292,16 +337,23 @@ def train_and_compare(
     posts = stored_posts()
     champion, champion_model = in_service()
     champion_id = champion.id if champion is not None else None
-    champion_threshold = champion.params.get("threshold") if champion is not None else None
-    if threshold is None and champion is not None:
+    outdated = outdated_champion() if champion is None else None
+    asked = champion if champion is not None else outdated  # an outdated champion's question still stands
+    champion_threshold = asked.params.get("threshold") if asked is not None else None
+    if threshold is None and asked is not None:
         threshold = int(champion_threshold or 0)
-    if champion is None:
+    if outdated is not None:
+        uncontested = f"The champion (version {outdated.id}) was stored in an older format, which is no longer read."
+    elif champion is None:
         uncontested = "No champion was in service."
     elif champion_threshold != threshold:
         champion_model = None  # it answers another question; the challenger replaces it without a contest
         uncontested = "The champion answered another threshold."
     else:
-        uncontested = "The champion's stored model could not be loaded (its bytes do not match their hash)."
+        uncontested = (
+            "The champion's stored model could not be loaded (its bytes do not match their hash, "
+            "or are not a model this code reads)."
+        )
     fresh_after = champion.trained_to if champion_model is not None else None
     db.session.rollback()  # all read: no transaction stays open while the model is fitted
     chosen_because = None
@@ -353,7 +405,7 @@ def train_and_compare(
         contest["reason"] = f"{chosen_because} {contest['reason']}"
     contest["promoted"] = promote
     step(3, 4, "Recording the outcome.")
-    blob = _blob(challenger)
+    blob = challenger.to_bytes()
     row = ModelVersion(
         kind=KIND,
         format=FORMAT,
@@ -364,7 +416,7 @@ def train_and_compare(
         params={"threshold": threshold, "c": C, "history": HISTORY},
         metrics=metrics,
         decision=contest,
-        sha256=hashlib.sha256(blob).hexdigest(),
+        sha256=artefacts.digest(blob),
         artefact=blob,
     )
     if promote:  # the old champion retires in the same transaction as its successor arrives
