@@ -10,15 +10,19 @@ PYTHON ?= python3
 PIPENV := $(PYTHON) -m pipenv
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Served on loopback only, nobody else can reach the app, so no sign-in is asked for; on any other
+# address operators must sign in (SIGN_IN_REQUIRED, on by default).
+SIGN_IN_REQUIRED ?= $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),0,1)
 
 .PHONY: run test install lint format bench
 .DEFAULT_GOAL := run
 
 ## run: install, migrate the database, load the demo accounts into an empty one, serve on http://127.0.0.1:5000
+## (no sign-in there: only this machine can reach it)
 run: install .env
 	$(PIPENV) run flask db upgrade
 	$(PIPENV) run flask seed-demo --if-empty
-	$(PIPENV) run flask run --host $(HOST) --port $(PORT)
+	SIGN_IN_REQUIRED=$(SIGN_IN_REQUIRED) $(PIPENV) run flask run --host $(HOST) --port $(PORT)
 
 ## test: the whole suite (SQLite, PostgreSQL and browser tests; the latter skip when their server is missing)
 test: install

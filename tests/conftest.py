@@ -69,7 +69,9 @@ def forget_loaded_models() -> None:
 
 @pytest.fixture
 def app(request, database_url, tmp_path):
-    marker = request.node.get_closest_marker("app_config")
+    settings = {}  # every app_config marker of the test, the closest winning
+    for marker in reversed(list(request.node.iter_markers("app_config"))):
+        settings.update(marker.kwargs)
     app = create_app(
         {
             "TESTING": True,
@@ -81,7 +83,8 @@ def app(request, database_url, tmp_path):
             "TWEETS_PER_USER": 400,
             "X_RETRY_BACKOFF": 0.01,
             "RATELIMIT_ENABLED": False,  # tests/test_security.py turns them on
-            **(marker.kwargs if marker else {}),
+            "SIGN_IN_REQUIRED": False,  # the local default (make run); tests/test_auth.py turns it on
+            **settings,
         }
     )
     app.instance_path = str(tmp_path / "instance")

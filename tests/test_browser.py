@@ -1,8 +1,10 @@
 """A person's path through HypoTweet in a real browser: Debian's chromium, driven by Playwright.
 
-The app runs as in production as far as a browser can tell: CSRF protection on, no X API token, the demo
-accounts loaded by the real ``flask seed-demo`` command, served over HTTP on loopback. Without a usable
-chromium the tests skip, or fail when ``REQUIRE_BROWSER=1``.
+The app runs as in production as far as a browser can tell: CSRF protection on, sign-in required (one
+operator, made with the real ``flask operator create``), no X API token, the demo accounts loaded by the
+real ``flask seed-demo`` command, served over HTTP on loopback. Tests that change what is stored sign in
+first through the form (the ``signed_in`` fixture). Without a usable chromium the tests skip, or fail
+when ``REQUIRE_BROWSER=1``.
 
 ``HYPOTWEET_SCREENSHOT=1`` also saves the compare result page to ``docs/screenshot.png`` (for the README).
 """
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 VIEWPORT = {"width": 1100, "height": 800}
+OPERATOR, OPERATOR_PASSWORD = "keeper", "lamp oil and patience"
 
 # Test 3: a text in the voice of VOICE_OF, compared against two other demo accounts. It echoes that
 # account's usual words without copying any stored post (the test checks that it is not a copy).
@@ -78,6 +81,8 @@ def browser_app(tmp_path_factory):
             "SECRET_KEY": "browser-test",
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/browser.sqlite3",
             "X_BEARER_TOKEN": None,
+            "SIGN_IN_REQUIRED": True,
+            "RATELIMIT_SIGN_IN": "1000 per minute",  # every test signs in, within the same minute
         }
     )
     app.instance_path = str(tmp / "instance")
@@ -85,6 +90,10 @@ def browser_app(tmp_path_factory):
         db.create_all()
     result = app.test_cli_runner().invoke(args=["seed-demo"])
     assert result.exit_code == 0, f"flask seed-demo failed:\n{result.output}\n{result.exception!r}"
+    made = app.test_cli_runner().invoke(
+        args=["operator", "create", OPERATOR, "--password-stdin"], input=OPERATOR_PASSWORD + "\n"
+    )
+    assert made.exit_code == 0, made.output
     yield app
     with app.app_context():
         db.session.remove()
@@ -135,7 +144,21 @@ def page(chromium, live_url):
     assert not problems, "the page had problems:\n" + "\n".join(problems)
 
 
+@pytest.fixture
+def signed_in(page):
+    """The page's browser signed in as the operator, through the sign-in form, back on the home page."""
+    sign_in(page)
+
+
 # -- helpers ----------------------------------------------------------------------------------------------
+
+
+def sign_in(page) -> None:
+    page.goto("/signin")
+    page.locator("input#name").fill(OPERATOR)
+    page.locator("input#password").fill(OPERATOR_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".account-menu")).to_contain_text(f"Signed in as {OPERATOR}")
 
 
 def post_times(page) -> list[datetime]:
@@ -275,7 +298,7 @@ def test_compare_ranks_the_imitated_voice_first(page):
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
 
-def test_error_paths_show_readable_messages(page):
+def test_error_paths_show_readable_messages(page, signed_in):
     username = sorted(demo_post_counts())[0]
     typed = "Only one account is ticked here."
 
@@ -329,10 +352,15 @@ def test_every_page_fits_a_phone_screen(page):
     page.get_by_role("button", name="Compare").click()
     page.wait_for_url("**/compare")
     assert sideways_overflow() <= 0
+    sign_in(page)  # an operator's pages carry more: who is signed in, and the forms that change things
+    for path in ("/", f"/user/{VOICE_OF}", "/sentiment", "/models", "/signin"):
+        page.goto(path)
+        assert sideways_overflow() <= 0, path
 
 
-def test_importing_an_archive_from_the_home_page_and_deleting_it(page, browser_app):
-    """A file of posts chosen in the browser is imported as a job and listed; the account can be deleted again."""
+def test_an_operator_signs_in_imports_a_file_deletes_it_and_signs_out(page, browser_app):
+    """A visitor sees no import form; signed in, a file chosen in the browser is imported as a job and listed,
+    the account can be deleted again, and after signing out the forms are gone."""
     posts = "".join(
         json.dumps(
             {
@@ -348,6 +376,18 @@ def test_importing_an_archive_from_the_home_page_and_deleting_it(page, browser_a
     )
     try:
         page.goto("/")
+        expect(page.locator("input#import-username")).to_have_count(0)
+        page.get_by_role("link", name="Operator sign-in").click()
+        page.locator("input#name").fill(OPERATOR)
+        page.locator("input#password").fill("not the password")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#sign-in .error")).to_have_text(
+            "That name and password do not match an operator of this site."
+        )
+        page.locator("input#password").fill(OPERATOR_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/$"))  # back where the link was
+        expect(page.locator(".account-menu")).to_contain_text(f"Signed in as {OPERATOR}")
         page.locator("input#import-username").fill("lighthouse_log")
         page.locator("input#import-files").set_input_files(
             files=[{"name": "posts.jsonl", "mimeType": "application/x-ndjson", "buffer": posts.encode()}]
@@ -378,6 +418,11 @@ def test_importing_an_archive_from_the_home_page_and_deleting_it(page, browser_a
         page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/$"))
         expect(page.locator(".flash")).to_have_text("Deleted @lighthouse_log and its 12 posts.")
         assert page.locator("#accounts tbody tr").count() == len(demo_post_counts())
+
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.locator(".flash")).to_have_text("Signed out.")
+        expect(page.locator("input#import-username")).to_have_count(0)
+        expect(page.get_by_role("link", name="Operator sign-in")).to_be_visible()
     finally:
         jobs.thread_worker.join()
         with browser_app.app_context():
@@ -387,7 +432,7 @@ def test_importing_an_archive_from_the_home_page_and_deleting_it(page, browser_a
             db.session.commit()
 
 
-def test_a_download_of_everything_restores_from_the_home_page(page, tmp_path):
+def test_a_download_of_everything_restores_from_the_home_page(page, signed_in, tmp_path):
     """The download link gives the export; sent back, it is checked, restored as a job, and matched post for post."""
     counts = demo_post_counts()
     page.goto("/")
@@ -405,7 +450,7 @@ def test_a_download_of_everything_restores_from_the_home_page(page, tmp_path):
     assert page.locator("#accounts tbody tr").count() == len(counts)
 
 
-def test_adding_an_account_shows_live_progress_to_the_end(page, browser_app, fake_x):
+def test_adding_an_account_shows_live_progress_to_the_end(page, signed_in, browser_app, fake_x):
     """The fetch runs as a job; the account page follows it without a reload, then shows the posts."""
     posts = [
         {"id": 7000 + i, "text": f"harbour ferry note {i}: tides, timetables and the odd seal", "like_count": i}
@@ -466,7 +511,7 @@ def forget_models(app) -> None:
         service.clear()
 
 
-def test_training_a_sentiment_model_from_the_page(page, browser_app):
+def test_training_a_sentiment_model_from_the_page(page, signed_in, browser_app):
     """Files chosen in the browser train a model as a job; the page follows it, then scores with it."""
     rows = training_rows()
     labelled_csv = "text,label\n" + "".join(f'"{text}",{label}\n' for text, label in rows)
@@ -489,7 +534,7 @@ def test_training_a_sentiment_model_from_the_page(page, browser_app):
         forget_models(browser_app)
 
 
-def test_training_and_using_the_virality_model_from_the_pages(page, browser_app):
+def test_training_and_using_the_virality_model_from_the_pages(page, signed_in, browser_app):
     """/models trains a champion as a job and charts it; /virality then scores a post with it."""
     try:
         page.goto("/virality")
@@ -510,7 +555,7 @@ def test_training_and_using_the_virality_model_from_the_pages(page, browser_app)
         forget_models(browser_app)
 
 
-def test_writing_like_an_account_from_its_page(page, browser_app):
+def test_writing_like_an_account_from_its_page(page, signed_in, browser_app):
     """Train the style model from the account page, write posts with the slider, send one to compare."""
     try:
         page.goto("/user/harborbaker")

@@ -57,14 +57,11 @@ def test_https_is_on_by_default_only_on_heroku(monkeypatch):
     assert create_app({"TESTING": True}).config["HTTPS"] is False
 
 
-def test_deleting_from_the_web_is_off_by_default_only_on_heroku(monkeypatch):
-    monkeypatch.delenv("ALLOW_DELETE", raising=False)
-    monkeypatch.delenv("DYNO", raising=False)
-    assert create_app({"TESTING": True}).config["ALLOW_DELETE"] is True
-    monkeypatch.setenv("DYNO", "web.1")
-    assert create_app({"TESTING": True}).config["ALLOW_DELETE"] is False
-    monkeypatch.setenv("ALLOW_DELETE", "1")
-    assert create_app({"TESTING": True}).config["ALLOW_DELETE"] is True
+def test_sign_in_is_required_unless_turned_off(monkeypatch):
+    monkeypatch.delenv("SIGN_IN_REQUIRED", raising=False)
+    assert create_app({"TESTING": True}).config["SIGN_IN_REQUIRED"] is True
+    monkeypatch.setenv("SIGN_IN_REQUIRED", "0")
+    assert create_app({"TESTING": True}).config["SIGN_IN_REQUIRED"] is False
 
 
 def test_on_off_settings_refuse_a_guess(monkeypatch):

@@ -325,19 +325,6 @@ def test_an_account_whose_posts_a_job_is_writing_is_not_deleted(app, client, voi
     assert count_rows(app, User) == 3
 
 
-@pytest.mark.app_config(ALLOW_DELETE=False)
-def test_where_deleting_is_off_the_pages_and_the_api_refuse_it_and_the_command_still_works(app, client, runner, voices):
-    assert "Delete this account" not in client.get("/user/baker").get_data(as_text=True)
-    for response in (
-        client.get("/user/baker/delete"),
-        client.post("/user/baker/delete"),
-        client.delete("/api/users/baker"),
-    ):
-        assert response.status_code == 403 and "ALLOW_DELETE=1" in response.get_data(as_text=True)
-    assert count_rows(app, User) == 3
-    assert runner.invoke(args=["delete", "baker", "--yes"]).exit_code == 0 and count_rows(app, User) == 2
-
-
 def test_a_style_model_in_training_does_not_stop_a_delete(app, client, voices):
     with app.app_context():
         jobs.create("style-train", "baker")

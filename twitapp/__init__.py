@@ -20,6 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
 
     register_extensions(app)
+    register_auth(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_security(app)
@@ -36,6 +37,12 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     csrf.init_app(app)
+
+
+def register_auth(app: Flask) -> None:
+    from .auth import init_app
+
+    init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,6 +7,7 @@ from flask import Blueprint, abort, current_app, request, url_for
 
 from . import generate, jobs, sentiment, topic, virality
 from .archive import ArchiveError, check_username
+from .auth import operator_required
 from .extensions import db, limiter
 from .ingest import IngestError
 from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
@@ -103,6 +104,7 @@ def predict():
 
 @bp.post("/users")
 @api_limit
+@operator_required
 def add_user():
     """``{"username": "..."}`` -> 202 and the job that fetches the account (poll its ``url``)."""
     body = json_object('{"username": "an X username"}', required="username")
@@ -119,10 +121,9 @@ def add_user():
 
 @bp.delete("/users/<username>")
 @api_limit
+@operator_required
 def delete_user(username: str):
     """Remove the account with its posts, style models and jobs: ``{"deleted": "...", "posts": N}``."""
-    if not current_app.config["ALLOW_DELETE"]:
-        abort(403, description=jobs.DELETE_OFF)
     account = find_user_or_404(username)
     try:
         handle, posts = jobs.delete_account(account.username)
@@ -251,6 +252,7 @@ def generate_posts(username: str):
 
 @bp.post("/users/<username>/style")
 @api_limit
+@operator_required
 def train_style(username: str):
     """Start training the account's style model (``{"engine": "lstm"}`` where PyTorch is installed); 202 + job."""
     account = find_user_or_404(username)

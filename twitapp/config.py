@@ -88,9 +88,9 @@ def settings_from_env(instance_path: str) -> dict:
         # Served over HTTPS (on by default on Heroku, whose dynos set DYNO): redirect plain HTTP, send
         # HSTS, and keep the session cookie off plain HTTP.
         "HTTPS": flag("HTTPS", default="DYNO" in os.environ),
-        # The app has no sign-in: on a public deployment (Heroku's DYNO), anyone could delete accounts from
-        # the pages and the API, so that is off there unless turned on; `flask delete` always works.
-        "ALLOW_DELETE": flag("ALLOW_DELETE", default="DYNO" not in os.environ),
+        # Only signed-in operators (pages) and operators' API tokens change what is stored; `make run`,
+        # which serves on 127.0.0.1 only, turns this off so a laptop needs no account.
+        "SIGN_IN_REQUIRED": flag("SIGN_IN_REQUIRED", default=True),
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Per client address; counted in Redis when REDIS_URL is set, so every process shares the count.
         "RATELIMIT_ENABLED": flag("RATELIMIT_ENABLED", default=True),
@@ -99,6 +99,7 @@ def settings_from_env(instance_path: str) -> dict:
         "RATELIMIT_ADD": os.environ.get("RATELIMIT_ADD") or "10 per minute",
         "RATELIMIT_COMPARE": os.environ.get("RATELIMIT_COMPARE") or "30 per minute",
         "RATELIMIT_API": os.environ.get("RATELIMIT_API") or "120 per minute",
+        "RATELIMIT_SIGN_IN": os.environ.get("RATELIMIT_SIGN_IN") or "5 per minute",
         # The largest request body, files sent through a page included; bigger files go through the CLI.
         "MAX_CONTENT_LENGTH": upload_limit(os.environ.get("MAX_UPLOAD_MB")),
     }

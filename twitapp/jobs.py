@@ -496,12 +496,6 @@ class Busy(Exception):
     """The account is being written by a job now; the message says to wait."""
 
 
-DELETE_OFF = (
-    "Deleting accounts from the pages and the API is turned off on this deployment (set ALLOW_DELETE=1 to "
-    "turn it on, or use flask delete)."
-)
-
-
 def delete_account(username: str) -> tuple[str, int]:
     """Delete a stored account (``ingest.delete_account``) unless a job is writing its posts now, which
     would bring it back half-made; IngestError for an unknown one, Busy for one being written."""

@@ -1,4 +1,4 @@
-"""Accounts and their posts, as stored."""
+"""Every table: accounts and their posts, jobs, uploads, trained models, and the operators who run it all."""
 
 from __future__ import annotations
 
@@ -204,3 +204,52 @@ class ModelVersion(db.Model):
         if subject is not None:
             query = query.where(cls.subject == subject)
         return db.session.scalars(query.order_by(cls.id.desc()).limit(1)).first()
+
+
+class Operator(db.Model):
+    """A person who runs this deployment: signs in to add, import, restore, export, delete and train.
+
+    ``session_token`` goes into the signed session cookie beside the id; a new one (a new password, or
+    ``flask operator signout``) ends every session signed in before.
+    """
+
+    __tablename__ = "operators"
+    __table_args__ = (sa.Index("uq_operators_name_lower", sa.func.lower(sa.column("name")), unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(50))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    session_token: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tokens: WriteOnlyMapped[ApiToken] = relationship(
+        back_populates="operator", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    # What Flask-Login asks of a user object.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_token}"
+
+    def __repr__(self) -> str:
+        return f"<Operator {self.name}>"
+
+
+class ApiToken(db.Model):
+    """A named API token of an operator. Only its SHA-256 is stored: the token is shown once, when made."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(sa.ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    operator: Mapped[Operator] = relationship(back_populates="tokens")

@@ -20,6 +20,7 @@ from flask import (
 
 from . import archive, backup, generate, jobs, labelled, neural, sentiment, topic, uploads, virality
 from .archive import ArchiveError
+from .auth import operator_required
 from .extensions import db, limiter
 from .forms import (
     AddAccountForm,
@@ -102,6 +103,7 @@ def _limit(setting: str, methods: tuple[str, ...] = ("POST",)):
 
 @bp.post("/users")
 @_limit("RATELIMIT_ADD")
+@operator_required
 def add_user():
     """Start fetching an account through the X API (a stored one gets its newer posts); watch it run."""
     form = AddAccountForm()
@@ -116,6 +118,7 @@ def add_user():
 
 @bp.post("/import")
 @_limit("RATELIMIT_ADD")
+@operator_required
 def import_file():
     """Check a file of posts now (a bad one is named at once, with its line), then store it as a job."""
     form = ImportForm()
@@ -162,10 +165,9 @@ def _queue_with_files(kind: str, files: list[tuple[str, bytes]], username: str |
 
 @bp.route("/user/<username>/delete", methods=["GET", "POST"])
 @_limit("RATELIMIT_ADD")
+@operator_required
 def delete_user(username: str):
     """Ask first (GET), then remove the account with its posts, style models and jobs (POST)."""
-    if not current_app.config["ALLOW_DELETE"]:
-        abort(403, description=jobs.DELETE_OFF)
     account = find_user_or_404(username)
     form = RunForm()
     busy = jobs.under_way_for(account.username) is not None
@@ -186,6 +188,7 @@ def delete_user(username: str):
 
 @bp.post("/restore")
 @_limit("RATELIMIT_ADD")
+@operator_required
 def restore_file():
     """Check a whole export now (a bad one is named with its line, nothing stored), then store it as a job."""
     form = RestoreForm()
@@ -210,6 +213,7 @@ def restore_file():
 
 @bp.get("/export")
 @_limit("RATELIMIT_ADD", methods=("GET",))
+@operator_required
 def export_all():
     """Every account and post as one JSONL file: what `flask export` writes and `flask restore` reads.
 
@@ -234,6 +238,7 @@ def export_all():
 
 @bp.post("/user/<username>/update")
 @_limit("RATELIMIT_ADD")
+@operator_required
 def update_user(username: str):
     """Fetch an account's newer posts, as a job shown on its page."""
     account = find_user_or_404(username)
@@ -282,6 +287,7 @@ def user(username: str):
 
 @bp.post("/user/<username>/style")
 @_limit("RATELIMIT_ADD")
+@operator_required
 def train_style(username: str):
     """Train the model that writes like this account, as a job its page follows."""
     account = find_user_or_404(username)
@@ -368,6 +374,7 @@ def sentiment_page():
 
 @bp.post("/sentiment/train")
 @_limit("RATELIMIT_ADD")
+@operator_required
 def train_sentiment():
     """Check the labelled files now (a bad one is named at once), then train on them as a job."""
     form = TrainSentimentForm()
@@ -491,6 +498,7 @@ def _auc_chart(rows: list[ModelVersion]) -> dict | None:
 
 @bp.post("/models/<kind>")
 @_limit("RATELIMIT_ADD")
+@operator_required
 def run_models_job(kind: str):
     """Start a training run (``train``) or the whole loop (``refresh``) as a job this page follows."""
     jobs_by_name = {"train": "virality-train", "refresh": "refresh"}

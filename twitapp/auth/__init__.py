@@ -1,0 +1,188 @@
+"""Operators and visitors.
+
+Operators run a deployment: they add, update, import, restore, export and delete accounts and train
+models. Visitors only ask questions of what is stored. Pages know an operator by the signed session
+cookie (Flask-Login, after ``/signin``); the JSON API only by ``Authorization: Bearer TOKEN``, never by
+the cookie, so a page on another site cannot make a signed-in browser call it (the API carries no CSRF
+token). Where ``SIGN_IN_REQUIRED`` is off (``make run`` on 127.0.0.1), every caller is an operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, request, url_for
+from flask_login import current_user
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db, login_manager
+from ..models import ApiToken, Operator
+
+bp = Blueprint("auth", __name__, template_folder="../templates")
+
+TOKEN_PREFIX = "ht_"
+# A token's last use is written at most this often, so the API is not slowed by a write per call.
+LAST_USED_EVERY = timedelta(minutes=1)
+NO_OPERATOR = (
+    "No operator account exists yet. Create one where the app runs: `flask operator create NAME` "
+    "(on Heroku: `heroku run flask operator create NAME`)."
+)
+API_NEEDS_TOKEN = (
+    "This needs an operator's API token: send the header `Authorization: Bearer TOKEN` "
+    "(`flask operator token NAME` makes one)."
+)
+API_BAD_TOKEN = "That API token is not known, or it has been revoked."
+# Compared against when the name is unknown, so a wrong name takes as long as a wrong password.
+_NOBODY = generate_password_hash(secrets.token_hex(16))
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    app.register_blueprint(bp)
+    app.context_processor(lambda: {"is_operator": is_operator, "sign_in_required": sign_in_required})
+    from .cli import operator_cli
+
+    app.cli.add_command(operator_cli)
+
+
+@login_manager.user_loader
+def load_operator(user_id: str) -> Operator | None:
+    """The operator a session cookie names, if its session token is still the operator's current one."""
+    number, _, token = user_id.partition(":")
+    if not number.isdigit() or len(number) > 18:
+        return None
+    operator = db.session.get(Operator, int(number))
+    if operator is None or not hmac.compare_digest(operator.session_token, token):
+        return None
+    return operator
+
+
+def sign_in_required() -> bool:
+    return bool(current_app.config.get("SIGN_IN_REQUIRED", True))
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def token_operator() -> Operator | None:
+    """The operator whose live API token the request carries (looked up once per request)."""
+    if "token_operator" in g:
+        return g.token_operator
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    found = None
+    token = token.strip()
+    if scheme.lower() == "bearer" and token.startswith(TOKEN_PREFIX) and len(token) <= 200:
+        digest = token_digest(token)
+        row = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)))
+        if row is not None and hmac.compare_digest(row.token_hash, digest):
+            found = row.operator
+            _note_use(row)
+    g.token_operator = found
+    return found
+
+
+def _note_use(row: ApiToken) -> None:
+    moment = datetime.now(UTC)
+    if row.last_used_at is None or moment - row.last_used_at > LAST_USED_EVERY:
+        with db.engine.begin() as connection:  # its own transaction: the request's stays its own
+            connection.execute(sa.update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=moment))
+
+
+def is_operator() -> bool:
+    """Whether this request may change what is stored."""
+    if not sign_in_required():
+        return True
+    if _is_api():
+        return token_operator() is not None
+    return bool(current_user.is_authenticated)
+
+
+def operator_name() -> str | None:
+    """Who is signed in (pages) or whose token came (API); None for a visitor or where no one signs in."""
+    if not sign_in_required():
+        return None
+    if _is_api():
+        operator = token_operator()
+        return operator.name if operator else None
+    return current_user.name if current_user.is_authenticated else None
+
+
+def operators_exist() -> bool:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Operator)) > 0
+
+
+def operator_required(view):
+    """Only operators: a visitor's page request is sent to sign in (and back), an API call gets a 401."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        if is_operator():
+            return view(*args, **kwargs)
+        if _is_api():
+            sent = request.headers.get("Authorization", "").strip()
+            abort(401, description=API_BAD_TOKEN if sent else API_NEEDS_TOKEN)
+        flash(
+            "Sign in as an operator to do that." if operators_exist() else NO_OPERATOR,
+            "error",
+        )
+        return redirect(url_for("auth.sign_in", next=_come_back_to()))
+
+    return guarded
+
+
+def _come_back_to() -> str:
+    """Where to return after signing in: the page itself for a GET, the page the form was on for a POST."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and safe_next(referrer.path):
+        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return url_for("main.index")
+
+
+def safe_next(target: str | None) -> str | None:
+    """A path on this site to go to after signing in, or None for anything that could lead elsewhere."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return None
+    return target
+
+
+def new_session_token() -> str:
+    return secrets.token_hex(16)
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)  # werkzeug's scrypt, salted
+
+
+def check_password(name: str, password: str) -> Operator | None:
+    """The operator with this name and password; None for either being wrong, in the same time."""
+    operator = find_operator(name)
+    if operator is None:
+        check_password_hash(_NOBODY, password)
+        return None
+    return operator if check_password_hash(operator.password_hash, password) else None
+
+
+def find_operator(name: str) -> Operator | None:
+    name = (name or "").strip()
+    if not name or len(name) > 50:
+        return None
+    return db.session.scalar(sa.select(Operator).where(sa.func.lower(Operator.name) == name.lower()))
+
+
+from . import routes  # noqa: E402,F401  (the routes register themselves on bp)

@@ -1,0 +1,55 @@
+"""Sign-in and sign-out pages for operators."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import login_user, logout_user
+
+from ..extensions import db, limiter
+from . import NO_OPERATOR, bp, check_password, operators_exist, safe_next, sign_in_required
+from .forms import SignInForm, SignOutForm
+
+FAILED = "That name and password do not match an operator of this site."
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_SIGN_IN"], methods=["POST"])
+def sign_in():
+    """The operator sign-in form; afterwards back to ``next`` (a path on this site only)."""
+    next_page = safe_next(request.values.get("next")) or url_for("main.index")
+    if not sign_in_required():
+        flash("No sign-in is needed here: this server lets everyone who reaches it operate it.", "success")
+        return redirect(next_page)
+    form = SignInForm()
+    status = 200
+    if form.validate_on_submit():
+        operator = check_password(form.name.data, form.password.data)
+        if operator is not None:
+            session.clear()  # nothing set before signing in (a planted session included) carries over
+            login_user(operator)
+            operator.signed_in_at = datetime.now(UTC)
+            db.session.commit()
+            flash(f"Signed in as {operator.name}.", "success")
+            return redirect(next_page)
+        form.password.errors.append(FAILED)
+        status = 400
+    elif form.is_submitted():
+        status = 400
+    return render_template(
+        "auth/signin.html",
+        form=form,
+        next_page=next_page,
+        no_operator=None if operators_exist() else NO_OPERATOR,
+    ), status
+
+
+@bp.post("/signout")
+def sign_out():
+    """Sign out (a form with its CSRF token, so another site cannot sign you out)."""
+    if SignOutForm().validate_on_submit():
+        logout_user()
+        session.clear()
+        flash("Signed out.", "success")
+    return redirect(url_for("main.index"))
