@@ -6,7 +6,7 @@ import os
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from twitapp import archive, backup, jobs
@@ -185,3 +185,68 @@ def test_nul_characters_and_lone_surrogates_are_cleaned_not_fatal(app, client, a
     with app.app_context():
         texts = sorted(db.session.scalars(sa.select(Tweet.text).where(Tweet.user_id == 999)))
     assert texts == ["lone \ufffd surrogate", "nulinside"]
+
+
+NUMBERS = st.integers(min_value=-(2**80), max_value=2**80).map(str) | st.text(max_size=12) | st.just("9" * 40)
+
+
+def test_page_numbers_and_ids_of_any_size_get_an_answer_not_a_500(app, client, voices):
+    @FUZZ
+    @given(page=NUMBERS, per_page=NUMBERS, job=st.integers(min_value=0, max_value=2**90), since=NUMBERS)
+    def fuzz(page, per_page, job, since):
+        for path, query in (
+            ("/user/baker", {"page": page}),
+            ("/api/users/baker/tweets", {"page": page, "per_page": per_page}),
+            ("/api/topic", {"q": "bread", "since_id": since}),
+            (f"/api/jobs/{job}", {}),
+        ):
+            response = client.get(path, query_string=query)
+            check(response)
+            if response.status_code >= 400:  # refused with a message a person can act on
+                message = response.get_json()["message"] if path.startswith("/api/") else response.text
+                assert "must be" in message or "There is no" in message, message
+
+    fuzz()
+
+
+def test_the_numbers_that_once_gave_a_500_get_a_4xx_saying_why(client, voices):
+    huge = "9223372036854775807"
+    for path, status, says in (
+        (f"/user/baker?page={huge}", 404, "There is no page 9,223,372,036,854,775,807 of @baker&#39;s posts."),
+        (f"/api/users/baker/tweets?page={huge}", 404, "There is no page"),
+        ("/api/users/baker/tweets?page=2", 404, "There is no page 2 of @baker's posts: there is 1."),
+        ("/api/users/baker/tweets?page=-1&per_page=abc", 400, '"page" must be a whole number from 1'),
+        ("/api/users/baker/tweets?per_page=101", 400, '"per_page" must be a whole number from 1 to 100'),
+        (f"/api/topic?q=bread&since_id={'9' * 40}", 400, '"since_id" must be a post id'),
+        ("/api/jobs/99999999999999999999999", 404, "There is no job 99999999999999999999999."),
+    ):
+        response = client.get(path)
+        assert response.status_code == status, path
+        message = response.get_json()["message"] if path.startswith("/api/") else response.text
+        assert says in message, (path, message[:300])
+
+
+@pytest.mark.parametrize("depth", [100, 1_000, 100_000])
+def test_json_nested_deep_is_refused_with_a_message(app, client, voices, depth):
+    nested = "[" * depth + "]" * depth
+    for path in ("/api/predict", "/api/sentiment", "/api/virality", "/api/users/baker/generate", "/api/users"):
+        response = client.post(path, data=nested, content_type="application/json")
+        assert response.status_code == 400, (path, depth)
+        assert response.get_json()["message"].startswith(("Send a JSON object", "The JSON is nested too deeply"))
+    with pytest.raises(archive.ArchiveError, match=r"nested too deeply|expected a JSON object"):
+        archive.read_jsonl(nested + "\n")
+    with pytest.raises(archive.ArchiveError, match=r"nested too deeply|should hold a list|expected an object"):
+        archive.read_tweets_js("window.YTD.tweets.part0 = [" + nested + "]")
+
+
+@given(depth=st.integers(min_value=0, max_value=5_000))
+@example(depth=3_000)
+@settings(max_examples=40, deadline=None, derandomize=bool(os.environ.get("CI")))
+def test_file_readers_refuse_any_nesting_depth_without_crashing(depth):
+    line = (
+        '{"id": "1", "text": "hi", "created_at": "2026-01-01T00:00:00Z", "x": ' + "[" * depth + "0" + "]" * depth + "}"
+    )
+    try:
+        archive.read_jsonl(line)
+    except archive.ArchiveError as exc:
+        assert "nested too deeply" in str(exc)

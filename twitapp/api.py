@@ -11,6 +11,7 @@ from .auth import operator_required
 from .extensions import db, limiter
 from .ingest import IngestError
 from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
+from .paging import page_of
 from .predict import PredictionError, predict_author
 from .twitter import XAPIError
 
@@ -18,6 +19,7 @@ bp = Blueprint("api", __name__)
 # One budget per client address shared by the API's routes; the job endpoint that pages poll is left out.
 api_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_API"], scope="api")
 
+PER_PAGE = 20
 MAX_PER_PAGE = 100
 
 
@@ -28,7 +30,10 @@ def json_object(example: str, required: str | None = None, optional: bool = Fals
     """
     if optional and not request.get_data():
         return {}  # no body at all; a body that is not JSON is refused like any other
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the parser gives up on arrays or objects nested some thousand deep
+        abort(400, description="The JSON is nested too deeply to read; no request needs that.")
     if not isinstance(body, dict) or (required and not isinstance(body.get(required), str)):
         abort(400, description=f"Send a JSON object: {example}.")
     return body
@@ -74,7 +79,7 @@ def users():
 def user_tweets(username: str):
     """An account's posts, newest first; ``page`` and ``per_page`` (at most 100) page through them."""
     user = find_user_or_404(username)
-    page = db.paginate(newest_posts(user), max_per_page=MAX_PER_PAGE)
+    page = page_of(newest_posts(user), f"@{user.username}'s posts", PER_PAGE, MAX_PER_PAGE)
     return {
         "user": user_json(user, page.total or 0),
         "page": page.page,
@@ -137,7 +142,7 @@ def delete_user(username: str):
 @bp.get("/jobs/<int:job_id>")
 def job(job_id: int):
     """A job's state and progress: what the pages poll."""
-    found = db.session.get(Job, job_id)
+    found = db.session.get(Job, job_id) if job_id < 2**31 else None  # larger ids are never made
     if found is None:
         abort(404, description=f"There is no job {job_id}.")
     return {**jobs.as_dict(found), "url": url_for("api.job", job_id=job_id)}
@@ -170,8 +175,8 @@ def score_sentiment():
 def topic_posts():
     """``?q=QUERY[&since_id=ID]`` -> recent posts for the query, newest first, labelled, with the mix."""
     since = request.args.get("since_id", "")
-    if since and not since.isdigit():
-        abort(400, description='"since_id" must be a post id (digits only).')
+    if since and not (since.isascii() and since.isdigit() and 0 < int(since) < 2**63):
+        abort(400, description='"since_id" must be a post id: a whole number from 1 to 9223372036854775807.')
     try:
         found = topic.recent(request.args.get("q"), int(since) if since else None)
     except topic.TopicError as exc:

@@ -28,6 +28,10 @@ _YTD_PREFIX = re.compile(r"^\s*window\.YTD\.[A-Za-z0-9_]+\.part\d+\s*=\s*")
 _ACCOUNT_PREFIX = re.compile(r"^\s*window\.YTD\.account\.part\d+\s*=")
 
 
+# Python's JSON parser gives up on arrays or objects nested about a thousand deep; no post needs more than a few.
+TOO_DEEP = "nested too deeply to be read as posts (arrays or objects inside each other hundreds of times)"
+
+
 class ArchiveError(ValueError):
     """The file cannot be imported; the message says where and why."""
 
@@ -141,6 +145,8 @@ def read_tweets_js(data: str) -> ParsedArchive:
         raise ArchiveError(
             f"tweets.js is not valid JSON after its first line: {_json_reason(exc)} at line {exc.lineno}"
         ) from None
+    except RecursionError:
+        raise ArchiveError(f"tweets.js is {TOO_DEEP}") from None
     if not isinstance(items, list):
         raise ArchiveError("tweets.js should hold a list of posts")
     parsed = ParsedArchive(posts=[])
@@ -184,7 +190,7 @@ def read_account_js(data: str) -> tuple[int, str] | None:
         items = json.loads(data[match.end() :]) if match else None
         account = items[0]["account"]
         return parse_id(account["accountId"], "account.js"), str(account["username"])
-    except (ArchiveError, json.JSONDecodeError, LookupError, TypeError):
+    except (ArchiveError, json.JSONDecodeError, LookupError, TypeError, RecursionError):
         return None
 
 
@@ -204,6 +210,8 @@ def json_lines(data: str) -> Iterator[tuple[str, dict]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ArchiveError(f"{where}, column {exc.colno}: not valid JSON ({_json_reason(exc)})") from None
+        except RecursionError:
+            raise ArchiveError(f"{where}: {TOO_DEEP}") from None
         if not isinstance(obj, dict):
             raise ArchiveError(f"{where}: expected a JSON object")
         yield where, obj

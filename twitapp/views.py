@@ -37,6 +37,7 @@ from .forms import (
 )
 from .ingest import IngestError
 from .models import Job, ModelVersion, SentimentModel, User, find_user, find_user_or_404, newest_posts, tweet_counts
+from .paging import page_of
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
 from .twitter import XAPIError
 
@@ -254,7 +255,7 @@ def _user_page(username: str, write_form: WriteForm | None = None, written=None,
         if job is None:
             find_user_or_404(username)  # answers the 404
         return render_template("pending.html", username=job["username"], job=job)
-    page = db.paginate(newest_posts(account), per_page=POSTS_PER_PAGE, max_per_page=POSTS_PER_PAGE)
+    page = page_of(newest_posts(account), f"@{account.username}'s posts", POSTS_PER_PAGE)
     can_update = bool(current_app.config.get("X_BEARER_TOKEN")) and account.source == "x"
     mix = sentiment.account_mix(account.id)
     style = generate.champion_of(account.username)  # the model itself is loaded when it writes
