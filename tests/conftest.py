@@ -59,12 +59,13 @@ def database_url(request, tmp_path):
 def forget_loaded_models() -> None:
     """Each test has a database of its own, whose registry ids start again at 1: models a process keeps
     by id (and caches keyed by account ids) must not carry over from the last test's database."""
-    from twitapp import generate, predict, sentiment, virality
+    from twitapp import generate, predict, sentiment, topic, virality
 
     predict.cache.clear()
     for service in (sentiment._service, virality._service, generate._service):
         service.clear()
     sentiment._mix_cache.clear()
+    topic._searches.clear()
 
 
 @pytest.fixture

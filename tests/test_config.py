@@ -52,6 +52,7 @@ def test_https_is_on_by_default_only_on_heroku(monkeypatch):
     monkeypatch.delenv("DYNO", raising=False)
     assert create_app({"TESTING": True}).config["HTTPS"] is False
     monkeypatch.setenv("DYNO", "web.1")
+    monkeypatch.setenv("TRUSTED_PROXIES", "1")  # Heroku's router (required there)
     assert create_app({"TESTING": True}).config["HTTPS"] is True
     monkeypatch.setenv("HTTPS", "0")
     assert create_app({"TESTING": True}).config["HTTPS"] is False

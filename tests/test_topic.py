@@ -1,5 +1,7 @@
 """The live topic dashboard: stored posts offline, X's recent search online, polling for newer posts."""
 
+import pytest
+
 from tests.test_pages import online
 
 
@@ -27,6 +29,7 @@ def test_offline_the_topic_is_searched_in_the_stored_posts(client, voices, add_a
     assert fresh["posts"][0]["label"] == "positive"
 
 
+@pytest.mark.app_config(TOPIC_CACHE_SECONDS=0)  # each poll asks X again
 def test_online_the_topic_comes_from_x_recent_search(client, app, fake_x):
     online(app, fake_x)
     fake_x.add_user(90, "harbourfan", "Harbour Fan", harbour_posts(1000, ["Love the #harbour at dawn", "Nothing here"]))
@@ -61,3 +64,27 @@ def test_topic_errors_are_explained(client, app, fake_x):
     fake_x.fail_next(401)
     page = client.get("/topic?q=route")
     assert page.status_code == 502 and "bearer token" in page.get_data(as_text=True)
+
+
+@pytest.mark.app_config(TOPIC_CACHE_SECONDS=60, RATELIMIT_ENABLED=True, RATELIMIT_TOPIC="2 per minute")
+def test_a_topic_from_x_is_searched_once_for_everyone_and_limited_per_address(client, app, fake_x):
+    """Every search spends the operator's X quota: visitors polling one topic share a search, and one
+    address cannot search without end."""
+    online(app, fake_x)
+    fake_x.add_user(90, "harbourfan", "Harbour Fan", harbour_posts(1000, ["Love the #harbour at dawn"]))
+    first = client.get("/api/topic?q=%23harbour").get_json()
+    again = client.get("/topic?q=%23Harbour", environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    polled = client.get(f"/api/topic?q=%23harbour&since_id={first['newest_id']}").get_json()
+    searches = [q for path, q in fake_x.requests if path.endswith("/search/recent")]
+    assert len(searches) == 1  # three answers, one search
+    assert again.status_code == 200 and "Love the #harbour at dawn" in again.get_data(as_text=True)
+    assert polled["posts"] == [] and first["posts"][0]["text"] == "Love the #harbour at dawn"
+    response = client.get("/api/topic?q=%23harbour")
+    assert response.status_code == 429 and "at most 2 per 1 minute" in response.get_json()["message"]
+    assert client.get("/topic?q=other", environ_base={"REMOTE_ADDR": "10.0.0.3"}).status_code == 200
+
+
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, RATELIMIT_TOPIC="1 per minute")
+def test_offline_a_topic_spends_no_quota_and_has_no_topic_limit(client, voices):
+    for _ in range(3):
+        assert client.get("/api/topic?q=route").status_code == 200

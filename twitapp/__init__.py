@@ -25,16 +25,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_errorhandlers(app)
     register_security(app)
     register_commands(app)
-    # Heroku's router terminates TLS and forwards one hop; trust exactly that hop's headers.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    register_proxies(app)
     return app
 
 
 def register_extensions(app: Flask) -> None:
-    from . import models  # noqa: F401  (the tables must be known before migrate looks at them)
+    from . import (
+        database,
+        models,  # noqa: F401  (the tables must be known before migrate looks at them)
+    )
     from .extensions import csrf, db, migrate
 
     db.init_app(app)
+    # After db.init_app: its session teardown must run first (teardowns run last registered, first run).
+    database.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     csrf.init_app(app)
 

@@ -13,6 +13,7 @@ from .ingest import IngestError
 from .models import Job, ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
 from .paging import page_of
 from .predict import PredictionError, predict_author
+from .security import topic_limit
 from .twitter import XAPIError
 
 bp = Blueprint("api", __name__)
@@ -172,6 +173,7 @@ def score_sentiment():
 
 @bp.get("/topic")
 @api_limit
+@topic_limit
 def topic_posts():
     """``?q=QUERY[&since_id=ID]`` -> recent posts for the query, newest first, labelled, with the mix."""
     since = request.args.get("since_id", "")

@@ -70,6 +70,25 @@ def upload_limit(raw: str | None) -> int:
     return value * 2**20
 
 
+def trusted_proxies(raw: str | None) -> int:
+    """How many proxies in front of the app add X-Forwarded-For/-Proto (``TRUSTED_PROXIES``, default 0).
+
+    None are trusted unless configured, since a client can send those headers itself. Heroku's router is
+    one proxy, and a Heroku app that left this unset would redirect itself forever over HTTPS (it would
+    see every request as plain HTTP), so there the setting must be given.
+    """
+    if raw is None or not raw.strip():
+        if "DYNO" in os.environ:
+            raise ConfigError(
+                "TRUSTED_PROXIES is not set. On Heroku the router is one proxy: "
+                "heroku config:set TRUSTED_PROXIES=1 (0 if nothing stands in front of the app)."
+            )
+        return 0
+    if not raw.strip().isdigit() or int(raw) > 10:
+        raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies from 0 to 10, not {raw!r}.")
+    return int(raw)
+
+
 def settings_from_env(instance_path: str) -> dict:
     """The app's configuration as read from the environment at start-up."""
     return {
@@ -100,9 +119,25 @@ def settings_from_env(instance_path: str) -> dict:
         "RATELIMIT_COMPARE": os.environ.get("RATELIMIT_COMPARE") or "30 per minute",
         "RATELIMIT_API": os.environ.get("RATELIMIT_API") or "120 per minute",
         "RATELIMIT_SIGN_IN": os.environ.get("RATELIMIT_SIGN_IN") or "5 per minute",
+        # A topic read from X spends the operator's quota: limited per address, and each query's results
+        # are kept this many seconds for everyone who asks.
+        "RATELIMIT_TOPIC": os.environ.get("RATELIMIT_TOPIC") or "10 per minute",
+        "TOPIC_CACHE_SECONDS": whole_number("TOPIC_CACHE_SECONDS", default=15),
+        # Proxies whose X-Forwarded-For and -Proto are believed; X-Forwarded-Host only when also asked.
+        "TRUSTED_PROXIES": trusted_proxies(os.environ.get("TRUSTED_PROXIES")),
+        "TRUST_FORWARDED_HOST": flag("TRUST_FORWARDED_HOST", default=False),
         # The largest request body, files sent through a page included; bigger files go through the CLI.
         "MAX_CONTENT_LENGTH": upload_limit(os.environ.get("MAX_UPLOAD_MB")),
     }
+
+
+def whole_number(name: str, *, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(f"{name} must be a whole number (0 or more), not {os.environ[name]!r}.")
+    return int(raw)
 
 
 def flag(name: str, *, default: bool) -> bool:

@@ -7,12 +7,17 @@ redirected, HSTS is sent and the session cookie is marked Secure.
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+
+import click
+from flask import Flask, current_app
 from flask_limiter.errors import RateLimitExceeded
 from flask_talisman import Talisman
 
 from .errors import error_response
 from .extensions import limiter
+
+log = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
@@ -40,6 +45,32 @@ def init_app(app: Flask) -> None:
     )
     limiter.init_app(app)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
+    app.extensions["rate_limits"] = rate_limit_scope(app)
+    if app.extensions["rate_limits"] == "per process" and not app.testing and click.get_current_context(True) is None:
+        # Served by gunicorn (no flask command around it): each worker would count on its own.
+        log.warning(PER_PROCESS)
+
+
+PER_PROCESS = (
+    "Rate limits are counted in each process's memory (REDIS_URL is not set): with several gunicorn "
+    "workers or dynos, each lets the whole limit through. Set REDIS_URL to count them in one place."
+)
+
+
+def rate_limit_scope(app: Flask) -> str:
+    """Where rate limits are counted: "shared" (Redis, which every process reaches), "per process", or "off"."""
+    if not app.config.get("RATELIMIT_ENABLED", True):
+        return "off"
+    return "per process" if app.config.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory") else "shared"
+
+
+def _offline() -> bool:
+    return not current_app.config.get("X_BEARER_TOKEN")
+
+
+# A topic read from X spends the operator's quota: its own budget per address (the topic page and the API
+# share it), on top of the page's or the API's own; offline, topics are read from the database.
+topic_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_TOPIC"], scope="topic", exempt_when=_offline)
 
 
 def too_many_requests(exc: RateLimitExceeded):

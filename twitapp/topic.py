@@ -7,7 +7,10 @@ only posts newer than those already shown.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
@@ -61,14 +64,43 @@ def check_query(query: str | None) -> str:
     return checked_text(query, MAX_QUERY_CHARS, empty, TopicError, noun="A query")
 
 
+Row = tuple[str, str, str, datetime]  # post id, text, author's handle, when
+# A query's newest posts from X, and when they were fetched: every visitor polling the same topic shares
+# one search per TOPIC_CACHE_SECONDS, so the operator's X quota does not grow with the audience.
+_searches: dict[str, tuple[float, list[Row]]] = {}
+_searches_lock = threading.Lock()
+SEARCHES_KEPT = 200
+
+
+def _searched(client, query: str) -> list[Row]:
+    """The query's newest PER_POLL posts, newest first: kept ones while fresh, else X asked for what is newer."""
+    key = query.casefold()
+    with _searches_lock:
+        kept = _searches.get(key)
+    if kept is not None and time.monotonic() - kept[0] < current_app.config["TOPIC_CACHE_SECONDS"]:
+        return kept[1]
+    newest = int(kept[1][0][0]) if kept and kept[1] else None
+    with client:
+        found = client.search_recent(f"{query} -is:retweet lang:en", since_id=newest, limit=PER_POLL)
+    fresh = [(str(post.id), post.text, name, post.created_at) for post, name in found]
+    rows = sorted({row[0]: row for row in [*(kept[1] if kept else []), *fresh]}.values(), key=lambda r: -int(r[0]))
+    rows = rows[:PER_POLL]
+    with _searches_lock:
+        _searches.pop(key, None)
+        _searches[key] = (time.monotonic(), rows)
+        while len(_searches) > SEARCHES_KEPT:
+            _searches.pop(next(iter(_searches)))
+    return rows
+
+
 def recent(query: str | None, since_id: int | None = None) -> TopicPosts:
     """The newest posts for the query (after ``since_id`` when given), scored."""
     query = check_query(query)
     client = client_from_config(current_app.config)
     if client is not None:
-        with client:
-            found = client.search_recent(f"{query} -is:retweet lang:en", since_id=since_id, limit=PER_POLL)
-        rows = [(str(post.id), post.text, name, post.created_at) for post, name in found]
+        rows = _searched(client, query)
+        if since_id:
+            rows = [row for row in rows if int(row[0]) > since_id]
         source = "x"
     else:
         statement = sa.select(Tweet.id, Tweet.text, User.username, Tweet.created_at).join(User)

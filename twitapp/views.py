@@ -39,6 +39,7 @@ from .ingest import IngestError
 from .models import Job, ModelVersion, SentimentModel, User, find_user, find_user_or_404, newest_posts, tweet_counts
 from .paging import page_of
 from .predict import MAX_TEXT_CHARS, PredictionError, predict_author
+from .security import topic_limit
 from .twitter import XAPIError
 
 bp = Blueprint("main", __name__)
@@ -401,6 +402,7 @@ def train_sentiment():
 
 @bp.get("/topic")
 @_limit("RATELIMIT_COMPARE", methods=("GET",))
+@topic_limit
 def topic_page():
     """Recent posts for a hashtag or query, each labelled, with the mix; new ones appear as they come."""
     query = request.args.get("q", "")
@@ -413,7 +415,10 @@ def topic_page():
         except XAPIError as exc:
             error, status = str(exc), 502
     online = bool(current_app.config.get("X_BEARER_TOKEN"))
-    return render_template("topic.html", query=query, found=found, error=error, online=online), status
+    poll = current_app.config["TOPIC_CACHE_SECONDS"] if online else 5
+    return render_template(
+        "topic.html", query=query, found=found, error=error, online=online, poll_seconds=poll
+    ), status
 
 
 def _virality_page(form: ViralityForm, probability: float | None = None, status: int = 200):

@@ -60,10 +60,10 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
-// Live topic: poll the topic's JSON with since_id, put new posts on top, and redraw the mix.
-const TOPIC_POLL_MS = 5000;
-
+// Live topic: poll the topic's JSON with since_id, put new posts on top, and redraw the mix. The page says
+// how often anything new can arrive (data-poll-seconds: X searches are shared for that long).
 function followTopic(panel) {
+  const TOPIC_POLL_MS = 1000 * Math.max(5, Number(panel.dataset.pollSeconds) || 5);
   const list = panel.querySelector("#topic-posts");
   const status = panel.querySelector("#topic-status");
   const counts = { negative: 0, neutral: 0, positive: 0 };
