@@ -483,7 +483,9 @@ def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
     """X's recent search yields a new post while the page is open: it appears on top, and the mix follows."""
     fake_x.add_user(90, "harbourfan", "Harbour Fan")
     fake_x.add_posts("harbourfan", [{"id": 1000, "text": "Love the #harbour at dawn", "lang": "en"}])
-    browser_app.config.update(X_BEARER_TOKEN=fake_x.bearer_token, X_API_URL=fake_x.url, X_RETRY_BACKOFF=0.01)
+    browser_app.config.update(
+        X_BEARER_TOKEN=fake_x.bearer_token, X_API_URL=fake_x.url, X_RETRY_BACKOFF=0.01, TOPIC_CACHE_SECONDS=0
+    )
     try:
         page.goto("/topic?q=%23harbour")
         assert page.locator("#topic-posts li").count() == 1
@@ -497,7 +499,7 @@ def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
         since = [query.get("since_id") for path, query in fake_x.requests if path.endswith("/search/recent")]
         assert since[0] is None and "1000" in since[1:]  # only newer posts were asked for
     finally:
-        browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None)
+        browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None, TOPIC_CACHE_SECONDS=15)
 
 
 def forget_models(app) -> None:
