@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
-from . import uploads
-from .extensions import db
+from . import database, uploads
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +43,15 @@ def handle_too_large(exc: RequestEntityTooLarge):
 
 
 def handle_server_error(exc: InternalServerError):
-    # The request's transaction may be half-done; roll it back so nothing partial is committed later.
-    db.session.rollback()
+    # The request's transaction may be half-done; roll it back so nothing partial is committed later. A
+    # rollback that fails (the connection died) must not turn this page into the server's bare 500.
+    database.rollback()
     return error_response(500, exc.name, "Something went wrong on our side. Your stored data is unchanged.")
 
 
 def handle_database_unavailable(exc: sa.exc.OperationalError):
     """The database is down or restarting: say so with a 503 (try again), not a 500 (our fault)."""
-    db.session.rollback()
+    database.rollback()
     log.warning("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
     response = error_response(
         503,
