@@ -1,15 +1,100 @@
-"""A database connection that dies in the middle of a request still lets the app give its own answer."""
+"""The database under the app going wrong: a replaced SQLite file is followed, and a connection that
+dies mid-request still lets the app give its own answer."""
 
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from twitapp.config import normalise_database_url
 from twitapp.extensions import db
+from twitapp.models import User
+
+
+@pytest.fixture
+def sqlite_path(app) -> Path:
+    """The app's SQLite file; tests of what happens to that file have nothing to do on PostgreSQL."""
+    url = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("SQLite only: the test replaces, locks or freezes the database file itself")
+    return Path(url.database)
+
+
+def usernames(client) -> list[str]:
+    response = client.get("/api/users")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return sorted(user["username"] for user in response.get_json()["users"])
+
+
+def make_database(path: Path, names: list[str]) -> None:
+    """A complete database of the app's tables, holding one user per name, written at ``path``."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+    db.metadata.create_all(engine)
+    with engine.begin() as connection:
+        for i, name in enumerate(names, start=1):
+            connection.execute(sa.insert(User).values(id=500 + i, username=name, name="", source="demo"))
+    engine.dispose()
+
+
+def names_in_file(path: Path) -> list[str]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        return sorted(name for (name,) in connection.execute("SELECT username FROM users"))
+
+
+# -- the SQLite file replaced or lost under a running app ------------------------------------------------
+
+
+def test_a_file_moved_over_the_database_is_written_and_read_without_a_restart(app, client, sqlite_path, tmp_path):
+    with app.app_context():
+        db.session.add(User(id=1, username="before", source="demo"))
+        db.session.commit()
+        # Two connections in the pool, both opened on the old file.
+        with db.engine.connect() as one, db.engine.connect() as two:
+            one.execute(sa.text("SELECT 1 FROM users"))
+            two.execute(sa.text("SELECT 1 FROM users"))
+        assert db.engine.pool.checkedin() == 2
+    assert usernames(client) == ["before"]
+
+    restored = tmp_path / "restored.sqlite3"
+    make_database(restored, ["restored"])
+    os.replace(restored, sqlite_path)  # as a restore from backup does: the new file takes the old one's name
+
+    with app.app_context():
+        # Before: "attempt to write a readonly database", on every write, until a restart.
+        db.session.add(User(id=2, username="written", source="demo"))
+        db.session.commit()
+        with db.engine.connect() as one, db.engine.connect() as two:
+            seen = [sorted(c.scalars(sa.text("SELECT username FROM users"))) for c in (one, two)]
+    assert seen == [["restored", "written"]] * 2
+    assert names_in_file(sqlite_path) == ["restored", "written"]
+    assert usernames(client) == ["restored", "written"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_deleted_database_file_is_a_503_and_is_not_recreated_empty(app, client, sqlite_path, tmp_path):
+    with app.app_context():
+        db.session.add(User(id=1, username="kept", source="demo"))
+        db.session.commit()
+    assert usernames(client) == ["kept"]
+
+    os.remove(sqlite_path)
+    response = client.get("/api/users")  # before: 200 and the deleted file's rows, read from a pooled connection
+    assert response.status_code == 503 and response.get_json()["error"] == "Service Unavailable"
+    page = client.get("/")
+    assert page.status_code == 503 and "The database is not answering just now" in page.get_data(as_text=True)
+    assert client.get("/healthz").status_code == 503
+    assert not sqlite_path.exists(), "the app made a new, empty database in place of the lost one"
+
+    make_database(sqlite_path, ["put_back"])  # a restore brings the app back without a restart
+    assert usernames(client) == ["put_back"]
+    assert client.get("/healthz").status_code == 200
+
 
 # -- a PostgreSQL connection that dies in the middle of a request ------------------------------------------
 
