@@ -1,17 +1,19 @@
-"""The database under the app going wrong: a replaced SQLite file is followed, and a connection that
-dies mid-request still lets the app give its own answer."""
+"""The database under the app going wrong: /healthz says so, a replaced SQLite file is followed, and a
+connection that dies mid-request still lets the app give its own answer."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from twitapp import create_app
 from twitapp.config import normalise_database_url
 from twitapp.extensions import db
 from twitapp.models import User
@@ -45,6 +47,121 @@ def make_database(path: Path, names: list[str]) -> None:
 def names_in_file(path: Path) -> list[str]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
         return sorted(name for (name,) in connection.execute("SELECT username FROM users"))
+
+
+# -- /healthz --------------------------------------------------------------------------------------------
+
+
+def test_healthz_reads_a_table_of_the_app(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_is_503_when_the_users_table_is_missing(app, client):
+    with app.app_context():
+        cascade = " CASCADE" if db.engine.dialect.name == "postgresql" else ""
+        db.session.execute(sa.text(f"DROP TABLE users{cascade}"))
+        db.session.commit()
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "status": "error",
+        "database": "no tables: the users table is missing (is the database migrated?)",
+    }
+
+
+def test_healthz_is_503_when_the_file_is_replaced_by_an_empty_database(client, sqlite_path, tmp_path):
+    assert client.get("/healthz").status_code == 200
+    empty = tmp_path / "empty.sqlite3"
+    with sqlite3.connect(empty) as connection:
+        connection.execute("CREATE TABLE unrelated (x)")
+    os.replace(empty, sqlite_path)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["database"].startswith("no tables:")
+
+
+def test_healthz_is_503_within_seconds_when_another_connection_locks_the_database(client, sqlite_path):
+    assert client.get("/healthz").status_code == 200
+    locker = sqlite3.connect(sqlite_path, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        response = client.get("/healthz")
+        elapsed = time.monotonic() - started
+    finally:
+        locker.close()
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "locked: no write could start within 1 s"}
+    assert elapsed < 3, f"a locked database took {elapsed:.1f} s to be reported"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_is_503_when_the_file_is_made_immutable(client, sqlite_path):
+    """The tests run as root, and root writes through permission bits, so ``chmod 444`` changes nothing.
+    The immutable attribute (``chattr +i``) binds root too; it needs a filesystem that has it (ext4, xfs,
+    btrfs) and the right to set it, which a container may lack, and then this test is skipped.
+
+    The app's pooled connection was opened read-write before the file froze, so only a fresh connection
+    finds out."""
+    assert client.get("/healthz").status_code == 200
+    try:
+        frozen = subprocess.run(["chattr", "+i", str(sqlite_path)], capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        pytest.skip("chattr is not installed, so no file can be made read-only for root here")
+    if frozen.returncode != 0:
+        pytest.skip(f"this filesystem or container does not let chattr +i freeze a file: {frozen.stderr.strip()}")
+    try:
+        response = client.get("/healthz")
+    finally:
+        subprocess.run(["chattr", "-i", str(sqlite_path)], check=True, timeout=10)
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "read-only: the database file takes no writes"}
+    assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_is_503_when_the_database_is_opened_read_only(app, sqlite_path):
+    """Read-only for root without a special filesystem: SQLite's own ``mode=ro``, here in the app's URL.
+    SQLite then begins a read where a write was asked for (BEGIN IMMEDIATE succeeds), so BEGIN IMMEDIATE
+    alone would call this database writable; the check has to try a write to notice."""
+    read_only = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///file:{sqlite_path}?mode=ro&uri=true"}
+    )
+    client = read_only.test_client()
+    try:
+        assert usernames(client) == []  # it reads
+        response = client.get("/healthz")
+    finally:
+        with read_only.app_context():
+            db.engine.dispose()
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "read-only: the database file takes no writes"}
+    assert app.test_client().get("/healthz").status_code == 200  # the same file, opened read-write
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_healthz_is_503_when_postgresql_only_reads(app, client):
+    """As on a standby, or with default_transaction_read_only set: every connection here is read-only."""
+    with app.app_context():
+        engine = db.engine
+
+    def read_only(dbapi_connection, record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        dbapi_connection.commit()
+
+    sa.event.listen(engine, "connect", read_only)
+    engine.dispose()
+    try:
+        response = client.get("/healthz")
+    finally:
+        sa.event.remove(engine, "connect", read_only)
+        engine.dispose()
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "read-only: transactions here are read-only"}
+    assert client.get("/healthz").status_code == 200
 
 
 # -- the SQLite file replaced or lost under a running app ------------------------------------------------
@@ -88,7 +205,10 @@ def test_a_deleted_database_file_is_a_503_and_is_not_recreated_empty(app, client
     assert response.status_code == 503 and response.get_json()["error"] == "Service Unavailable"
     page = client.get("/")
     assert page.status_code == 503 and "The database is not answering just now" in page.get_data(as_text=True)
-    assert client.get("/healthz").status_code == 503
+    assert client.get("/healthz").get_json() == {
+        "status": "error",
+        "database": "missing: the database file cannot be opened",
+    }
     assert not sqlite_path.exists(), "the app made a new, empty database in place of the lost one"
 
     make_database(sqlite_path, ["put_back"])  # a restore brings the app back without a restart

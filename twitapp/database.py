@@ -1,4 +1,4 @@
-"""Keeping the database connections honest: a SQLite file that is replaced or lost, and a
+"""Keeping the database connections honest: the health check, a SQLite file that is replaced or lost, and a
 connection that dies in the middle of a request.
 
 SQLite keeps an open connection on the file it opened. When another file is moved over the path (a restored
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask
@@ -21,6 +21,8 @@ from .extensions import db
 
 log = logging.getLogger(__name__)
 
+# How long the health check waits for SQLite's write lock before calling the database locked.
+WRITE_TIMEOUT_S = 1.0
 _FILE_KEY = "sqlite_file"  # in a connection record's info: (st_dev, st_ino) of the file it opened
 
 
@@ -125,3 +127,86 @@ def _first_line(error: BaseException) -> str:
     orig = getattr(error, "orig", None) or error
     text = str(orig).strip()
     return text.splitlines()[0] if text else type(orig).__name__
+
+
+# -- the health check ------------------------------------------------------------------------------------
+
+
+def problem() -> str | None:
+    """What is wrong with the database, in a few words, or None when it answers, has its tables, and (on
+    SQLite) takes writes. The details go to the log, not to whoever asked."""
+    engine = db.engine
+    path = sqlite_file(engine)
+    if path is not None:
+        found = _sqlite_write_problem(engine)
+        if found:
+            return found
+    return _read_problem(engine)
+
+
+def _read_problem(engine: sa.Engine) -> str | None:
+    from .models import User
+
+    try:
+        db.session.execute(sa.select(User.id).limit(1))
+        if engine.dialect.name == "postgresql":
+            read_only, standby = db.session.execute(
+                sa.select(sa.func.current_setting("transaction_read_only"), sa.func.pg_is_in_recovery())
+            ).one()
+            if standby:
+                return "read-only: the server is a standby in recovery"
+            if read_only == "on":
+                return "read-only: transactions here are read-only"
+    except sa.exc.SQLAlchemyError as error:
+        rollback()
+        detail = _first_line(error)
+        log.warning("health check: the database did not answer a query: %s", detail)
+        if detail.startswith("no such table") or getattr(getattr(error, "orig", None), "pgcode", None) == "42P01":
+            return "no tables: the users table is missing (is the database migrated?)"
+        return "unreachable"
+    return None
+
+
+def _probe_target(engine: sa.Engine) -> str:
+    """The URI of the engine's SQLite file, opened read-write but never created."""
+    (target, *_), options = engine.dialect.create_connect_args(engine.url)
+    if options.get("uri"):
+        if "mode=" in urlsplit(target).query:
+            return target
+        return target + ("&" if "?" in target else "?") + "mode=rw"
+    return "file:" + quote(os.path.abspath(target)) + "?mode=rw"
+
+
+def _sqlite_write_problem(engine: sa.Engine) -> str | None:
+    """Start a write on a connection of its own and roll it back.
+
+    A fresh connection, because one opened before the file became read-only keeps its write access. BEGIN
+    IMMEDIATE takes the write lock (a locked database answers within WRITE_TIMEOUT_S), but on a file SQLite
+    could only open read-only it quietly begins a read instead; rewriting the header's user_version with its
+    own value is a write that fails there, and the rollback undoes it.
+    """
+    try:
+        probe = sqlite3.connect(_probe_target(engine), uri=True, timeout=WRITE_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as error:
+        return _describe_sqlite(error)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        (version,) = probe.execute("PRAGMA user_version").fetchone()
+        probe.execute(f"PRAGMA user_version = {int(version)}")
+    except sqlite3.Error as error:
+        return _describe_sqlite(error)
+    finally:
+        probe.close()  # rolls back the write that was begun
+    return None
+
+
+def _describe_sqlite(error: sqlite3.Error) -> str:
+    name = getattr(error, "sqlite_errorname", "")
+    log.warning("health check: SQLite took no write: %s (%s)", error, name or "no code")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return f"locked: no write could start within {WRITE_TIMEOUT_S:g} s"
+    if name.startswith("SQLITE_READONLY"):
+        return "read-only: the database file takes no writes"
+    if name.startswith("SQLITE_CANTOPEN"):
+        return "missing: the database file cannot be opened"
+    return "unreachable"
