@@ -72,6 +72,15 @@ def register_security(app: Flask) -> None:
     init_app(app)
 
 
+def register_proxies(app: Flask) -> None:
+    """Believe X-Forwarded-For and -Proto from exactly the configured proxies (Heroku's router is one),
+    and X-Forwarded-Host only where asked: a client can send any of them itself."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        host = hops if app.config["TRUST_FORWARDED_HOST"] else 0
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=host)  # type: ignore[method-assign]
+
+
 def register_commands(app: Flask) -> None:
     from .cli import init_app
 
