@@ -32,6 +32,7 @@ OPERATOR_PAGES = [
     ("POST", "/sentiment/train", {}),
     ("POST", "/models/train", {}),
     ("POST", "/models/refresh", {}),
+    ("POST", "/jobs/1/replace", {}),
     ("GET", "/user/baker/delete", None),
     ("POST", "/user/baker/delete", {}),
 ]

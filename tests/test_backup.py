@@ -3,7 +3,9 @@
 import io
 import json
 
+import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import FileStorage
 
 from tests.conftest import VOICES, count_rows
 from twitapp.extensions import db
@@ -37,7 +39,10 @@ def snapshot(app) -> tuple[list[tuple], list[tuple]]:
 def stored_accounts(app, add_account):
     for i, (username, texts) in enumerate(VOICES.items(), start=1):
         add_account(username, texts, account_id=i * 111, source=["demo", "archive", "x"][i - 1])
-    add_account("émile", ["Ça va? Très bien — merci! 🥐", "line one\nline two\ttabbed"], account_id=444)
+    add_account("emile", ["Ça va? Très bien — merci! 🥐", "line one\nline two\ttabbed"], account_id=444)
+    with app.app_context():
+        db.session.execute(sa.update(User).where(User.id == 444).values(name="Émile Ça"))
+        db.session.commit()
     with app.app_context():  # what an X fetch records: one post with a photo, one known without
         db.session.execute(sa.update(Tweet).where(Tweet.user_id == 444).values(has_media=False))
         db.session.execute(sa.update(Tweet).where(Tweet.id == 444_000).values(has_media=True))
@@ -52,7 +57,9 @@ def test_export_then_restore_into_an_empty_database_is_exact(app, runner, add_ac
     assert result.exit_code == 0, result.output
     assert "Exported 4 accounts and 20 posts" in result.output
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[0])["format"] == "hypotweet-export" and len(lines) == 1 + 4 + 20
+    assert json.loads(lines[0])["format"] == "hypotweet-export" and len(lines) == 1 + 4 + 20 + 1
+    end = json.loads(lines[-1])["end"]
+    assert (end["accounts"], end["posts"], len(end["sha256"])) == (4, 20, 64)
 
     assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
     assert snapshot(app) == ([], [])
@@ -79,7 +86,8 @@ def test_the_download_link_gives_the_same_file_and_it_restores_exactly(app, clie
     downloaded.write_bytes(response.get_data())
     assert runner.invoke(args=["export", str(tmp_path / "written.jsonl")]).exit_code == 0
     written = (tmp_path / "written.jsonl").read_text(encoding="utf-8").splitlines()
-    assert downloaded.read_text(encoding="utf-8").splitlines()[1:] == written[1:]  # all but the time stamp
+    # All but the time stamp, and the checksum that covers it.
+    assert downloaded.read_text(encoding="utf-8").splitlines()[1:-1] == written[1:-1]
 
     assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
     result = runner.invoke(args=["restore", str(downloaded)])
@@ -118,20 +126,29 @@ def test_a_second_restore_waits_for_the_first_and_stores_no_file(app, client):
     )
     assert response.status_code == 409 and "A restore is under way already" in response.get_data(as_text=True)
     with app.test_request_context():  # a race past that check: the job under way answers, the files go
-        assert views._queue_with_files("restore", [("backup.jsonl", HEADER)]).id == running
+        sent = FileStorage(io.BytesIO(HEADER), filename="backup.jsonl")
+        assert views._queue_with_files("restore", [sent]).id == running
     assert (count_rows(app, Upload), count_rows(app, Job)) == (0, 1)
 
 
 def test_a_bad_file_sent_to_restore_is_named_and_nothing_is_stored(app, client):
+    from twitapp import jobs
+
     for name, content, message in [
         ("notes.jsonl", b'{"hello": 1}\n', "notes.jsonl is not a HypoTweet export"),
-        ("cut.jsonl", HEADER + b'{"post": {"id": "1"}}\n', "line 2: a post before any account"),
+        ("future.jsonl", b'{"format": "hypotweet-export", "version": 9}\n', "export version 9; this app reads"),
         ("nothing.jsonl", None, "Choose the file that “Download every account and post” gave"),
     ]:
         data = {} if content is None else {"file": (io.BytesIO(content), name)}
         response = client.post("/restore", data=data, content_type="multipart/form-data")
         assert response.status_code == 400 and message in response.get_data(as_text=True), name
     assert (count_rows(app, User), count_rows(app, Upload), count_rows(app, Job)) == (0, 0, 0)
+    # Past its first line the file is read by the job, which names the line on the home page.
+    sent = {"file": (io.BytesIO(HEADER + b'{"post": {"id": "1"}}\n'), "cut.jsonl")}
+    assert client.post("/restore", data=sent, content_type="multipart/form-data").status_code == 302
+    jobs.thread_worker.join()
+    assert "line 2: a post before any account" in client.get("/").get_data(as_text=True)
+    assert (count_rows(app, User), count_rows(app, Upload)) == (0, 0)
 
 
 def test_a_malformed_export_is_refused_with_its_line_and_nothing_changes(app, runner, add_account, tmp_path):
@@ -140,13 +157,13 @@ def test_a_malformed_export_is_refused_with_its_line_and_nothing_changes(app, ru
     runner.invoke(args=["export", str(path)])
     before = snapshot(app)
     lines = path.read_text(encoding="utf-8").splitlines()
-    lines[-1] = lines[-1].replace('"created_at": "', '"created_at": "not a date ')
+    lines[-2] = lines[-2].replace('"created_at": "', '"created_at": "not a date ')  # the last post
     broken = tmp_path / "broken.jsonl"
     broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
     runner.invoke(args=["reset", "--yes"])
     result = runner.invoke(args=["restore", str(broken)])
     assert result.exit_code != 0
-    assert f"line {len(lines)}: cannot read the date" in result.output
+    assert f"line {len(lines) - 1}: cannot read the date" in result.output
     assert snapshot(app) == ([], [])  # the good accounts before the bad line were not written either
     for content, message in [
         ('{"format": "something-else"}\n', "is not a HypoTweet export"),
@@ -165,3 +182,177 @@ def test_export_to_an_unwritable_place_says_so_and_leaves_no_file(app, runner, a
     result = runner.invoke(args=["export", str(target)])
     assert result.exit_code != 0 and "Cannot write" in result.output
     assert not target.parent.exists()
+
+
+def exported(runner, tmp_path, name="backup.jsonl"):
+    path = tmp_path / name
+    result = runner.invoke(args=["export", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_an_export_of_a_database_with_imported_csv_accounts_restores_exactly(app, runner, tmp_path):
+    """Accounts imported from a CSV carry the app's own negative ids; their backup must restore too."""
+    csv = tmp_path / "posts.csv"
+    csv.write_text("id,created_at,text,like_count\n1,2024-05-01T09:00:00Z,kettle on,4\n2,2024-05-02T09:00:00Z,rain\n")
+    assert runner.invoke(args=["import", str(csv), "--username", "kettle_cam"]).exit_code == 0
+    before = snapshot(app)
+    assert before[0][0][0] < 0  # the local id
+    path = exported(runner, tmp_path)
+    runner.invoke(args=["reset", "--yes"])
+    result = runner.invoke(args=["restore", str(path)])
+    assert result.exit_code == 0, result.output
+    assert snapshot(app) == before
+
+
+def test_a_post_holding_a_line_separator_survives_the_round_trip(app, runner, add_account, tmp_path):
+    """JSON keeps U+2028 as it is; the reader must not split a line there, as str.splitlines would."""
+    add_account("sep", ["first\u2028second", "para\u2029graph"], account_id=42)
+    before = snapshot(app)
+    path = exported(runner, tmp_path)
+    runner.invoke(args=["reset", "--yes"])
+    assert runner.invoke(args=["restore", str(path)]).exit_code == 0
+    assert snapshot(app) == before
+
+
+def test_a_cut_or_changed_export_is_refused_whole(app, runner, add_account, tmp_path):
+    stored_accounts(app, add_account)
+    path = exported(runner, tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    runner.invoke(args=["reset", "--yes"])
+    cases = {
+        "no end line": (lines[:-1], "it ends before its last line, so it was cut short"),
+        "cut mid-way": (lines[:12], "it ends before its last line, so it was cut short"),
+        "cut mid-line": ([*lines[:-1], lines[-1][:20]], "not valid JSON"),
+        "a post removed": (
+            lines[:5] + lines[6:],
+            "its end line counts 4 accounts and 20 posts, but the file holds 4 and 19",
+        ),
+        "a post changed": (
+            [line.replace('"like_count": 0', '"like_count": 999999', 1) for line in lines],
+            "was changed after it was written",
+        ),
+        "more after the end": ([*lines, lines[2]], "nothing may follow the end line"),
+    }
+    for case, (content, message) in cases.items():
+        broken = tmp_path / "broken.jsonl"
+        broken.write_text("".join(content), encoding="utf-8")
+        result = runner.invoke(args=["restore", str(broken)])
+        assert result.exit_code != 0 and message in result.output, (case, result.output)
+        assert snapshot(app) == ([], []), case
+    older = tmp_path / "version-1.jsonl"  # a version 1 file has no end line, and still restores
+    older.write_text(
+        "".join([HEADER.decode(), *[line for line in lines[1:-1]]]).replace('"version": 2', '"version": 1'),
+        encoding="utf-8",
+    )
+    assert runner.invoke(args=["restore", str(older)]).exit_code == 0 and count_rows(app, Tweet) == 20
+
+
+def changed_export(path, tmp_path, change) -> str:
+    """The export at ``path`` with ``change(account, posts)`` applied and its end line written anew."""
+    import hashlib
+
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()][:-1]
+    for record in lines:
+        change(record)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines)
+    accounts = sum("account" in r for r in lines)
+    posts = sum("post" in r for r in lines)
+    end = {"end": {"accounts": accounts, "posts": posts, "sha256": hashlib.sha256(text.encode()).hexdigest()}}
+    target = tmp_path / "changed.jsonl"
+    target.write_text(text + json.dumps(end) + "\n", encoding="utf-8")
+    return str(target)
+
+
+def test_a_restore_never_renames_an_account_or_overwrites_its_counts_unless_asked(app, runner, add_account, tmp_path):
+    stored_accounts(app, add_account)
+    before = snapshot(app)
+    path = exported(runner, tmp_path)
+
+    def rewrite(record):
+        if "account" in record:
+            record["account"].update(name="Someone Else", fetched_at="2001-01-01T00:00:00+00:00")
+            if record["account"]["username"] == "commuter":
+                record["account"]["username"] = "commuter_2"
+        if "post" in record:
+            record["post"]["public_metrics"]["like_count"] = 999999
+
+    changed = changed_export(path, tmp_path, rewrite)
+    result = runner.invoke(args=["restore", changed])
+    assert result.exit_code == 0, result.output
+    assert "Restored 4 accounts: 0 new posts, 20 already stored." in result.output
+    assert "The file differs in 20 stored posts' likes, reposts or replies, 1 handle, 4 display names" in result.output
+    assert "Run again with --replace" in result.output
+    assert snapshot(app) == before  # nothing renamed, no dates or counts overwritten
+
+    asked = runner.invoke(args=["restore", changed, "--replace"], input="n\n")
+    assert "the likes, reposts or replies of 20 stored posts" in asked.output
+    assert "the handle @commuter to @commuter_2" in asked.output and asked.exit_code != 0
+    assert snapshot(app) == before  # the operator said no
+    replaced = runner.invoke(args=["restore", changed, "--replace", "--yes"])
+    assert replaced.exit_code == 0, replaced.output
+    with app.app_context():
+        likes = set(db.session.scalars(sa.select(Tweet.like_count)))
+        names = set(db.session.scalars(sa.select(User.name)))
+        assert likes == {999999} and names == {"Someone Else"}
+        assert db.session.scalar(sa.select(User.username).where(User.id == 222)) == "commuter_2"
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        ("<img src=x onerror=alert(1)>", "not a username this app stores"),
+        ("h\u0430rborbaker", "not a username this app stores"),  # a Cyrillic а
+        ("x" * 5000, "not a username this app stores"),
+        ("BAKER_", None),  # a new account whose name is fine
+        ("bak3r", None),
+        ("baker", "already stored as a different account"),
+        ("Bak" + "er".replace("e", "e"), "already stored as a different account"),
+    ],
+)
+def test_every_handle_in_a_restored_file_follows_the_rules_for_handles(
+    app, runner, add_account, tmp_path, username, message
+):
+    stored_accounts(app, add_account)
+    before = snapshot(app)
+    path = exported(runner, tmp_path)
+
+    def new_account(record):
+        if "account" in record and record["account"]["id"] == "111":
+            record["account"].update(id="5", username=username)
+        if "post" in record:
+            record["post"]["id"] = str(int(record["post"]["id"]) + 10**9)
+
+    changed = changed_export(path, tmp_path, new_account)
+    result = runner.invoke(args=["restore", changed])
+    if message is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert snapshot(app) == before
+
+
+def test_a_look_alike_of_a_stored_handle_is_refused(app, runner, add_account, tmp_path):
+    add_account("harborbaker", ["rye today"], account_id=1)
+    path = exported(runner, tmp_path)
+
+    def look_alike(record):
+        if "account" in record:
+            record["account"].update(id="2", username="harb0rbaker")
+        if "post" in record:
+            record["post"]["id"] = "999"
+
+    result = runner.invoke(args=["restore", changed_export(path, tmp_path, look_alike)])
+    assert result.exit_code != 0 and "@harb0rbaker reads like @harborbaker" in result.output
+    assert count_rows(app, User) == 1
+
+
+def test_the_download_is_read_a_page_at_a_time(app, client, add_account, monkeypatch):
+    """Pages of posts, each its own transaction: the file is the same whatever the page size."""
+    from twitapp import backup
+
+    stored_accounts(app, add_account)
+    whole = client.get("/export").get_data(as_text=True).splitlines()
+    monkeypatch.setattr(backup, "PAGE", 2)
+    paged = client.get("/export").get_data(as_text=True).splitlines()
+    assert paged[1:-1] == whole[1:-1] and len(paged) == 26

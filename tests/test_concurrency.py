@@ -42,6 +42,15 @@ def fresh_database(postgres_url):
         [sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert migrated.returncode == 0, migrated.stderr
+    operator = subprocess.run(
+        [sys.executable, "-m", "flask", "operator", "create", "ops", "--password-stdin"],
+        cwd=ROOT,
+        env=env,
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+    )
+    assert operator.returncode == 0, operator.stderr
     try:
         yield url
     finally:
@@ -97,8 +106,17 @@ def test_ten_simultaneous_adds_of_one_account_store_it_once(gunicorn, fake_x):
     fake_x.add_user(4242, "harbournews", "Harbour News", fake_posts(9000, 300))
     fake_x.delay = 0.05  # slow enough that the adds overlap
 
+    token = subprocess.run(
+        [sys.executable, "-m", "flask", "operator", "token", "ops", "--label", "test"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database, "SECRET_KEY": "concurrency-test", "FLASK_APP": "twitapp"},
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    operator = {"Authorization": f"Bearer {token}"}
+
     def add(_):
-        return requests.post(f"{url}/api/users", json={"username": "harbournews"}, timeout=30)
+        return requests.post(f"{url}/api/users", json={"username": "harbournews"}, headers=operator, timeout=30)
 
     with ThreadPoolExecutor(10) as pool:
         responses = list(pool.map(add, range(10)))

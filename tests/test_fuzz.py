@@ -171,7 +171,7 @@ def test_import_and_restore_refuse_bad_files_without_writing(app, runner, voices
 
     fuzz()
     with pytest.raises(archive.ArchiveError):
-        backup.read_export(path.with_name("absent.jsonl"))
+        backup.ExportFile.on_disk(path.with_name("absent.jsonl")).check()
 
 
 def test_nul_characters_and_lone_surrogates_are_cleaned_not_fatal(app, client, add_account, voices):

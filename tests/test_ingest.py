@@ -10,7 +10,7 @@ from tests.conftest import count_rows, make_posts
 from twitapp import embed
 from twitapp.extensions import db
 from twitapp.ingest import IngestError, import_tweets
-from twitapp.models import Tweet, User, find_user
+from twitapp.models import StagedPost, Tweet, User, find_user
 from twitapp.records import AccountRecord
 
 
@@ -29,19 +29,40 @@ def test_import_stores_account_posts_and_embeddings(app):
         np.testing.assert_allclose(embed.from_bytes(stored[0].embedding), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_reimport_dedupes_by_id_and_refreshes_metrics(app):
+def liked(**changes):
+    """make_posts' posts with other fields (their likes, say)."""
+    return lambda posts: [p.__class__(**{**{f: getattr(p, f) for f in p.__slots__}, **changes}) for p in posts]
+
+
+def test_a_file_adds_what_is_missing_and_keeps_what_is_stored(app):
+    """Reading a file again (a restore, an import) never overwrites: its other counts are only counted."""
     posts = make_posts(["alpha", "beta"], start_id=10)
     account = AccountRecord(5, "ann", "Ann")
     with app.app_context():
         import_tweets(account, posts, source="archive")
-        fresher = [p.__class__(**{**{f: getattr(p, f) for f in p.__slots__}, "like_count": 99}) for p in posts]
+        fresher = liked(like_count=999999)(posts)
         more = make_posts(["gamma"], start_id=12)
-        result = import_tweets(account, fresher + more + more, source="archive")
-        assert (result.created, result.added, result.updated, result.total) == (False, 1, 2, 3)
-        likes = db.session.scalars(sa.select(Tweet.like_count).where(Tweet.id.in_([10, 11]))).all()
-        assert likes == [99, 99]
+        result = import_tweets(AccountRecord(5, "ann", "Ann Other"), fresher + more + more, source="archive")
+        assert (result.created, result.added, result.matched, result.total) == (False, 1, 2, 3)
+        assert (result.differ, result.changed, result.kept_name, result.withheld) == (2, 0, "Ann Other", 3)
+        likes = db.session.scalars(sa.select(Tweet.like_count).where(Tweet.id.in_([10, 11])).order_by(Tweet.id)).all()
+        assert likes == [0, 1] and db.session.get(User, 5).name == "Ann"
         assert db.session.get(User, 5).newest_tweet_id == 12
-    assert count_rows(app, Tweet) == 3
+        again = import_tweets(account, posts, source="archive")  # the same file again changes nothing
+        assert (again.added, again.differ, again.withheld) == (0, 0, 0)
+    assert count_rows(app, Tweet) == 3 and count_rows(app, StagedPost) == 0
+
+
+def test_a_replace_takes_the_files_names_and_counts(app):
+    posts = make_posts(["alpha", "beta"], start_id=10)
+    with app.app_context():
+        import_tweets(AccountRecord(5, "ann", "Ann"), posts, source="archive")
+        result = import_tweets(
+            AccountRecord(5, "ann_b", "Ann B"), liked(like_count=7)(posts[:1]), source="archive", policy="replace"
+        )
+        assert (result.changed, result.differ, result.username) == (1, 0, "ann_b")
+        likes = db.session.scalars(sa.select(Tweet.like_count).order_by(Tweet.id)).all()
+        assert likes == [7, 1] and db.session.get(User, 5).name == "Ann B"
 
 
 def test_an_update_from_x_renames_the_account_and_records_its_followers(app):
@@ -49,9 +70,24 @@ def test_an_update_from_x_renames_the_account_and_records_its_followers(app):
     with app.app_context():
         import_tweets(AccountRecord(7, "old_name", "Old"), make_posts(["a demo post"], start_id=70), source="demo")
         renamed = AccountRecord(7, "new_name", "New Name", followers_count=1234)
-        import_tweets(renamed, make_posts(["a newer post"], start_id=71), source="x")
+        import_tweets(renamed, make_posts(["a newer post"], start_id=71), source="x", policy="refresh")
         user = db.session.get(User, 7)
         assert (user.username, user.name, user.source, user.followers_count) == ("new_name", "New Name", "x", 1234)
+
+
+def test_a_handle_from_a_file_must_not_read_like_another_accounts(app):
+    with app.app_context():
+        import_tweets(AccountRecord(1, "harborbaker", "Mina"), make_posts(["bread"], 1), source="archive")
+        import_tweets(AccountRecord(4, "mia", "Mia"), make_posts(["tea"], 4), source="archive")
+        for look_alike in ("harb0rbaker", "HARB0RBAKER", "rnia"):
+            with pytest.raises(IngestError, match=r"reads like @(harborbaker|mia)"):
+                import_tweets(
+                    AccountRecord(2, look_alike, "x"), make_posts(["y"], 2), source="archive", check_handle=True
+                )
+        for bad in ("hаrborbaker", "x" * 51, "<img src=x>"):
+            with pytest.raises(IngestError, match="not a username this app stores"):
+                import_tweets(AccountRecord(3, bad, "x"), make_posts(["z"], 3), source="archive", check_handle=True)
+    assert count_rows(app, User) == 2 and count_rows(app, Tweet) == 2
 
 
 def test_usernames_are_unique_whatever_their_case(app):
@@ -91,6 +127,7 @@ def test_a_failure_half_way_leaves_the_database_as_it_was(app, monkeypatch):
     assert count_rows(app, Tweet) == 1
 
 
+@pytest.mark.app_config(INGEST_BATCH=100)
 def test_progress_is_reported_while_embedding(app):
     seen = []
     with app.app_context():
@@ -104,31 +141,55 @@ def test_progress_is_reported_while_embedding(app):
 
 
 def test_a_writer_that_wins_the_race_is_matched_not_duplicated(app, monkeypatch):
-    """Two processes store the same account at once: the later commit collides, and a second pass matches."""
+    """Two processes store the same account at once: the other commits between this one's staging and
+    its last transaction, whose posts are then matched, not stored twice."""
     import threading
 
     from twitapp import ingest
 
     account = AccountRecord(7, "racer", "Racer")
     posts = make_posts([f"post number {i}" for i in range(6)], 700)
-    real_embed = ingest._embed_with_progress
+    real_stage = ingest._stage
     raced = []
 
-    def embed_while_another_writes(texts, progress):
-        if not raced:  # between this writer's reads and its commit, another one commits the same rows
+    def stage_while_another_writes(*args, **kwargs):
+        counts = real_stage(*args, **kwargs)
+        if not raced:
             raced.append(True)
 
             def other():
                 with app.app_context():
-                    import_tweets(account, posts[:4], source="x")
+                    import_tweets(account, posts[:4], source="x", policy="refresh")
 
             thread = threading.Thread(target=other)
             thread.start()
             thread.join()
-        return real_embed(texts, progress)
+        return counts
 
-    monkeypatch.setattr(ingest, "_embed_with_progress", embed_while_another_writes)
+    monkeypatch.setattr(ingest, "_stage", stage_while_another_writes)
     with app.app_context():
-        result = import_tweets(account, posts, source="x")
-    assert raced and (result.added, result.updated, result.total) == (2, 4, 6)
+        result = import_tweets(account, posts, source="x", policy="refresh")
+    assert raced and (result.added, result.matched, result.total) == (2, 4, 6)
     assert count_rows(app, User) == 1 and count_rows(app, Tweet) == 6
+
+
+@pytest.mark.app_config(INGEST_BATCH=2)
+def test_an_import_stopped_after_some_batches_leaves_nothing_behind(app, monkeypatch):
+    """Batches are committed to the staging table as they are read; a failure (or a kill) before the last
+    transaction leaves no account, no post and, once its own clean-up ran, no staged row."""
+    real_embed = embed.embed_texts
+    calls = []
+
+    def fails_on_the_third_batch(texts, model="x"):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise RuntimeError("the process was stopped")
+        return real_embed(texts, model)
+
+    monkeypatch.setattr(embed, "embed_texts", fails_on_the_third_batch)
+    with app.app_context(), pytest.raises(RuntimeError):
+        import_tweets(
+            AccountRecord(9, "halfway", "Half"), make_posts([f"p{i}" for i in range(10)], 900), source="archive"
+        )
+    assert calls == [2, 2, 2]
+    assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0 and count_rows(app, StagedPost) == 0

@@ -1,5 +1,6 @@
 """Jobs: progress a person can watch, nothing half-written when one dies, waits on X's rate limit, RQ."""
 
+import io
 import time
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ from tests.conftest import count_rows
 from tests.test_pages import fake_posts, online
 from twitapp import jobs
 from twitapp.extensions import db
-from twitapp.models import Job, Tweet, User
+from twitapp.models import Job, Tweet, Upload, User
 
 
 class Killed(BaseException):
@@ -92,12 +93,12 @@ def test_a_stale_job_is_shown_as_stopped_and_can_be_started_again(app, client, f
         dead_id = dead.id
     body = client.get(f"/api/jobs/{dead_id}").get_json()
     assert body["state"] == "failed" and body["finished"]
-    assert "stopped without finishing" in body["error"]
+    assert "stopped before it finished" in body["error"]
     page = client.get("/user/quaynews").get_data(as_text=True)
-    assert "stopped without finishing" in page
+    assert "stopped before it finished" in page
     client.post("/users", data={"username": "quaynews"})  # a new job, not the dead one
     jobs.thread_worker.join()
-    assert [j.state for j in job_rows(app)] == ["running", "done"]
+    assert [j.state for j in job_rows(app)] == ["failed", "done"]  # the first request swept it away
     assert count_rows(app, Tweet) == 20
 
 
@@ -208,3 +209,98 @@ def test_jobs_run_on_rq_workers_when_redis_is_set(app, client, fake_x, redis_url
 def test_the_worker_command_needs_redis(runner):
     result = runner.invoke(args=["worker", "--burst"])
     assert result.exit_code != 0 and "REDIS_URL is not set" in result.output
+
+
+# -- jobs whose process ended --------------------------------------------------------------------------------
+
+
+def ended_pid() -> int:
+    """The pid of a process that has ended (run and waited for)."""
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+CSV = "id,created_at,text\n1,2024-05-01T09:00:00Z,kettle on\n2,2024-05-02T09:00:00Z,rain again\n"
+
+
+def test_a_queued_job_whose_process_died_does_not_block_the_account(app, client):
+    """A web process queued an import, then died before running it: the account is free again at once,
+    not after half an hour, and the next request's sweep fails the job and drops its file."""
+    import socket
+
+    from twitapp import uploads
+
+    with app.app_context():
+        (upload,) = uploads.store_bytes([("posts.csv", CSV.encode())])
+        dead = jobs.create(
+            "import-file", "kettle_cam", worker=f"{socket.gethostname()}:{ended_pid()}:1", uploads=[upload]
+        )
+        assert jobs.under_way_for("kettle_cam") is None and jobs.is_stale(dead)
+        dead_id = dead.id
+    response = client.post(
+        "/import",
+        data={"username": "kettle_cam", "files": [(io.BytesIO(CSV.encode()), "posts.csv")]},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302  # not "being imported already"
+    jobs.thread_worker.join()
+    with app.app_context():
+        swept = db.session.get(Job, dead_id)
+        assert swept.state == "failed" and "the process that held it ended" in swept.error
+    assert count_rows(app, Tweet) == 2 and count_rows(app, Upload) == 0
+
+
+def test_a_job_held_on_another_machine_is_judged_by_its_heartbeat(app):
+    with app.app_context():
+        elsewhere = jobs.create("import-file", "a", worker="other-host:4242:99")
+        assert not jobs.is_stale(elsewhere)
+        elsewhere.heartbeat_at = jobs.now() - jobs.ORPHANED - timedelta(seconds=5)
+        assert jobs.is_stale(elsewhere)
+        db.session.commit()
+        mine = jobs.create("import-file", "b")
+        mine.heartbeat_at = jobs.now() - jobs.ORPHANED - timedelta(seconds=5)
+        db.session.commit()
+        jobs.beat()  # this process still holds its own: the beat moves their heartbeat
+        db.session.expire_all()
+        assert not jobs.is_stale(db.session.get(Job, mine.id))
+        assert jobs.is_stale(db.session.get(Job, elsewhere.id))
+
+
+def test_the_sweep_fails_abandoned_jobs_and_drops_what_nothing_will_read(app):
+    from twitapp import ingest, uploads
+    from twitapp.models import StagedPost
+
+    with app.app_context():
+        kept, stray, used = uploads.store_bytes([("a.csv", b"a"), ("b.csv", b"b"), ("c.csv", b"c")])
+        db.session.execute(
+            sa.update(Upload).where(Upload.id == stray).values(created_at=jobs.now() - timedelta(hours=1))
+        )
+        dead = jobs.create("import-file", "x", worker="other-host:1:1", uploads=[used])
+        dead.heartbeat_at = jobs.now() - timedelta(hours=1)
+        live = jobs.create("import-file", "y", uploads=[kept])
+        db.session.commit()
+        staged = {"text": "t", "created_at": jobs.now(), "known": False, "like_count": 0}
+        staged.update(retweet_count=0, reply_count=0, staged_at=jobs.now())
+        db.session.execute(sa.insert(StagedPost), [{"batch": f"j{dead.id}-abc", "id": 1, **staged}])
+        db.session.execute(sa.insert(StagedPost), [{"batch": f"j{live.id}-abc", "id": 2, **staged}])
+        db.session.commit()
+        assert jobs.sweep() == 1
+        assert db.session.get(Job, dead.id).state == "failed" and db.session.get(Job, live.id).state == "queued"
+        assert set(db.session.scalars(sa.select(Upload.id))) == {kept}  # the live job's file stays
+        assert db.session.scalars(sa.select(StagedPost.id)).all() == [2]
+        assert ingest.drop_staged(prefix=f"j{live.id}-") == 1
+
+
+def test_with_redis_a_job_no_worker_takes_is_failed_with_how_to_start_one(app, redis_url):
+    app.config["REDIS_URL"] = redis_url
+    jobs.rq_queue(redis_url).empty()
+    with app.app_context():
+        waiting = jobs.create("import-file", "z", worker="rq")
+        assert jobs.sweep() == 0  # just queued: a worker may yet take it
+        waiting.created_at = jobs.now() - jobs.ORPHANED - timedelta(seconds=5)
+        db.session.commit()
+        assert jobs.sweep() == 1
+        assert "flask worker" in db.session.get(Job, waiting.id).error

@@ -1,5 +1,6 @@
 """What a person sees: the account list, account pages, adding accounts, errors, health."""
 
+import html
 import io
 
 import pytest
@@ -8,7 +9,7 @@ import sqlalchemy as sa
 from tests.conftest import VOICES, count_rows
 from twitapp import jobs
 from twitapp.extensions import db
-from twitapp.models import Job, Tweet, Upload, User, find_user
+from twitapp.models import Job, Tweet, Upload, UploadPart, User, find_user
 
 
 def fake_posts(start_id: int, count: int, prefix: str = "post") -> list[dict]:
@@ -141,7 +142,8 @@ def test_forms_need_a_csrf_token(app, voices):
 
 def test_healthz_checks_the_database(client):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.get_json() == {"status": "ok", "database": "ok"}
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok", "rate_limits": "off"}
 
 
 def test_an_unexpected_error_is_a_500_page_and_rolls_back(app, voices, monkeypatch):
@@ -230,12 +232,31 @@ def test_an_archive_sent_from_the_home_page_is_imported_as_a_job(app, client):
         ("ann", [], "Choose one file of posts"),
         ("ann", [("a.jsonl", '{"id": "1"'), ("b.jsonl", "{}")], "Choose one file of posts"),
         ("ann", [("account.js", ACCOUNT_JS)], "Choose one file of posts"),
+        ("ann", [("notes.txt", "just some words")], "notes.txt: unknown format"),
+        ("bad name", [("a.csv", "id,created_at,text\n1,2024-01-01T00:00:00Z,hi\n")], "1 to 15 letters"),
+    ],
+)
+def test_a_file_the_home_page_can_tell_is_wrong_is_refused_at_once(app, client, username, files, message):
+    """What the form and a file's first bytes show is refused before anything is stored or queued."""
+    response = send_file(client, username, *files)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert (count_rows(app, User), count_rows(app, Tweet), count_rows(app, Upload), count_rows(app, Job)) == (
+        0,
+        0,
+        0,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("username", "files", "message"),
+    [
         (
             "ann",
             [("bad.jsonl", '{"id": "1", "created_at": "2024-01-01T00:00:00Z", "text": "ok"}\n{oops')],
             "line 2, column 2: not valid JSON",
         ),
-        ("ann", [("notes.txt", "just some words")], "notes.txt: unknown format"),
         (
             "ann",
             [
@@ -251,22 +272,23 @@ def test_an_archive_sent_from_the_home_page_is_imported_as_a_job(app, client):
             [("tweets.js", "TWEETS"), ("account.js", ACCOUNT_JS)],
             "holds posts by @harbour_fan, not @someone_else",
         ),
-        ("bad name", [("a.csv", "id,created_at,text\n1,2024-01-01T00:00:00Z,hi\n")], "1 to 15 letters"),
     ],
 )
-def test_a_file_the_home_page_cannot_import_is_named_and_nothing_is_stored(app, client, username, files, message):
+def test_a_file_read_by_its_job_is_named_on_the_account_page_and_nothing_is_stored(
+    app, client, username, files, message
+):
+    """The file is read in the job, never in the request: a bad line is named where the job is followed."""
     from tests.test_archive import TWEETS_JS
 
     files = [(name, TWEETS_JS if text == "TWEETS" else text) for name, text in files]
     response = send_file(client, username, *files)
-    assert response.status_code == 400
-    assert message in response.get_data(as_text=True)
-    assert (count_rows(app, User), count_rows(app, Tweet), count_rows(app, Upload), count_rows(app, Job)) == (
-        0,
-        0,
-        0,
-        0,
-    )
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/user/{username}")
+    jobs.thread_worker.join()
+    page = client.get(f"/user/{username}").get_data(as_text=True)
+    assert "Nothing is stored for this account yet." in page and html.escape(message, quote=False) in page
+    assert (count_rows(app, User), count_rows(app, Tweet), count_rows(app, Upload)) == (0, 0, 0)
+    with app.app_context():
+        assert [j.state for j in db.session.scalars(sa.select(Job))] == ["failed"]
 
 
 # -- deleting one account ------------------------------------------------------------------------------------
@@ -351,3 +373,60 @@ def test_cli_delete_removes_one_account_after_asking(app, runner, voices):
     assert count_rows(app, User) == 2
     result = runner.invoke(args=["delete", "coder", "--yes"])
     assert result.exit_code != 0 and "No stored account is called @coder." in result.output
+
+
+@pytest.mark.app_config(MAX_IMPORT_POSTS=5)
+def test_an_import_through_the_page_is_capped_and_says_how_to_import_more(app, client, runner, tmp_path):
+    rows = "".join(f"{i},2024-05-01T09:00:00Z,post number {i}\n" for i in range(1, 8))
+    csv = "id,created_at,text\n" + rows
+    assert send_file(client, "big_one", ("big.csv", csv)).status_code == 302
+    jobs.thread_worker.join()
+    page = client.get("/user/big_one").get_data(as_text=True)
+    assert "big.csv holds more than 5 posts, the most one import here takes." in page
+    assert "flask import FILE --username NAME" in page
+    assert (count_rows(app, User), count_rows(app, Tweet), count_rows(app, Upload)) == (0, 0, 0)
+    path = tmp_path / "big.csv"
+    path.write_text(csv)
+    result = runner.invoke(args=["import", str(path), "--username", "big_one"])  # the command has no cap
+    assert result.exit_code == 0 and count_rows(app, Tweet) == 7, result.output
+
+
+def test_a_file_is_stored_in_parts_and_read_back_whole_in_the_job(app, client, monkeypatch):
+    """Neither the request nor the job holds a file whole: it goes into the database a part at a time,
+    and comes out the same, a character split between two parts included."""
+    from twitapp import uploads
+
+    monkeypatch.setattr(uploads, "PART_BYTES", 7)
+    texts = [f"café ☕ number {i}, 🥐 and rain" for i in range(12)]
+    csv = "id,created_at,text\n" + "".join(f'{i + 1},2024-05-01T09:{i:02d}:00Z,"{t}"\n' for i, t in enumerate(texts))
+    with app.app_context():
+        (upload,) = uploads.store_bytes([("posts.csv", csv.encode())])
+        parts = db.session.scalar(sa.select(sa.func.count()).select_from(UploadPart))
+        assert parts == -(-len(csv.encode()) // 7) and uploads.content(upload) == csv.encode()
+        uploads.discard([upload])
+    assert send_file(client, "cafe_fan", ("posts.csv", csv)).status_code == 302
+    jobs.thread_worker.join()
+    with app.app_context():
+        stored = db.session.scalars(sa.select(Tweet.text).order_by(Tweet.id)).all()
+    assert stored == texts and count_rows(app, UploadPart) == 0
+
+
+def test_reimporting_a_file_with_other_counts_keeps_the_stored_ones_until_the_operator_replaces_them(app, client):
+    first = "id,created_at,text,like_count\n1,2024-05-01T09:00:00Z,kettle on,4\n"
+    send_file(client, "kettle_cam", ("posts.csv", first))
+    jobs.thread_worker.join()
+    inflated = first.replace(",4\n", ",999999\n")
+    send_file(client, "kettle_cam", ("posts.csv", inflated))
+    jobs.thread_worker.join()
+    page = client.get("/user/kettle_cam").get_data(as_text=True)
+    assert "The file differs in 1 stored posts&#39; likes, reposts or replies; the stored ones were kept." in page
+    assert "Take the file's names and counts instead" in page and "4 likes" in page
+    with app.app_context():
+        second = db.session.scalars(sa.select(Job.id).order_by(Job.id.desc())).first()
+    assert count_rows(app, Upload) == 1  # kept for the replace the operator may ask for
+    response = client.post(f"/jobs/{second}/replace")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/user/kettle_cam")
+    jobs.thread_worker.join()
+    assert "999,999 likes" in client.get("/user/kettle_cam").get_data(as_text=True)
+    assert count_rows(app, Upload) == 0
+    assert client.post(f"/jobs/{second + 1}/replace").status_code == 404  # a replace keeps nothing to replace

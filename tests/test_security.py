@@ -174,7 +174,7 @@ def test_with_redis_every_process_counts_against_one_limit(tmp_path, redis_url):
 
 
 def test_where_limits_are_counted_is_said(tmp_path, caplog):
-    assert limited_app(tmp_path).extensions["rate_limits"] == "per process"
+    assert limited_app(tmp_path).test_client().get("/healthz").get_json()["rate_limits"] == "per process"
     assert limited_app(tmp_path, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0").extensions["rate_limits"] == "shared"
     assert limited_app(tmp_path, RATELIMIT_ENABLED=False).extensions["rate_limits"] == "off"
     caplog.set_level(logging.WARNING)

@@ -322,15 +322,28 @@ def test_a_model_trained_from_the_page_runs_as_a_job_and_goes_into_service(app, 
     [
         ([], "Choose one or more labelled files"),
         ([("notes.txt", b"just some words\n")], "notes.txt: not SemEval TSV"),
-        ([("ok.csv", csv_bytes(training_rows())), ("bad.csv", b"text,label\nhello,happyish\n")], "line 2: label"),
-        ([("two.csv", csv_bytes([("good", "positive"), ("bad", "negative")] * 20))], "missing: neutral"),
     ],
 )
-def test_the_page_refuses_files_it_cannot_train_on_and_starts_nothing(app, client, files, message):
+def test_the_page_refuses_what_it_can_tell_at_once_and_starts_nothing(app, client, files, message):
     response = upload(client, *files)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert count_rows(app, Job) == 0 and count_rows(app, Upload) == 0 and count_rows(app, SentimentModel) == 0
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ([("ok.csv", csv_bytes(training_rows())), ("bad.csv", b"text,label\nhello,happyish\n")], "line 2: label"),
+        ([("two.csv", csv_bytes([("good", "positive"), ("bad", "negative")] * 20))], "missing: neutral"),
+    ],
+)
+def test_files_read_by_the_training_job_are_refused_on_the_page_it_follows(app, client, files, message):
+    """The files are read in the job, not in the request: what is wrong in them is said where the job is."""
+    assert upload(client, *files).status_code == 302
+    jobs.thread_worker.join()
+    assert message in client.get("/sentiment").get_data(as_text=True)
+    assert count_rows(app, Upload) == 0 and count_rows(app, SentimentModel) == 0
 
 
 @pytest.mark.app_config(MAX_CONTENT_LENGTH=4096)

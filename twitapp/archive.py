@@ -1,8 +1,10 @@
 """Readers for posts that arrive as files: X data exports, JSONL, CSV, and the bundled demo accounts.
 
-Every reader parses the whole input before returning, so a malformed line anywhere rejects the file
-and nothing reaches the database. Reposts and replies are skipped, matching what the X API timeline
-fetch keeps: the account's own original posts.
+Files are read as streams, a line (or an export's post) at a time, so a large file never has to be held
+in memory as posts. A file is read twice: ``PostFile.check`` reads it whole to refuse a malformed line
+anywhere (nothing reaches the database then) and to count its posts, then ``PostFile.posts`` reads it
+again for the ingest path. Reposts and replies are skipped, matching what the X API timeline fetch keeps:
+the account's own original posts.
 """
 
 from __future__ import annotations
@@ -13,21 +15,21 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from .records import AccountRecord, PostRecord
 
 DEMO_DIR = Path(__file__).parent / "data" / "demo"
+# tweets.js is one JSON array, read whole; other files are read as streams and have no size limit.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _YTD_PREFIX = re.compile(r"^\s*window\.YTD\.[A-Za-z0-9_]+\.part\d+\s*=\s*")
 _ACCOUNT_PREFIX = re.compile(r"^\s*window\.YTD\.account\.part\d+\s*=")
-
-
 # Python's JSON parser gives up on arrays or objects nested about a thousand deep; no post needs more than a few.
 TOO_DEEP = "nested too deeply to be read as posts (arrays or objects inside each other hundreds of times)"
 
@@ -47,6 +49,20 @@ class ParsedArchive:
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Skip:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Author:
+    id: int | None
+    username: str | None
+
+
+_Event = PostRecord | _Skip | _Author
 
 
 def parse_time(value: object, where: str) -> datetime:
@@ -69,15 +85,22 @@ def parse_time(value: object, where: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def parse_id(value: object, where: str, what: str = "id") -> int:
-    """A platform id, which exports give as a string and the API as a string or number."""
+def parse_id(value: object, where: str, what: str = "id", *, negative: bool = False) -> int:
+    """A platform id, which exports give as a string and the API as a string or number.
+
+    ``negative``: an account id may also be one of the app's own local ids (``local_account_id``).
+    """
     if isinstance(value, bool):
         raise ArchiveError(f"{where}: {what} must be a number")
+    text = str(value).strip()
     try:
-        number = int(str(value).strip())
+        number = int(text) if len(text) <= 40 else None
     except (TypeError, ValueError):
-        raise ArchiveError(f"{where}: {what} must be a number, not {str(value)[:30]!r}") from None
-    if not 0 < number < 2**63:
+        number = None
+    if number is None:
+        raise ArchiveError(f"{where}: {what} must be a number, not {str(value)[:30]!r}")
+    lowest = -(2**63) if negative else 0
+    if not lowest < number < 2**63 or number == 0:
         raise ArchiveError(f"{where}: {what} {number} is out of range")
     return number
 
@@ -85,12 +108,17 @@ def parse_id(value: object, where: str, what: str = "id") -> int:
 def parse_count(value: object, where: str, what: str) -> int:
     if value in (None, ""):
         return 0
+    text = str(value).strip()
     try:
-        number = int(str(value).strip())
+        number = int(text) if len(text) <= 20 else None
     except ValueError:
-        raise ArchiveError(f"{where}: {what} must be a whole number, not {str(value)[:30]!r}") from None
+        number = None
+    if number is None:
+        raise ArchiveError(f"{where}: {what} must be a whole number, not {str(value)[:30]!r}")
     if number < 0:
         raise ArchiveError(f"{where}: {what} cannot be negative")
+    if number >= 2**31:
+        raise ArchiveError(f"{where}: {what} {number:,} is more than any post has")
     return number
 
 
@@ -110,7 +138,7 @@ def post_record(
         id=parse_id(id_, where),
         text=text,
         created_at=parse_time(created_at, where),
-        lang=lang if isinstance(lang, str) and lang else None,
+        lang=lang[:8] if isinstance(lang, str) and lang else None,
         has_media=has_media,
         **{name: parse_count(value, where, name) for name, value in counts.items()},
     )
@@ -134,53 +162,98 @@ def _is_repost(text: str) -> bool:
     return text.startswith("RT @")
 
 
-def read_tweets_js(data: str) -> ParsedArchive:
-    """An X data export's ``data/tweets.js``: ``window.YTD.tweets.part0 = [{"tweet": {...}}, ...]``."""
+def _json_reason(exc: json.JSONDecodeError) -> str:
+    """The decoder's complaint without its dangling "at" ("Unterminated string starting at"): the
+    message gives the place itself."""
+    return exc.msg.removesuffix(" starting at").removesuffix(" at")
+
+
+# ---------------------------------------------------------------------------------------------------
+# tweets.js: one JSON array after a ``window.YTD.tweets.part0 =`` prefix, decoded an item at a time
+
+
+def _array_items(data: str, start: int) -> Iterator[object]:
+    """Each item of the JSON array that begins at ``data[start:]`` (after blanks), decoded one by one."""
+    decoder = json.JSONDecoder()
+    blank = re.compile(r"\s*")
+    position = blank.match(data, start).end()
+
+    def failure(exc: json.JSONDecodeError) -> ArchiveError:
+        return ArchiveError(
+            f"tweets.js is not valid JSON after its first line: {_json_reason(exc)} at line {exc.lineno}"
+        )
+
+    if data[position : position + 1] != "[":
+        try:
+            json.loads(data[position:])
+        except json.JSONDecodeError as exc:
+            raise failure(exc) from None
+        except RecursionError:
+            raise ArchiveError(f"tweets.js is {TOO_DEEP}") from None
+        raise ArchiveError("tweets.js should hold a list of posts")
+    position = blank.match(data, position + 1).end()
+    if data[position : position + 1] == "]":
+        return
+    while True:
+        try:
+            item, position = decoder.raw_decode(data, position)
+        except json.JSONDecodeError as exc:
+            raise failure(exc) from None
+        except RecursionError:
+            raise ArchiveError(f"tweets.js is {TOO_DEEP}") from None
+        yield item
+        position = blank.match(data, position).end()
+        mark = data[position : position + 1]
+        if mark == "]":
+            if data[position + 1 :].strip().rstrip(";").strip():
+                line = data.count("\n", 0, position) + 1
+                raise ArchiveError(f"tweets.js is not valid JSON after its first line: Extra data at line {line}")
+            return
+        if mark != ",":
+            line = data.count("\n", 0, position) + 1
+            raise ArchiveError(
+                f"tweets.js is not valid JSON after its first line: Expecting ',' delimiter at line {line}"
+            )
+        position = blank.match(data, position + 1).end()
+
+
+def _tweets_js_events(data: str) -> Iterator[_Event]:
     match = _YTD_PREFIX.match(data)
     if not match:
         raise ArchiveError("this is not an X archive tweets.js file (it should start with window.YTD.tweets.part0 =)")
-    try:
-        items = json.loads(data[match.end() :])
-    except json.JSONDecodeError as exc:
-        raise ArchiveError(
-            f"tweets.js is not valid JSON after its first line: {_json_reason(exc)} at line {exc.lineno}"
-        ) from None
-    except RecursionError:
-        raise ArchiveError(f"tweets.js is {TOO_DEEP}") from None
-    if not isinstance(items, list):
-        raise ArchiveError("tweets.js should hold a list of posts")
-    parsed = ParsedArchive(posts=[])
-    for n, item in enumerate(items, start=1):
+    for n, item in enumerate(_array_items(data, match.end()), start=1):
         where = f"post {n}"
         tweet = item.get("tweet", item) if isinstance(item, dict) else None
         if not isinstance(tweet, dict):
             raise ArchiveError(f"{where}: expected an object with a 'tweet' field")
         text = tweet.get("full_text", tweet.get("text"))
         if isinstance(text, str) and _is_repost(text):
-            parsed.skip("reposts")
+            yield _Skip("reposts")
             continue
         if tweet.get("in_reply_to_status_id_str") or tweet.get("in_reply_to_status_id"):
-            parsed.skip("replies")
+            yield _Skip("replies")
             continue
         if isinstance(text, str):
             # Exports escape &, < and > as HTML entities, and shorten links to t.co; restore both.
             text = html.unescape(text)
-            for url in (tweet.get("entities") or {}).get("urls") or []:
-                if isinstance(url, dict) and url.get("url") and url.get("expanded_url"):
+            entities = tweet.get("entities")
+            for url in (entities.get("urls") if isinstance(entities, dict) else None) or []:
+                if (
+                    isinstance(url, dict)
+                    and isinstance(url.get("url"), str)
+                    and isinstance(url.get("expanded_url"), str)
+                ):
                     text = text.replace(url["url"], url["expanded_url"])
-        parsed.posts.append(
-            post_record(
-                where,
-                tweet.get("id_str", tweet.get("id")),
-                text,
-                tweet.get("created_at"),
-                tweet.get("lang"),
-                media_in(tweet),
-                like_count=tweet.get("favorite_count"),
-                retweet_count=tweet.get("retweet_count"),
-            )
+        yield post_record(
+            where,
+            tweet.get("id_str", tweet.get("id")),
+            text,
+            tweet.get("created_at"),
+            tweet.get("lang"),
+            media_in(tweet),
+            like_count=tweet.get("favorite_count"),
+            retweet_count=tweet.get("retweet_count"),
         )
-    return parsed
 
 
 def read_account_js(data: str) -> tuple[int, str] | None:
@@ -194,15 +267,17 @@ def read_account_js(data: str) -> tuple[int, str] | None:
         return None
 
 
-def _json_reason(exc: json.JSONDecodeError) -> str:
-    """The decoder's complaint without its dangling "at" ("Unterminated string starting at"): the
-    message gives the place itself."""
-    return exc.msg.removesuffix(" starting at").removesuffix(" at")
+# ---------------------------------------------------------------------------------------------------
+# JSONL and CSV: a line (a row) at a time
 
 
-def json_lines(data: str) -> Iterator[tuple[str, dict]]:
-    """Each non-blank line's JSON object, with "line N" for messages; anything else is an ArchiveError."""
-    for n, line in enumerate(data.splitlines(), start=1):
+def json_lines(lines: Iterable[str]) -> Iterator[tuple[str, dict]]:
+    """Each non-blank line's JSON object, with "line N" for messages; anything else is an ArchiveError.
+
+    Lines are split as a file splits them (at \\n, \\r or \\r\\n), never inside a JSON string: a post
+    may hold a line or paragraph separator (U+2028, U+2029), which ``str.splitlines`` would cut at.
+    """
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"line {n}"
@@ -217,17 +292,15 @@ def json_lines(data: str) -> Iterator[tuple[str, dict]]:
         yield where, obj
 
 
-def read_jsonl(data: str) -> ParsedArchive:
+def _jsonl_events(lines: Iterable[str]) -> Iterator[_Event]:
     """One X API v2 post object per line, as the API returns them (the layout of the dev data)."""
-    parsed = ParsedArchive(posts=[])
-    authors: set[int] = set()
-    for where, obj in json_lines(data):
+    for where, obj in json_lines(lines):
         post_id = parse_id(obj.get("id"), where)  # checked first: a bad id is an error even on a skipped post
         text = obj.get("text")
         references = obj.get("referenced_tweets")
         refs = {r.get("type") for r in references if isinstance(r, dict)} if isinstance(references, list) else set()
         if "retweeted" in refs or (isinstance(text, str) and _is_repost(text)):
-            parsed.skip("reposts")
+            yield _Skip("reposts")
             continue
         conversation = obj.get("conversation_id")
         if (
@@ -235,73 +308,250 @@ def read_jsonl(data: str) -> ParsedArchive:
             or obj.get("in_reply_to_user_id")
             or (conversation is not None and str(conversation) != str(post_id))
         ):
-            parsed.skip("replies")
+            yield _Skip("replies")
             continue
         metrics = obj.get("public_metrics") or {}
         if not isinstance(metrics, dict):
             raise ArchiveError(f"{where}: public_metrics should be an object")
-        parsed.posts.append(
-            post_record(
-                where,
-                obj.get("id"),
-                text,
-                obj.get("created_at"),
-                obj.get("lang"),
-                media_in(obj),
-                like_count=metrics.get("like_count"),
-                retweet_count=metrics.get("retweet_count"),
-                reply_count=metrics.get("reply_count"),
-            )
+        yield post_record(
+            where,
+            obj.get("id"),
+            text,
+            obj.get("created_at"),
+            obj.get("lang"),
+            media_in(obj),
+            like_count=metrics.get("like_count"),
+            retweet_count=metrics.get("retweet_count"),
+            reply_count=metrics.get("reply_count"),
         )
-        if obj.get("author_id") is not None:
-            authors.add(parse_id(obj["author_id"], where, "author_id"))
-        if obj.get("username") and not parsed.username:
-            parsed.username = str(obj["username"])
-    if len(authors) > 1:
-        raise ArchiveError("the file mixes posts by several accounts; import one account per file")
-    parsed.account_id = authors.pop() if authors else None
-    return parsed
+        author = parse_id(obj["author_id"], where, "author_id") if obj.get("author_id") is not None else None
+        username = str(obj["username"]) if obj.get("username") else None
+        if author is not None or username:
+            yield _Author(author, username)
 
 
 CSV_COLUMNS = ("id", "created_at", "text")
 CSV_COUNTS = ("like_count", "retweet_count", "reply_count")
 
 
-def read_csv(data: str) -> ParsedArchive:
+def _csv_events(lines: Iterable[str]) -> Iterator[_Event]:
     """A CSV with a header row: ``id,created_at,text`` and optionally the three count columns."""
-    reader = csv.DictReader(io.StringIO(data, newline=""))
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        raise ArchiveError(
-            f"the CSV header must name id, created_at and text (missing: {', '.join(missing)}); "
-            "like_count, retweet_count and reply_count are optional"
-        )
-    reader.fieldnames = header
-    parsed = ParsedArchive(posts=[])
+    reader = csv.DictReader(lines)
     try:
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise ArchiveError(
+                f"the CSV header must name id, created_at and text (missing: {', '.join(missing)}); "
+                "like_count, retweet_count and reply_count are optional"
+            )
+        reader.fieldnames = header
         for n, row in enumerate(reader, start=2):
             where = f"row {n}"
             if None in row:
                 raise ArchiveError(f"{where}: more fields than the header names")
             text = row.get("text") or ""
             if _is_repost(text):
-                parsed.skip("reposts")
+                yield _Skip("reposts")
                 continue
             counts = {c: row.get(c) for c in CSV_COUNTS}
-            parsed.posts.append(post_record(where, row.get("id"), text, row.get("created_at"), **counts))
+            yield post_record(where, row.get("id"), text, row.get("created_at"), **counts)
     except csv.Error as exc:
         raise ArchiveError(f"the CSV cannot be read: {exc}") from None
+
+
+def _lines(data: str) -> io.StringIO:
+    return io.StringIO(data, newline="")
+
+
+def _collect(events: Iterable[_Event]) -> ParsedArchive:
+    parsed = ParsedArchive(posts=[])
+    summary = _Summary()
+    for event in events:
+        summary.add(event)
+        if isinstance(event, PostRecord):
+            parsed.posts.append(event)
+    parsed.account_id, parsed.username, parsed.skipped = summary.account_id, summary.username, summary.skipped
     return parsed
 
 
-def read_file_bytes(path: str | Path) -> bytes:
+def read_tweets_js(data: str) -> ParsedArchive:
+    """An X data export's ``data/tweets.js``: ``window.YTD.tweets.part0 = [{"tweet": {...}}, ...]``."""
+    return _collect(_tweets_js_events(data))
+
+
+def read_jsonl(data: str) -> ParsedArchive:
+    return _collect(_jsonl_events(_lines(data)))
+
+
+def read_csv(data: str) -> ParsedArchive:
+    return _collect(_csv_events(_lines(data)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# A file of one account's posts, from disk or from an upload
+
+
+@dataclass
+class _Summary:
+    """What a pass over a file found: its posts counted, its account, what was left out."""
+
+    posts: int = 0
+    account_id: int | None = None
+    username: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+    _authors: set[int] = field(default_factory=set)
+
+    def add(self, event: _Event) -> None:
+        if isinstance(event, PostRecord):
+            self.posts += 1
+        elif isinstance(event, _Skip):
+            self.skipped[event.reason] = self.skipped.get(event.reason, 0) + 1
+        else:
+            if event.id is not None and event.id not in self._authors:
+                self._authors.add(event.id)
+                if len(self._authors) > 1:
+                    raise ArchiveError("the file mixes posts by several accounts; import one account per file")
+                self.account_id = event.id
+            if event.username and not self.username:
+                self.username = event.username
+
+
+def head_of(raw: bytes) -> str:
+    return raw[:200].decode("utf-8-sig", errors="replace")
+
+
+def is_tweets_js(raw: bytes) -> bool:
+    """Whether these bytes start like an X archive's data file other than account.js (tweets.js)."""
+    head = head_of(raw)
+    return bool(_YTD_PREFIX.match(head)) and not _ACCOUNT_PREFIX.match(head)
+
+
+def is_account_js(raw: bytes) -> bool:
+    """Whether these bytes are an X archive's account.js (sent beside tweets.js, it names the account)."""
+    return bool(_ACCOUNT_PREFIX.match(head_of(raw)))
+
+
+def kind_of(head: str, name: str) -> str:
+    """ "tweets.js", "jsonl" or "csv", from a file's name and first characters; an ArchiveError otherwise."""
+    head = head.lstrip("\ufeff").lstrip()
+    suffix = Path(name).suffix.lower()
+    if _ACCOUNT_PREFIX.match(head):
+        raise ArchiveError(f"{name} is an archive's account.js; the posts are in tweets.js, in the same data folder")
+    if _YTD_PREFIX.match(head):
+        return "tweets.js"
+    if suffix in (".jsonl", ".ndjson", ".json") or head.startswith("{"):
+        return "jsonl"
+    if suffix == ".csv" or head.lower().startswith(("id,", '"id"')):
+        return "csv"
+    raise ArchiveError(f"{name}: unknown format; expected tweets.js from an X archive, JSONL or CSV")
+
+
+def text_stream(raw: BinaryIO) -> io.TextIOWrapper:
+    """A binary stream read as UTF-8 text (a byte-order mark dropped), split into lines as files are."""
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+@dataclass
+class FileSummary:
+    posts: int
+    account_id: int | None
+    username: str | None
+    skipped: dict[str, int]
+
+
+class TooManyPosts(ArchiveError):
+    """The file holds more posts than one import through a page may store."""
+
+
+class PostFile:
+    """One account's posts in a file that can be opened as often as needed (on disk, or an upload).
+
+    ``opener`` gives a fresh binary stream each time; ``account_js`` is an archive's account.js, whose
+    account goes with a tweets.js.
+    """
+
+    def __init__(self, name: str, opener: Callable[[], BinaryIO], account_js: bytes | None = None) -> None:
+        self.name = name
+        self.opener = opener
+        self.account_js = account_js
+        with opener() as raw:
+            self.kind = kind_of(head_of(raw.read(200)), name)
+
+    @classmethod
+    def on_disk(cls, path: str | Path) -> PostFile:
+        """A file by its path; for a tweets.js, the account.js beside it (when there) names the account."""
+        path = Path(path)
+        if not path.is_file():
+            raise ArchiveError(f"{path}: no such file")
+        beside = path.with_name("account.js")
+        with path.open("rb") as raw:
+            tweets_js = is_tweets_js(raw.read(200))
+        account_js = read_file_bytes(beside) if tweets_js and beside.is_file() else None
+        return cls(path.name, lambda: _open_readable(path), account_js)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, name: str, account_js: bytes | None = None) -> PostFile:
+        return cls(name, lambda: io.BytesIO(raw), account_js)
+
+    def _events(self) -> Iterator[_Event]:
+        with self.opener() as raw:
+            try:
+                if self.kind == "tweets.js":
+                    data = raw.read(MAX_FILE_BYTES + 1)
+                    if len(data) > MAX_FILE_BYTES:
+                        raise ArchiveError(f"{self.name} is larger than {MAX_FILE_BYTES // 2**20} MB")
+                    yield from _tweets_js_events(decode_utf8(data, Path(self.name)))
+                    if self.account_js:
+                        found = read_account_js(decode_utf8(self.account_js, Path("account.js")))
+                        if found:
+                            yield _Author(*found)
+                    return
+                lines = text_stream(raw)
+                yield from (_jsonl_events(lines) if self.kind == "jsonl" else _csv_events(lines))
+            except UnicodeDecodeError:
+                raise ArchiveError(f"{self.name} is not UTF-8 text") from None
+
+    def check(self, limit: int | None = None, more: str = "") -> FileSummary:
+        """Read the whole file: every post checked (an ArchiveError names the first bad one) and counted.
+
+        ``limit``: the most posts allowed, beyond which a TooManyPosts error says so (``more``: how to import
+        more). The check stops there, so an oversized file costs no more than the limit's reading.
+        """
+        summary = _Summary()
+        for event in self._events():
+            summary.add(event)
+            if limit is not None and summary.posts > limit:
+                raise TooManyPosts(
+                    f"{self.name} holds more than {limit:,} posts, the most one import here takes. {more}"
+                )
+        return FileSummary(summary.posts, summary.account_id, summary.username, summary.skipped)
+
+    def posts(self) -> Iterator[PostRecord]:
+        """The file's posts, in file order (read afresh; ``check`` first, so nothing fails half-way)."""
+        for event in self._events():
+            if isinstance(event, PostRecord):
+                yield event
+
+    def read(self) -> ParsedArchive:
+        """Every post of the file in memory at once (for small files and tests)."""
+        return _collect(self._events())
+
+
+def _open_readable(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise ArchiveError(f"{path.name} cannot be read: {exc.strerror}") from None
+
+
+def read_file_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
     """A file's bytes, or an ArchiveError saying why not (missing, too large, unreadable)."""
     path = Path(path)
     if not path.is_file():
         raise ArchiveError(f"{path}: no such file")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise ArchiveError(f"{path.name} is larger than {MAX_FILE_BYTES // 2**20} MB")
+    if path.stat().st_size > limit:
+        raise ArchiveError(f"{path.name} is larger than {limit // 2**20} MB")
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -316,47 +566,13 @@ def decode_utf8(raw: bytes, path: Path) -> str:
 
 
 def read_file(path: str | Path) -> ParsedArchive:
-    """Read any supported file, choosing the reader by its name and first characters.
-
-    For an X archive's tweets.js, the account.js beside it (when there) names the account.
-    """
-    path = Path(path)
-    raw = read_file_bytes(path)
-    account_js = path.with_name("account.js")
-    beside = is_tweets_js(raw) and account_js.is_file()  # only an export's tweets.js has one to read
-    return parse_file(raw, path.name, read_file_bytes(account_js) if beside else None)
-
-
-def is_tweets_js(raw: bytes) -> bool:
-    """Whether these bytes start like an X archive's data file other than account.js (tweets.js)."""
-    head = raw[:200].decode("utf-8-sig", errors="replace")
-    return bool(_YTD_PREFIX.match(head)) and not _ACCOUNT_PREFIX.match(head)
-
-
-def is_account_js(raw: bytes) -> bool:
-    """Whether these bytes are an X archive's account.js (sent beside tweets.js, it names the account)."""
-    return bool(_ACCOUNT_PREFIX.match(raw[:200].decode("utf-8-sig", errors="replace")))
+    """Read any supported file whole, choosing the reader by its name and first characters."""
+    return PostFile.on_disk(path).read()
 
 
 def parse_file(raw: bytes, name: str, account_js: bytes | None = None) -> ParsedArchive:
-    """A file's posts from its bytes (a path's, or a file sent through a page), by its name and first
-    characters; ``account_js``: the archive's account.js, whose account id and username go with tweets.js."""
-    data = decode_utf8(raw, Path(name))
-    head = data.lstrip()[:200]
-    suffix = Path(name).suffix.lower()
-    if _ACCOUNT_PREFIX.match(head):
-        raise ArchiveError(f"{name} is an archive's account.js; the posts are in tweets.js, in the same data folder")
-    if _YTD_PREFIX.match(head):
-        parsed = read_tweets_js(data)
-        found = read_account_js(decode_utf8(account_js, Path("account.js"))) if account_js else None
-        if found:
-            parsed.account_id, parsed.username = found
-        return parsed
-    if suffix in (".jsonl", ".ndjson", ".json") or head.startswith("{"):
-        return read_jsonl(data)
-    if suffix == ".csv" or head.lower().startswith(("id,", '"id"')):
-        return read_csv(data)
-    raise ArchiveError(f"{name}: unknown format; expected tweets.js from an X archive, JSONL or CSV")
+    """A file's posts from its bytes, by its name and first characters; ``account_js`` as for PostFile."""
+    return PostFile.from_bytes(raw, name, account_js).read()
 
 
 def local_account_id(username: str) -> int:

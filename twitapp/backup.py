@@ -1,38 +1,51 @@
 """Export every stored account and post to one JSONL file, and restore such a file.
 
 The file's first line names the format; then each account is a line ``{"account": {...}}`` followed by
-its posts, one ``{"post": {...}}`` per line, ids as strings. Embeddings and n-gram features are left
-out: they are derived from the text and recomputed on restore.
+its posts, one ``{"post": {...}}`` per line, ids as strings; the last line, ``{"end": {...}}``, gives the
+counts and the SHA-256 of every line before it, so a file cut short (a download interrupted, a server
+timeout) or changed afterwards is refused whole instead of restoring part of a backup. Embeddings and
+n-gram features are left out: they are derived from the text and recomputed on restore.
 
-An export is written to a temporary file beside the target and renamed at the end, so a failed export
-never leaves a truncated file under the real name. A restore reads and checks the whole file before
-writing anything, then stores each account in its own transaction (``ingest.import_tweets``); restoring
-the same file again changes nothing.
+An export reads the database a page of posts at a time, each page its own short transaction, so a large
+database is neither held in memory nor locked for the length of a download. A restore reads the whole
+file first (every line checked, the end line verified, every handle checked), writing nothing, then
+stores each account through the ingest path: what is stored already is kept unless the operator asks to
+replace it, and restoring the same file again changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import sqlalchemy as sa
 
-from .archive import ArchiveError, decode_utf8, json_lines, parse_id, parse_time, post_record, read_file_bytes
+from . import handles
+from .archive import ArchiveError, json_lines, parse_count, parse_id, parse_time, post_record, text_stream
 from .extensions import db
 from .ingest import IngestResult, import_tweets
 from .models import Tweet, User
-from .records import AccountRecord, PostRecord
+from .records import AccountRecord, PostRecord, clean_text
 
 FORMAT = "hypotweet-export"
-VERSION = 1
+VERSION = 2  # 2 added the end line and followers_count; files of version 1 still restore
+READS = (1, 2)
 SOURCES = ("x", "archive", "demo")
+PAGE = 2000  # posts read per transaction while exporting
+CUT_SHORT = (
+    "it ends before its last line, so it was cut short (an interrupted download, say); "
+    "nothing was restored. Download it again."
+)
 
 Progress = Callable[[int, int], None]
+COUNT_COLUMNS = (Tweet.like_count, Tweet.retweet_count, Tweet.reply_count)
 
 
 @dataclass
@@ -41,109 +54,256 @@ class SavedAccount:
     source: str
     newest_tweet_id: int | None
     fetched_at: datetime | None
-    posts: list[PostRecord]
+    posts: int = 0  # how many the file holds
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
 
 
-def records() -> Iterator[dict]:
-    """The export, one JSON object per line: the header, then each account followed by its posts."""
-    yield {"format": FORMAT, "version": VERSION, "exported_at": _iso(datetime.now(UTC))}
-    for user in db.session.scalars(sa.select(User).order_by(User.id)).all():
-        yield {
-            "account": {
-                "id": str(user.id),
-                "username": user.username,
-                "name": user.name,
-                "source": user.source,
-                "newest_tweet_id": str(user.newest_tweet_id) if user.newest_tweet_id else None,
-                "fetched_at": _iso(user.fetched_at),
-            }
-        }
-        posts = db.session.scalars(
-            sa.select(Tweet).where(Tweet.user_id == user.id).order_by(Tweet.id).execution_options(yield_per=500)
-        )
-        for tweet in posts:
-            yield {
-                "post": {
-                    "id": str(tweet.id),
-                    "text": tweet.text,
-                    "created_at": _iso(tweet.created_at),
-                    "lang": tweet.lang,
-                    **({} if tweet.has_media is None else {"has_media": tweet.has_media}),
-                    "public_metrics": {
-                        "like_count": tweet.like_count,
-                        "retweet_count": tweet.retweet_count,
-                        "reply_count": tweet.reply_count,
-                    },
-                }
-            }
-
-
 def line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def export(path: str | Path, progress: Progress | None = None) -> tuple[int, int]:
-    """Write every account and post to ``path``; returns (accounts, posts)."""
-    target = Path(path)
+def _post_record(row) -> dict:
+    return {
+        "post": {
+            "id": str(row.id),
+            "text": row.text,
+            "created_at": _iso(row.created_at),
+            "lang": row.lang,
+            **({} if row.has_media is None else {"has_media": row.has_media}),
+            "public_metrics": {
+                "like_count": row.like_count,
+                "retweet_count": row.retweet_count,
+                "reply_count": row.reply_count,
+            },
+        }
+    }
+
+
+def lines(progress: Progress | None = None) -> Iterator[str]:
+    """The export as text lines: the header, each account and its posts, then the end line."""
+    digest, accounts, posts = hashlib.sha256(), 0, 0
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Tweet)) or 0
-    accounts = written = 0
+
+    def counted(record: dict) -> str:
+        text = line(record)
+        digest.update(text.encode("utf-8"))
+        return text
+
+    yield counted({"format": FORMAT, "version": VERSION, "exported_at": _iso(datetime.now(UTC))})
+    users = db.session.scalars(sa.select(User).order_by(User.id)).all()
+    db.session.rollback()
+    columns = (Tweet.id, Tweet.text, Tweet.created_at, Tweet.lang, Tweet.has_media, *COUNT_COLUMNS)
+    for user in users:
+        accounts += 1
+        yield counted(
+            {
+                "account": {
+                    "id": str(user.id),
+                    "username": user.username,
+                    "name": user.name,
+                    "source": user.source,
+                    "followers_count": user.followers_count,
+                    "newest_tweet_id": str(user.newest_tweet_id) if user.newest_tweet_id else None,
+                    "fetched_at": _iso(user.fetched_at),
+                }
+            }
+        )
+        after = None
+        while True:
+            query = sa.select(*columns).where(Tweet.user_id == user.id).order_by(Tweet.id).limit(PAGE)
+            if after is not None:
+                query = query.where(Tweet.id > after)
+            rows = db.session.execute(query).all()
+            db.session.rollback()  # one short transaction per page
+            for row in rows:
+                posts += 1
+                yield counted(_post_record(row))
+            if progress is not None and rows:
+                progress(posts, max(total, posts))
+            if len(rows) < PAGE:
+                break
+            after = rows[-1].id
+    yield line({"end": {"accounts": accounts, "posts": posts, "sha256": digest.hexdigest()}})
+
+
+def export(path: str | Path, progress: Progress | None = None) -> tuple[int, int]:
+    """Write every account and post to ``path`` (through a temporary file, renamed when whole)."""
+    target = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    end: dict = {}
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for record in records():
-                out.write(line(record))
-                accounts += "account" in record
-                if "post" in record:
-                    written += 1
-                    if progress is not None and written % 500 == 0:
-                        progress(written, total)
+            for text in lines(progress):
+                out.write(text)
+                if text.startswith('{"end"'):
+                    end = json.loads(text)["end"]
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     finally:
         db.session.rollback()
-    if progress is not None:
-        progress(written, total)
-    return accounts, written
+    return end["accounts"], end["posts"]
 
 
-def read_export(path: str | Path) -> list[SavedAccount]:
-    """Parse and check a whole export file; any problem raises ArchiveError naming its line."""
-    return parse_export(read_file_bytes(path), str(path))
+# ---------------------------------------------------------------------------------------------------
+# Reading an export back
 
 
-def parse_export(raw: bytes, name: str) -> list[SavedAccount]:
-    """An export's accounts and posts from its bytes (a file's, or one sent through a page), all checked."""
-    rows = list(json_lines(decode_utf8(raw, Path(name))))
-    if not rows or rows[0][1].get("format") != FORMAT:
+def export_version(header: dict, name: str) -> int:
+    """The version an export's first line names, or an ArchiveError when it is no export this app reads."""
+    if header.get("format") != FORMAT:
         raise ArchiveError(f"{name} is not a HypoTweet export (its first line should name {FORMAT!r})")
-    if rows[0][1].get("version") != VERSION:
-        raise ArchiveError(f"{name} is export version {rows[0][1].get('version')!r}; this app reads {VERSION}")
-    accounts: list[SavedAccount] = []
-    seen_accounts: set[int] = set()
-    seen_posts: set[int] = set()
-    for where, row in rows[1:]:
-        if "account" in row:
-            accounts.append(_account(row["account"], where))
-            if accounts[-1].record.id in seen_accounts:
-                raise ArchiveError(f"{where}: account {accounts[-1].record.id} appears twice")
-            seen_accounts.add(accounts[-1].record.id)
-        elif "post" in row:
-            if not accounts:
-                raise ArchiveError(f"{where}: a post before any account")
-            post = _post(row["post"], where)
-            if post.id in seen_posts:
-                raise ArchiveError(f"{where}: post {post.id} appears twice")
-            seen_posts.add(post.id)
-            accounts[-1].posts.append(post)
-        else:
-            raise ArchiveError(f'{where}: expected an "account" or a "post"')
-    return accounts
+    version = header.get("version")
+    if version not in READS:
+        readable = " and ".join(map(str, READS))
+        raise ArchiveError(f"{name} is export version {version!r}; this app reads versions {readable}")
+    return version
+
+
+def check_header(head: bytes, name: str) -> None:
+    """Refuse, from its first bytes alone, a file that is not an export this app reads (the rest of it is
+    read later, by the job that restores it)."""
+    first = head.decode("utf-8-sig", errors="replace").lstrip().split("\n", 1)[0]
+    try:
+        header = json.loads(first)
+    except (json.JSONDecodeError, RecursionError):
+        header = None
+    export_version(header if isinstance(header, dict) else {}, name)
+
+
+@dataclass
+class ExportSummary:
+    version: int
+    accounts: list[SavedAccount] = field(default_factory=list)
+    posts: int = 0
+
+
+class ExportFile:
+    """An export file that can be read as often as needed: ``check`` it whole, then restore from it."""
+
+    def __init__(self, name: str, opener: Callable[[], BinaryIO]) -> None:
+        self.name = name
+        self.opener = opener
+
+    @classmethod
+    def on_disk(cls, path: str | Path) -> ExportFile:
+        path = Path(path)
+        if not path.is_file():
+            raise ArchiveError(f"{path}: no such file")
+        return cls(path.name, lambda: path.open("rb"))
+
+    def _rows(self, digest=None) -> Iterator[tuple[str, dict]]:
+        """Each line's (place, object); ``digest`` takes every line's bytes as they were read."""
+        with self.opener() as raw:
+            stream = text_stream(raw)
+
+            def read() -> Iterator[str]:
+                for text in stream:
+                    if digest is not None:
+                        digest.update(text.encode("utf-8", "surrogatepass"))
+                    yield text
+
+            try:
+                yield from json_lines(read())
+            except UnicodeDecodeError:
+                raise ArchiveError(f"{self.name} is not UTF-8 text") from None
+
+    def check(self, check_handles: bool = True) -> ExportSummary:
+        """Read the whole file, writing nothing: its layout, every account and post, the end line, and
+        (``check_handles``) every new account's handle. An ArchiveError names the first problem."""
+        digest = _LineDigest()
+        rows = self._rows(digest)
+        first = next(rows, None)
+        summary = ExportSummary(version=export_version(first[1] if first else {}, self.name))
+        seen_accounts: set[int] = set()
+        seen_posts: set[int] = set()
+        end = None
+        for where, row in rows:
+            if end is not None:
+                raise ArchiveError(f"{where}: nothing may follow the end line")
+            if "account" in row:
+                saved = _account(row["account"], where)
+                if saved.record.id in seen_accounts:
+                    raise ArchiveError(f"{where}: account {saved.record.id} appears twice")
+                seen_accounts.add(saved.record.id)
+                summary.accounts.append(saved)
+            elif "post" in row:
+                if not summary.accounts:
+                    raise ArchiveError(f"{where}: a post before any account")
+                post = _post(row["post"], where)
+                if post.id in seen_posts:
+                    raise ArchiveError(f"{where}: post {post.id} appears twice")
+                seen_posts.add(post.id)
+                summary.accounts[-1].posts += 1
+                summary.posts += 1
+            elif "end" in row and summary.version >= 2:
+                end = (where, row["end"], digest.before_last)
+            else:
+                raise ArchiveError(f'{where}: expected an "account" or a "post"')
+        if summary.version >= 2:
+            self._verify_end(end, summary)
+        if check_handles:
+            for saved in summary.accounts:
+                _check_handle(saved, self.name)
+        return summary
+
+    def _verify_end(self, end, summary: ExportSummary) -> None:
+        if end is None:
+            raise ArchiveError(f"{self.name}: {CUT_SHORT}")
+        where, values, digest = end
+        if not isinstance(values, dict):
+            raise ArchiveError(f"{where}: the end line is not an object")
+        counts = (values.get("accounts"), values.get("posts"))
+        if counts != (len(summary.accounts), summary.posts):
+            raise ArchiveError(
+                f"{self.name}: its end line counts {counts[0]} accounts and {counts[1]} posts, but the file holds "
+                f"{len(summary.accounts)} and {summary.posts}; nothing was restored. Download it again."
+            )
+        if values.get("sha256") != digest:
+            raise ArchiveError(
+                f"{self.name} was changed after it was written (its lines do not match the end line's checksum); "
+                "nothing was restored."
+            )
+
+    def accounts(self) -> Iterator[tuple[SavedAccount, Iterator[PostRecord]]]:
+        """Each account of the (checked) file with a stream of its posts, read as the account is stored."""
+        rows = self._rows()
+        next(rows, None)  # the header
+        ahead = next(rows, None)
+
+        def posts_of() -> Iterator[PostRecord]:
+            nonlocal ahead
+            while True:
+                ahead = next(rows, None)
+                if ahead is None or "post" not in ahead[1]:
+                    return
+                yield _post(ahead[1]["post"], ahead[0])
+
+        while ahead is not None:
+            where, row = ahead
+            if "account" not in row:  # the end line
+                ahead = next(rows, None)
+                continue
+            posts = posts_of()
+            yield _account(row["account"], where), posts
+            for _ in posts:  # whatever the caller left unread, so the next account is next
+                pass
+
+
+class _LineDigest:
+    """A SHA-256 of every line read that also knows its value before the latest line (the end line's)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.before_last = self._hash.hexdigest()
+
+    def update(self, data: bytes) -> None:
+        self.before_last = self._hash.hexdigest()
+        self._hash.update(data)
 
 
 def _account(value: object, where: str) -> SavedAccount:
@@ -158,12 +318,17 @@ def _account(value: object, where: str) -> SavedAccount:
     name = value.get("name") if isinstance(value.get("name"), str) else ""
     newest = value.get("newest_tweet_id")
     fetched = value.get("fetched_at")
+    followers = value.get("followers_count")
     return SavedAccount(
-        record=AccountRecord(parse_id(value.get("id"), where, "account id"), username.strip(), name),
+        record=AccountRecord(
+            parse_id(value.get("id"), where, "account id", negative=True),
+            username.strip(),
+            clean_text(name)[:100],
+            parse_count(followers, where, "followers_count") if followers is not None else None,
+        ),
         source=source,
         newest_tweet_id=parse_id(newest, where, "newest_tweet_id") if newest is not None else None,
         fetched_at=parse_time(fetched, where) if fetched is not None else None,
-        posts=[],
     )
 
 
@@ -182,13 +347,29 @@ def _post(value: object, where: str) -> PostRecord:
     )
 
 
+def _check_handle(saved: SavedAccount, where: str) -> None:
+    """A restored account's handle follows the rules for handles from files (``handles``)."""
+    try:
+        handles.check_stored_form(saved.record.username)
+        if db.session.get(User, saved.record.id) is None:
+            handles.check_new(saved.record.username, saved.record.id)
+    except handles.HandleError as exc:
+        raise ArchiveError(f"{where}: account {saved.record.id}: {exc}") from None
+    finally:
+        db.session.rollback()
+
+
 def restore_accounts(
-    accounts: list[SavedAccount], progress: Callable[[int, int, str], None] | None = None
+    export: ExportFile,
+    summary: ExportSummary,
+    policy: str = "keep",
+    progress: Callable[[int, int, str], None] | None = None,
+    label: str | None = None,
 ) -> list[IngestResult]:
-    """Store parsed export accounts, each in its own transaction."""
+    """Store each account of a checked export through the ingest path, each in its own transaction."""
     results = []
-    for number, saved in enumerate(accounts, start=1):
-        label = f"@{saved.record.username} ({number} of {len(accounts)})"
+    for number, (saved, posts) in enumerate(export.accounts(), start=1):
+        label = f"@{saved.record.username} ({number} of {len(summary.accounts)})"
 
         def step(done: int, total: int, label: str = label) -> None:
             if progress is not None:
@@ -197,11 +378,15 @@ def restore_accounts(
         results.append(
             import_tweets(
                 saved.record,
-                saved.posts,
+                posts,
                 source=saved.source,
+                policy=policy,
                 progress=step,
+                total=summary.accounts[number - 1].posts,
                 fetched_at=saved.fetched_at,
                 newest_tweet_id=saved.newest_tweet_id,
+                check_handle=True,
+                label=label,
             )
         )
     return results

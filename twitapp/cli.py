@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from . import archive, backup, generate, jobs, labelled, sentiment, virality
+from . import archive, backup, generate, ingest, jobs, labelled, sentiment, virality
 from .extensions import db
 from .ingest import IngestError, delete_all, import_tweets
 from .models import ModelVersion, User
@@ -61,21 +61,61 @@ def seed_demo(if_empty: bool) -> None:
         click.echo(f"@{result.username}: {result.added} new posts, {result.total} stored.")
 
 
+replace_option = click.option(
+    "--replace",
+    is_flag=True,
+    help="Take the file's handles, names and counts where they differ from the stored ones (shown first).",
+)
+yes_option = click.option("--yes", is_flag=True, help="With --replace: do not ask before replacing.")
+
+
+def _confirm_replace(plans: list, yes: bool) -> None:
+    """Show what a replace will change, and ask (unless ``yes``); nothing to change is said and allowed."""
+    counts = sum(p.differ for p in plans)
+    renames = [(p.username, p.kept_handle) for p in plans if p.kept_handle]
+    names = [(p.username, p.kept_name) for p in plans if p.kept_name]
+    if not (counts or renames or names):
+        click.echo("The file agrees with what is stored; --replace changes nothing.")
+        return
+    click.echo("Replacing will change:")
+    if counts:
+        click.echo(f"  the likes, reposts or replies of {counts:,} stored posts")
+    for old, new in renames:
+        click.echo(f"  the handle @{old} to @{new}")
+    for handle, name in names:
+        click.echo(f"  the display name of @{handle} to {name!r}")
+    if not yes:
+        click.confirm("Replace them?", abort=True)
+
+
 @click.command("import")
 @with_appcontext
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--username", required=True, help="The account the posts belong to.")
 @click.option("--name", default=None, help="Display name, for an account not stored yet.")
-def import_file(path: str, username: str, name: str | None) -> None:
+@replace_option
+@yes_option
+def import_file(path: str, username: str, name: str | None, replace: bool, yes: bool) -> None:
     """Import posts from an X archive's tweets.js, a JSONL file of X API posts, or a CSV.
 
-    CSV columns: id,created_at,text and optionally like_count,retweet_count,reply_count.
+    CSV columns: id,created_at,text and optionally like_count,retweet_count,reply_count. Posts already
+    stored keep their counts, and the account its handle and name, unless --replace is given.
     """
     try:
         handle = archive.check_username(username)
+        if replace:
+            posts = archive.PostFile.on_disk(path)
+            account = jobs.import_account(posts.check(), handle, posts.name, name)
+            _confirm_replace([ingest.plan(account, posts.posts())], yes)
     except archive.ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(_run_job("import-file", handle, path=str(Path(path).resolve()), name=name).message)
+    params = {"path": str(Path(path).resolve()), "name": name, "policy": "replace" if replace else "keep"}
+    job = _run_job("import-file", handle, **params)
+    click.echo(job.message + (" Run again with --replace to take the file's." if _withheld(job) else ""))
+
+
+def _withheld(job: jobs.Job) -> bool:
+    return bool((job.result or {}).get("withheld")) and (job.params or {}).get("policy") != "replace"
 
 
 @click.command("export")
@@ -96,9 +136,21 @@ def export(path: str) -> None:
 @click.command("restore")
 @with_appcontext
 @click.argument("path", type=click.Path(dir_okay=False))
-def restore(path: str) -> None:
-    """Store every account and post of a `flask export` file (what is already stored is matched)."""
-    click.echo(_run_job("restore", path=str(Path(path).resolve())).message)
+@replace_option
+@yes_option
+def restore(path: str, replace: bool, yes: bool) -> None:
+    """Store every account and post of a `flask export` file. What is stored already is matched and kept
+    (handles, names, counts) unless --replace is given; the whole file is checked before anything is written."""
+    if replace:
+        try:
+            export = backup.ExportFile.on_disk(path)
+            export.check()
+            plans = [ingest.plan(saved.record, posts) for saved, posts in export.accounts()]
+        except archive.ArchiveError as exc:
+            raise click.ClickException(str(exc)) from None
+        _confirm_replace(plans, yes)
+    job = _run_job("restore", path=str(Path(path).resolve()), policy="replace" if replace else "keep")
+    click.echo(job.message + (" Run again with --replace to take the file's." if _withheld(job) else ""))
 
 
 def _require_token() -> None:
@@ -180,6 +232,9 @@ def worker(burst: bool) -> None:
     if not redis_url:
         raise click.ClickException("REDIS_URL is not set; without Redis, jobs run inside the web process.")
     queue = jobs.rq_queue(redis_url)
+    failed = jobs.sweep()  # what stopped with the last workers, so nothing stays blocked behind it
+    if failed:
+        click.echo(f"{failed} job(s) whose process had ended were marked as stopped.", err=True)
     Worker([queue], connection=queue.connection).work(burst=burst, with_scheduler=False)
 
 

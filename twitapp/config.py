@@ -128,6 +128,10 @@ def settings_from_env(instance_path: str) -> dict:
         "TRUST_FORWARDED_HOST": flag("TRUST_FORWARDED_HOST", default=False),
         # The largest request body, files sent through a page included; bigger files go through the CLI.
         "MAX_CONTENT_LENGTH": upload_limit(os.environ.get("MAX_UPLOAD_MB")),
+        # The most posts one import sent through a page stores (the CLI takes any number).
+        "MAX_IMPORT_POSTS": whole_number("MAX_IMPORT_POSTS", default=50_000),
+        # How often a web process says it still holds its jobs, and sweeps away those no process holds.
+        "JOB_BEAT_SECONDS": whole_number("JOB_BEAT_SECONDS", default=30),
     }
 
 

@@ -1,26 +1,42 @@
 """The one path by which posts enter the database, whatever their source.
 
-Normalise and dedupe, embed only what is new, then write the account and its posts in one transaction:
-a failure anywhere leaves the database exactly as it was.
+Posts arrive as a stream. They are deduplicated, and each batch is embedded and written to
+``staged_posts`` in its own short transaction, so memory stays flat however many there are and other
+writers wait only moments. Then one last short transaction creates or updates the account and moves the
+staged posts into ``tweets``: a failure or a kill at any point before it leaves the stored data exactly as
+it was (the staged rows are dropped), and after it everything is there.
+
+What happens to what is stored already is the caller's ``policy``:
+
+- ``"refresh"`` (the X API, the source of truth): the account takes its new handle and name, and stored
+  posts take the counts X gives now;
+- ``"keep"`` (files, the default): only what is missing is added; the account keeps its handle and name,
+  stored posts keep their counts, and the result says what the file would have changed;
+- ``"replace"`` (files, when the operator asks): the file's handle, name and counts replace the stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 import sqlalchemy as sa
 from flask import current_app
 
-from . import embed, features
+from . import embed, features, handles
 from .extensions import db
-from .models import Job, ModelVersion, Tweet, User, find_user
+from .models import Job, ModelVersion, StagedPost, Tweet, User, find_user
 from .records import AccountRecord, PostRecord, clean_text
 
 # An update fetches again the posts of this last stretch, to refresh their likes, reposts and replies.
 METRICS_WINDOW = timedelta(days=7)
 CHUNK = 500  # ids per IN (...) query: well under SQLite's limit on bound parameters
+BATCH = 1000  # posts embedded and staged per transaction (INGEST_BATCH overrides it)
+POLICIES = ("refresh", "keep", "replace")
+COUNTS = ("like_count", "retweet_count", "reply_count")
 
 
 class IngestError(ValueError):
@@ -30,10 +46,23 @@ class IngestError(ValueError):
 @dataclass(frozen=True)
 class IngestResult:
     username: str
-    added: int
-    updated: int
-    total: int
+    added: int  # new posts stored
+    matched: int  # posts of the source that were stored already
+    total: int  # the account's posts now
     created: bool
+    changed: int = 0  # stored posts whose counts were refreshed or replaced
+    differ: int = 0  # stored posts whose counts differ from the source's, kept as stored ("keep")
+    kept_handle: str | None = None  # the source's other handle for the account, not taken ("keep")
+    kept_name: str | None = None  # the source's other display name, not taken ("keep")
+
+    @property
+    def updated(self) -> int:
+        return self.matched
+
+    @property
+    def withheld(self) -> int:
+        """How many things a replace would change that this run kept: posts' counts, the handle, the name."""
+        return self.differ + (self.kept_handle is not None) + (self.kept_name is not None)
 
 
 Progress = Callable[[int, int], None]
@@ -44,128 +73,308 @@ def _chunks(items: list, size: int = CHUNK):
         yield items[start : start + size]
 
 
+def _batches(posts: Iterable[PostRecord], size: int) -> Iterator[list[PostRecord]]:
+    iterator = iter(posts)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
 def import_tweets(
     account: AccountRecord,
     posts: Iterable[PostRecord],
     *,
     source: str,
+    policy: str = "keep",
     progress: Progress | None = None,
+    total: int | None = None,
     fetched_at: datetime | None = None,
     newest_tweet_id: int | None = None,
+    check_handle: bool = False,
+    label: str | None = None,
 ) -> IngestResult:
-    """Store ``account`` and ``posts``: new posts are embedded and added, known ones get fresh metrics.
+    """Store ``account`` and ``posts`` under ``policy`` (see the module's docstring).
 
-    ``progress(done, total)`` is called as embedding batches finish. Raises :class:`IngestError` when
-    the handle is taken by a different account or a post belongs to another account. ``fetched_at``
-    and ``newest_tweet_id`` restore an exported account's own values instead of now and its newest post.
+    ``progress(done, total)`` is called as batches are stored; ``total``: how many posts are coming, where
+    ``posts`` is a stream (a sequence is counted). Raises IngestError when the handle is taken by another
+    account, a post belongs to another account, or (``check_handle``, for handles from files) the handle
+    is not one the app stores or reads like another account's. ``fetched_at`` and ``newest_tweet_id``
+    restore an exported account's own values where the account is made here. ``label`` starts the key of
+    the rows staged (a job's, so its rows can be dropped if its process dies).
     """
-    unique: dict[int, PostRecord] = {}
-    for post in posts:
-        unique[post.id] = post  # a later copy of the same post carries the fresher metrics
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}")
+    if total is None and isinstance(posts, Sequence):
+        total = len(posts)
+    batch = f"{label}-{uuid.uuid4().hex}"[:32] if label else uuid.uuid4().hex
     try:
-        return _store(account, unique, source, progress, fetched_at, newest_tweet_id)
-    except sa.exc.IntegrityError:
-        # Another process stored some of the same rows between our reads and our commit (two workers
-        # fetching one account at once). Its rows are committed now, so a second pass matches them.
+        takes_handle = _check_account(account, policy, check_handle)
+        counts = _stage(account, posts, batch, policy, progress, total)
         try:
-            return _store(account, unique, source, progress, fetched_at, newest_tweet_id)
+            return _finish(account, batch, source, policy, counts, fetched_at, newest_tweet_id, takes_handle)
         except sa.exc.IntegrityError:
-            raise IngestError(
-                f"@{account.username} was being written by another process at the same time; try again."
-            ) from None
+            # Another process stored the account or some of these posts between our reads and our commit
+            # (two workers fetching one account at once). Its rows are committed now; a second pass skips them.
+            db.session.rollback()
+            try:
+                return _finish(account, batch, source, policy, counts, fetched_at, newest_tweet_id, takes_handle)
+            except sa.exc.IntegrityError:
+                raise IngestError(
+                    f"@{account.username} was being written by another process at the same time; try again."
+                ) from None
+    finally:
+        db.session.rollback()
+        drop_staged(batch)
 
 
-def _store(
-    account: AccountRecord,
-    unique: dict[int, PostRecord],
-    source: str,
-    progress: Progress | None,
-    fetched_at: datetime | None,
-    newest_tweet_id: int | None,
-) -> IngestResult:
+def plan(account: AccountRecord, posts: Iterable[PostRecord]) -> IngestResult:
+    """What storing ``posts`` would do, writing nothing: new posts, stored ones, and what a replace would
+    change (stored posts whose counts differ, the handle, the name). The CLI shows it before a replace."""
+    user = db.session.get(User, account.id)
+    counts = _Counts()
+    seen: set[int] = set()
+    for group in _batches(posts, CHUNK):
+        fresh = {p.id: p for p in group if p.id not in seen}
+        seen.update(fresh)
+        known = _stored(list(fresh))
+        for post in fresh.values():
+            row = known.get(post.id)
+            if row is None:
+                counts.added += 1
+            else:
+                counts.matched += 1
+                counts.differ += tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS)
+    db.session.rollback()
+    other_handle = user is not None and user.username != account.username
+    other_name = user is not None and bool(account.name) and account.name != user.name
+    return IngestResult(
+        user.username if user else account.username,
+        counts.added,
+        counts.matched,
+        0,
+        user is None,
+        differ=counts.differ,
+        kept_handle=account.username if other_handle else None,
+        kept_name=account.name if other_name else None,
+    )
+
+
+def drop_staged(batch: str | None = None, older_than: timedelta | None = None, prefix: str | None = None) -> int:
+    """Remove staged posts: one import's (``batch``), a job's (``prefix``, its label and a dash), or every
+    import's staged before ``older_than`` ago."""
+    statement = sa.delete(StagedPost)
+    if batch is not None:
+        statement = statement.where(StagedPost.batch == batch)
+    if prefix is not None:
+        statement = statement.where(StagedPost.batch.startswith(prefix, autoescape=True))
+    if older_than is not None:
+        statement = statement.where(StagedPost.staged_at < datetime.now(UTC) - older_than)
+    with db.engine.begin() as connection:  # its own transaction, whatever state the session is in
+        return connection.execute(statement).rowcount
+
+
+def _check_account(account: AccountRecord, policy: str, check_handle: bool) -> bool:
+    """Whether the account takes the source's handle (a new one always does); IngestError if the handle
+    belongs to another account, or a file's new handle is not one to store."""
+    user = db.session.get(User, account.id)
+    holder = find_user(account.username)
+    if holder is not None and holder.id != account.id:
+        raise IngestError(
+            f"@{holder.username} is already stored as a different account (id {holder.id}); "
+            "it may have been renamed. Delete it or import under another name."
+        )
+    takes_handle = user is None or (policy != "keep" and user.username != account.username)
     try:
-        user = db.session.get(User, account.id)
-        holder = find_user(account.username)
-        if holder is not None and holder.id != account.id:
-            raise IngestError(
-                f"@{holder.username} is already stored as a different account (id {holder.id}); "
-                "it may have been renamed. Reset it or import under another name."
-            )
-        known: dict[int, Tweet] = {}
-        ids = list(unique)
-        for part in _chunks(ids):
-            for tweet in db.session.scalars(sa.select(Tweet).where(Tweet.id.in_(part))):
-                known[tweet.id] = tweet
-        foreign = [t.id for t in known.values() if t.user_id != account.id]
+        if takes_handle:  # whatever the source, a handle the pages could never find is not stored
+            handles.check_stored_form(account.username)
+        if check_handle and takes_handle:
+            handles.check_new(account.username, account.id)
+    except handles.HandleError as exc:
+        raise IngestError(str(exc)) from None
+    db.session.rollback()
+    return takes_handle
+
+
+@dataclass
+class _Counts:
+    added: int = 0
+    matched: int = 0
+    changed: int = 0
+    differ: int = 0
+    newest: int = 0
+
+
+def _stage(
+    account: AccountRecord,
+    posts: Iterable[PostRecord],
+    batch: str,
+    policy: str,
+    progress: Progress | None,
+    total: int | None,
+) -> _Counts:
+    """Embed and stage the new posts (and, for refresh or replace, the counts of stored ones), a batch per
+    transaction; stored posts' counts that differ are counted either way."""
+    counts = _Counts()
+    seen: set[int] = set()
+    done = 0
+    size = int(current_app.config.get("INGEST_BATCH") or BATCH)
+    if progress is not None:
+        progress(0, total or 0)
+    for group in _batches(posts, size):
+        fresh: dict[int, PostRecord] = {}
+        for post in group:
+            if post.id in seen:
+                _restage_counts(batch, post)  # a later copy of a post carries the fresher counts
+            else:
+                fresh[post.id] = post
+        seen.update(fresh)
+        known = _stored(list(fresh))
+        foreign = [i for i, row in known.items() if row.user_id != account.id]
         if foreign:
             raise IngestError(
                 f"{len(foreign)} of these posts (for example {foreign[0]}) are stored under another "
                 "account; a file must hold one account's posts"
             )
-        new_posts = [p for p in unique.values() if p.id not in known]
-        texts = [clean_text(p.text) for p in new_posts]
-        vectors = _embed_with_progress(texts, progress)
-        hashed = features.encode(texts)
+        new = [p for p in fresh.values() if p.id not in known]
+        texts = [clean_text(p.text) for p in new]
+        vectors = embed.embed_texts(texts, current_app.config["SPACY_MODEL"]) if texts else []
+        rows = [
+            _staged(batch, post, text, embed.to_bytes(vector), blob)
+            for post, text, vector, blob in zip(new, texts, vectors, features.encode(texts), strict=True)
+        ]
+        for post in fresh.values():
+            row = known.get(post.id)
+            if row is None:
+                continue
+            counts.matched += 1
+            differs = tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS)
+            if policy == "keep":
+                counts.differ += differs
+            elif differs or policy == "refresh":
+                counts.changed += differs
+                rows.append(_staged(batch, post, "", None, None, known=True))
+        if rows:
+            db.session.execute(sa.insert(StagedPost), rows)
+        db.session.commit()
+        counts.added += len(new)
+        counts.newest = max([counts.newest, *fresh])
+        done += len(group)
+        if progress is not None:
+            progress(done, max(total or 0, done))
+    return counts
 
+
+def _staged(batch: str, post: PostRecord, text: str, vector: bytes | None, blob: bytes | None, known=False) -> dict:
+    return {
+        "batch": batch,
+        "id": post.id,
+        "known": known,
+        "text": text,
+        "created_at": post.created_at,
+        "like_count": post.like_count,
+        "retweet_count": post.retweet_count,
+        "reply_count": post.reply_count,
+        "lang": post.lang,
+        "has_media": post.has_media,
+        "embedding": vector,
+        "features": blob,
+        "staged_at": datetime.now(UTC),
+    }
+
+
+def _restage_counts(batch: str, post: PostRecord) -> None:
+    db.session.execute(
+        sa.update(StagedPost)
+        .where(StagedPost.batch == batch, StagedPost.id == post.id)
+        .values(**{c: getattr(post, c) for c in COUNTS})
+    )
+
+
+def _stored(ids: list[int]) -> dict[int, sa.Row]:
+    found = {}
+    for part in _chunks(ids):
+        query = sa.select(Tweet.id, Tweet.user_id, *(getattr(Tweet, c) for c in COUNTS)).where(Tweet.id.in_(part))
+        for row in db.session.execute(query):
+            found[row.id] = row
+    return found
+
+
+def _finish(
+    account: AccountRecord,
+    batch: str,
+    source: str,
+    policy: str,
+    counts: _Counts,
+    fetched_at: datetime | None,
+    newest_tweet_id: int | None,
+    takes_handle: bool,
+) -> IngestResult:
+    """The last transaction: the account made or updated, the staged posts moved into ``tweets``."""
+    try:
+        user = db.session.get(User, account.id)
         created = user is None
+        kept_handle = kept_name = None
         if created:
             user = User(id=account.id, username=account.username, name=account.name, source=source)
+            user.fetched_at = fetched_at or datetime.now(UTC)
             db.session.add(user)
         else:
-            user.username = account.username
-            user.name = account.name or user.name
+            if takes_handle:
+                user.username = account.username
+            elif account.username != user.username:
+                kept_handle = account.username
+            if policy != "keep":
+                user.name = account.name or user.name
+            elif account.name and account.name != user.name:
+                kept_name = account.name
             if user.source == "demo" and source != "demo":
                 user.source = source
-        if account.followers_count is not None:
+            if counts.added or counts.changed or policy != "keep":
+                user.fetched_at = datetime.now(UTC)
+        if account.followers_count is not None and (created or policy != "keep"):
             user.followers_count = account.followers_count
-        for post in unique.values():
-            tweet = known.get(post.id)
-            if tweet is not None:
-                tweet.like_count = post.like_count
-                tweet.retweet_count = post.retweet_count
-                tweet.reply_count = post.reply_count
-                if post.has_media is not None:
-                    tweet.has_media = post.has_media
-        for post, vector, blob in zip(new_posts, vectors, hashed, strict=True):
-            db.session.add(
-                Tweet(
-                    id=post.id,
-                    user_id=account.id,
-                    text=clean_text(post.text),
-                    created_at=post.created_at,
-                    like_count=post.like_count,
-                    retweet_count=post.retweet_count,
-                    reply_count=post.reply_count,
-                    lang=post.lang,
-                    has_media=post.has_media,
-                    embedding=embed.to_bytes(vector),
-                    features=blob,
-                )
-            )
-        newest = max([*unique, newest_tweet_id or 0, user.newest_tweet_id or 0])
-        user.newest_tweet_id = newest or None
-        user.fetched_at = fetched_at or datetime.now(UTC)
         db.session.flush()
+        staged = sa.select(StagedPost).where(StagedPost.batch == batch).subquery()
+        columns = ["id", "text", "created_at", *COUNTS, "lang", "has_media", "embedding", "features"]
+        inserted = db.session.execute(
+            sa.insert(Tweet).from_select(
+                [*columns, "user_id"],
+                sa.select(*(staged.c[c] for c in columns), sa.literal(account.id, sa.BigInteger)).where(
+                    ~staged.c.known, ~sa.exists().where(Tweet.id == staged.c.id)
+                ),
+            )
+        )
+        if policy != "keep":
+            refreshed = sa.select(StagedPost).where(StagedPost.batch == batch, StagedPost.known).subquery()
+            values = {c: sa.select(refreshed.c[c]).where(refreshed.c.id == Tweet.id).scalar_subquery() for c in COUNTS}
+            values["has_media"] = sa.func.coalesce(
+                sa.select(refreshed.c.has_media).where(refreshed.c.id == Tweet.id).scalar_subquery(), Tweet.has_media
+            )
+            db.session.execute(
+                sa.update(Tweet).where(Tweet.id.in_(sa.select(refreshed.c.id))).values(**values),
+                execution_options={"synchronize_session": False},
+            )
+        newest = max(counts.newest, newest_tweet_id or 0, user.newest_tweet_id or 0)
+        user.newest_tweet_id = newest or None
         total = db.session.scalar(sa.select(sa.func.count()).where(Tweet.user_id == account.id)) or 0
         username = user.username
+        db.session.execute(sa.delete(StagedPost).where(StagedPost.batch == batch))
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-    return IngestResult(username, len(new_posts), len(known), total, created)
-
-
-def _embed_with_progress(texts: list[str], progress: Progress | None):
-    model = current_app.config["SPACY_MODEL"]
-    if progress is None:
-        return embed.embed_texts(texts, model)
-    rows = []
-    total = len(texts)
-    progress(0, total)
-    for start in range(0, total, embed.BATCH_SIZE):
-        rows.extend(embed.embed_texts(texts[start : start + embed.BATCH_SIZE], model))
-        progress(min(start + embed.BATCH_SIZE, total), total)
-    return rows
+    # Staged as new but stored meanwhile by another writer: matched, not added.
+    raced = counts.added - inserted.rowcount
+    return IngestResult(
+        username,
+        inserted.rowcount,
+        counts.matched + raced,
+        total,
+        created,
+        changed=counts.changed,
+        differ=counts.differ,
+        kept_handle=kept_handle,
+        kept_name=kept_name,
+    )
 
 
 def add_or_update_user(
@@ -180,7 +389,7 @@ def add_or_update_user(
     db.session.rollback()  # no transaction stays open while the network is slow
     limit = current_app.config["TWEETS_PER_USER"]
     posts = client.fetch_timeline(account.id, since_id=since, limit=limit, progress=fetched)
-    return import_tweets(account, posts, source="x", progress=progress)
+    return import_tweets(account, posts, source="x", policy="refresh", progress=progress)
 
 
 def refresh_since(user_id: int) -> int | None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,8 +35,8 @@ from . import archive, backup, generate, ingest, labelled, sentiment, uploads, v
 from .archive import ArchiveError
 from .extensions import db
 from .ingest import IngestError, IngestResult, add_or_update_user, import_tweets
-from .models import Job, User, find_user
-from .records import STORED_HANDLE, AccountRecord
+from .models import Job, Upload, User, find_user
+from .records import STORED_HANDLE, AccountRecord, clean_text
 from .sentiment import SentimentError
 from .twitter import XAPIError, XRateLimited, client_from_config
 
@@ -43,8 +45,13 @@ log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running", "waiting")
 # A running job reports at least this often; one silent for longer lost its worker.
 STALE_RUNNING = timedelta(minutes=5)
-# A queued job no worker has picked up in this long will not be (no worker is running).
+# A job queued in Redis that no worker has picked up in this long will not be (no worker is running).
 STALE_QUEUED = timedelta(minutes=30)
+# A job held by a web process's job thread, which beats for it every JOB_BEAT_SECONDS: silent this long,
+# the process is gone.
+ORPHANED = timedelta(minutes=2)
+# Uploads wait this long for the job a page queues right after storing them.
+UNQUEUED_UPLOAD = timedelta(minutes=10)
 # How often a rate-limited job waits for X's reset before it gives up, and the longest single wait.
 RATE_LIMIT_WAITS = 3
 LONGEST_WAIT = timedelta(minutes=16)
@@ -208,102 +215,181 @@ def _import_file(params: dict, report: Reporter) -> tuple[str, dict]:
     """Import one account's posts from an X archive's tweets.js, a JSONL file or a CSV.
 
     The file is a path (the CLI) or files sent through a page (``uploads``: the posts, then an archive's
-    account.js if it came too), which are dropped once read, whatever the outcome.
+    account.js if it came too), read here, never in the request that sent them.
     """
-    with _sent_through_a_page(params) as sent:
+    with _inputs(params) as inputs:
         if "path" in params:
-            source, parsed = params["path"], archive.read_file(params["path"])
+            posts = archive.PostFile.on_disk(params["path"])
         else:
-            (source, raw), *account_js = sent
-            parsed = archive.parse_file(raw, source, account_js[0][1] if account_js else None)
-        return _import_parsed(params, source, parsed, report)
+            (name, opener), *beside = inputs.files
+            account_js = None
+            if beside:
+                with beside[0][1]() as raw:
+                    account_js = raw.read(archive.MAX_FILE_BYTES)
+            posts = archive.PostFile(name, opener, account_js)
+        message, result = _import_posts(params, posts, report)
+        inputs.keep = result["withheld"] > 0  # for a replace, if the operator asks for one
+        return message, result
+
+
+class _Inputs:
+    """The files a job reads: (name, opener) pairs for the uploads a page sent; ``keep`` them afterwards?"""
+
+    def __init__(self, files: list[tuple[str, Callable]]) -> None:
+        self.files = files
+        self.keep = False
 
 
 @contextmanager
-def _sent_through_a_page(params: dict) -> Iterator[list[tuple[str, bytes]]]:
-    """The (name, bytes) of the files a page sent for this job (none for the CLI, which passes paths);
-    they are dropped afterwards, used or refused, and no transaction is left open."""
+def _inputs(params: dict) -> Iterator[_Inputs]:
+    """The files a page sent for this job (none for the CLI, which passes paths). They are dropped
+    afterwards, used or refused, unless the job keeps them for a replace the operator may ask for; no
+    transaction is left open."""
     ids = params.get("uploads", [])
+    inputs = None
     try:
         try:
             sent = uploads.fetch(ids)
         except LookupError as exc:
             raise JobFailed(str(exc)) from None
-        yield [(upload.name, upload.content) for upload in sent]
+        names = [(upload.id, upload.name) for upload in sent]
+        db.session.rollback()
+        inputs = _Inputs([(name, lambda upload=upload: uploads.open_upload(upload)) for upload, name in names])
+        yield inputs
     finally:
         db.session.rollback()
-        uploads.discard(ids)
+        if inputs is None or not inputs.keep or params.get("policy") == "replace":
+            uploads.discard(ids)
 
 
-def import_account(parsed: archive.ParsedArchive, handle: str, source: str, name: str | None = None) -> AccountRecord:
+MORE_POSTS = "For a larger file, run `flask import FILE --username NAME` where the app runs."
+
+
+def import_account(found: archive.FileSummary, handle: str, source: str, name: str | None = None) -> AccountRecord:
     """The account a file's posts go to, or an ArchiveError when the file names another one or holds no
     posts to import (only replies and reposts, say): an account is not made empty."""
-    if not parsed.posts:
-        skipped = ", ".join(f"{n} {why}" for why, n in sorted(parsed.skipped.items()))
+    if not found.posts:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
         raise archive.ArchiveError(
             f"{source} holds no original posts to import"
             + (f" (only {skipped}, which are left out)." if skipped else ".")
         )
     stored = find_user(handle)
-    if parsed.username and parsed.username.lower() != handle.lower():
-        raise archive.ArchiveError(f"{source} holds posts by @{parsed.username}, not @{handle}.")
-    if stored is not None and parsed.account_id and parsed.account_id != stored.id:
+    if found.username and found.username.lower() != handle.lower():
+        raise archive.ArchiveError(f"{source} holds posts by @{found.username}, not @{handle}.")
+    if stored is not None and found.account_id and found.account_id != stored.id:
         raise archive.ArchiveError(
-            f"{source} belongs to account id {parsed.account_id}, but @{stored.username} is stored as {stored.id}."
+            f"{source} belongs to account id {found.account_id}, but @{stored.username} is stored as {stored.id}."
         )
     return AccountRecord(
-        id=parsed.account_id or (stored.id if stored else archive.local_account_id(handle)),
+        id=found.account_id or (stored.id if stored else archive.local_account_id(handle)),
         username=stored.username if stored else handle,
-        name=name or (stored.name if stored else handle),
+        name=clean_text(name or (stored.name if stored else handle))[:100],
     )
 
 
-def _import_parsed(params: dict, path: str, parsed: archive.ParsedArchive, report: Reporter) -> tuple[str, dict]:
-    account = import_account(parsed, params["username"], path, params.get("name"))
+def _import_posts(params: dict, posts: archive.PostFile, report: Reporter) -> tuple[str, dict]:
+    report.progress(0, 0, f"Checking {posts.name}.")
+    limit = params.get("max_posts")
+    found = posts.check(limit, MORE_POSTS if limit else "")
+    account = import_account(found, params["username"], posts.name, params.get("name"))
     db.session.rollback()
 
     def read(done: int, total: int) -> None:
         report.progress(done, total, f"Reading @{account.username}'s posts: {done:,} of {total:,}.")
 
-    result = import_tweets(account, parsed.posts, source="archive", progress=read)
-    skipped = ", ".join(f"{n} {why}" for why, n in sorted(parsed.skipped.items()))
-    message = f"@{result.username}: {result.added} new posts, {result.updated} already stored, {result.total} in all"
+    result = import_tweets(
+        account,
+        posts.posts(),
+        source="archive",
+        policy=params.get("policy", "keep"),
+        progress=read,
+        total=found.posts,
+        check_handle=True,
+        label=f"j{report.job_id}",
+    )
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
+    message = f"@{result.username}: {result.added} new posts, {result.matched} already stored, {result.total} in all"
     message += f" (skipped {skipped})." if skipped else "."
+    message += _withheld_message([result])
     return message, {
         "username": result.username,
         "added": result.added,
         "total": result.total,
-        "skipped": parsed.skipped,
+        "skipped": found.skipped,
+        "changed": result.changed,
+        **_withheld([result]),
     }
+
+
+def _withheld(results: list[IngestResult]) -> dict:
+    """What the file would change in what is stored, kept as stored by this run ("keep")."""
+    return {
+        "withheld": sum(r.withheld for r in results),
+        "counts_kept": sum(r.differ for r in results),
+        "handles_kept": {r.username: r.kept_handle for r in results if r.kept_handle},
+        "names_kept": {r.username: r.kept_name for r in results if r.kept_name},
+    }
+
+
+def _withheld_message(results: list[IngestResult]) -> str:
+    kept = _withheld(results)
+    if not kept["withheld"]:
+        return ""
+    parts = []
+    if kept["counts_kept"]:
+        parts.append(f"{kept['counts_kept']:,} stored posts' likes, reposts or replies")
+    if kept["handles_kept"]:
+        parts.append(f"{len(kept['handles_kept'])} handle{'s' if len(kept['handles_kept']) > 1 else ''}")
+    if kept["names_kept"]:
+        parts.append(f"{len(kept['names_kept'])} display name{'s' if len(kept['names_kept']) > 1 else ''}")
+    return f" The file differs in {', '.join(parts)}; the stored ones were kept."
 
 
 @handler("restore")
 def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
     """Store every account and post of an export: a path (the CLI) or a file sent through a page."""
-    with _sent_through_a_page(params) as sent:
+    with _inputs(params) as inputs:
         if "path" in params:
-            accounts = backup.read_export(params["path"])
+            export = backup.ExportFile.on_disk(params["path"])
         else:
-            ((name, raw),) = sent
-            accounts = backup.parse_export(raw, name)
+            ((name, opener),) = inputs.files
+            export = backup.ExportFile(name, opener)
+        report.progress(0, 0, f"Checking {export.name}.")
+        summary = export.check()
         db.session.rollback()
-        results = backup.restore_accounts(accounts, progress=report.progress)
+        results = backup.restore_accounts(
+            export, summary, params.get("policy", "keep"), report.progress, label=f"j{report.job_id}"
+        )
+        inputs.keep = sum(r.withheld for r in results) > 0
     added = sum(r.added for r in results)
-    matched = sum(r.updated for r in results)
+    matched = sum(r.matched for r in results)
     message = f"Restored {len(results)} accounts: {added:,} new posts, {matched:,} already stored."
-    return message, {"accounts": len(results), "added": added, "already_stored": matched}
+    message += _withheld_message(results)
+    return message, {
+        "accounts": len(results),
+        "added": added,
+        "already_stored": matched,
+        "changed": sum(r.changed for r in results),
+        **_withheld(results),
+    }
 
 
 @handler("sentiment-train")
 def _sentiment_train(params: dict, report: Reporter) -> tuple[str, dict]:
     """Train a sentiment model on labelled files (paths, or files sent through the page) and put it in service."""
     rows, files = [], []
-    with _sent_through_a_page(params) as sent:
-        # From disk (the CLI), each file read once: parsed, and hashed for the record.
-        for name, raw in [(Path(p).name, archive.read_file_bytes(p)) for p in params.get("paths", [])] + sent:
-            read = labelled.parse_labelled(raw, name)
-            files.append({"file": name, "rows": len(read), "sha256": hashlib.sha256(raw).hexdigest()})
-            rows += read
+    with _inputs(params) as inputs:
+        # Labelled files are read whole: the model learns from every row at once.
+        read = [(Path(p).name, archive.read_file_bytes(p)) for p in params.get("paths", [])]
+        for name, opener in inputs.files:
+            with opener() as stream:
+                read.append((name, stream.read()))
+        for name, raw in read:
+            parsed = labelled.parse_labelled(raw, name)
+            files.append({"file": name, "rows": len(parsed), "sha256": hashlib.sha256(raw).hexdigest()})
+            rows += parsed
+        del read
         rows, dropped = labelled.deduplicate(rows)
         model, metrics = sentiment.train(rows, progress=report.progress)
         data = {"files": files, "rows": len(rows), "dropped_duplicates_or_conflicts": dropped}
@@ -376,7 +462,7 @@ def execute(job_id: int, echo: Callable[[int, int, str], None] | None = None) ->
     if job is None or job.state != "queued":
         db.session.rollback()
         return job
-    job.state, job.heartbeat_at, job.message = "running", now(), "Starting."
+    job.state, job.heartbeat_at, job.message, job.worker = "running", now(), "Starting.", worker_id()
     kind, params = job.kind, dict(job.params or {})
     db.session.commit()
     report = Reporter(job_id, echo)
@@ -423,10 +509,19 @@ def _finish(job_id: int, state: str, **values: Any) -> None:
         )
 
 
-def create(kind: str, username: str | None = None, **params: Any) -> Job:
+def create(kind: str, username: str | None = None, worker: str | None = None, **params: Any) -> Job:
+    """A queued job row; ``worker``: the process that will hold it (this one by default, "rq" for Redis)."""
     if username is not None:
         params = {"username": username, **params}
-    job = Job(kind=kind, username=username, params=params, state="queued", message="Waiting for a worker.")
+    job = Job(
+        kind=kind,
+        username=username,
+        params=params,
+        state="queued",
+        message="Waiting for a worker.",
+        worker=worker or worker_id(),
+        heartbeat_at=now(),
+    )
     db.session.add(job)
     db.session.commit()
     return job
@@ -442,7 +537,7 @@ def submit(kind: str, username: str | None = None, **params: Any) -> Job:
     ).first()
     if active is not None and not is_stale(active):
         return active
-    job = create(kind, username, **params)
+    job = create(kind, username, "rq" if current_app.config.get("REDIS_URL") else None, **params)
     dispatch(current_app._get_current_object(), job.id)  # type: ignore[attr-defined]
     return job
 
@@ -454,13 +549,122 @@ def run_here(kind: str, username: str | None = None, echo=None, **params: Any) -
 
 
 def is_stale(job: Job, at: datetime | None = None) -> bool:
-    """Whether a job that claims to be under way has in fact been abandoned (its worker died)."""
+    """Whether a job that claims to be under way has in fact been abandoned (its process died)."""
     if job.state not in ACTIVE:
         return False
+    if holder_gone(job.worker):
+        return True
     at = at or now()
-    if job.state == "queued":
+    if job.state == "queued" and (job.worker or "rq") == "rq":  # waiting in Redis for any worker
         return at - job.created_at > STALE_QUEUED
-    return at - (job.heartbeat_at or job.created_at) > STALE_RUNNING
+    # A web process's job thread beats for every job it holds, queued or running; a running job beats as
+    # it reports progress wherever it runs.
+    silence = ORPHANED if job.state == "queued" else STALE_RUNNING
+    return at - (job.heartbeat_at or job.created_at) > silence
+
+
+# ---------------------------------------------------------------------------------------------------
+# Which process holds a job, and whether it is still there
+
+_me: tuple[int, str] | None = None
+
+
+def _start_time(pid: int) -> str:
+    """When a process started (clock ticks since boot, from /proc), to tell it from a later one with its
+    pid; "" where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def worker_id() -> str:
+    """This process, as written into the jobs it holds: "host:pid:start" (worked out again after a fork)."""
+    global _me
+    if _me is None or _me[0] != os.getpid():
+        _me = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"[:120])
+    return _me[1]
+
+
+def holder_gone(worker: str | None) -> bool:
+    """Whether the process that holds a job is known to have ended: on this machine, none has its pid
+    (and start time). A process elsewhere is judged by its silence instead (``is_stale``)."""
+    if not worker or worker == "rq":
+        return False
+    parts = worker.split(":")  # host:pid:start; a host name holds no colon, but be safe
+    if len(parts) < 3 or ":".join(parts[:-2]) != socket.gethostname() or not parts[-2].isdigit():
+        return False
+    pid, started = int(parts[-2]), parts[-1]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return bool(started) and _start_time(pid) not in ("", started)  # the pid now names a later process
+
+
+ORPHANED_ERROR = (
+    "This job stopped before it finished: the process that held it ended (a restart, a deploy or a crash). "
+    "Nothing was half-written; start it again to go on from the newest stored post."
+)
+NO_RQ_WORKER = (
+    "No worker took this job: none is running for the Redis queue (start one with `flask worker`, the "
+    "Procfile's worker line). Nothing was stored; start it again once one runs."
+)
+
+
+def sweep() -> int:
+    """Fail every job no live process holds (dropping its files and staged posts), and drop the uploads
+    and staged posts nothing will read any more. Run at start-up and on a timer; returns the jobs failed."""
+    active = db.session.scalars(sa.select(Job).where(Job.state.in_(ACTIVE))).all()
+    no_rq_worker = _rq_idle()
+    ended = {job.id: ORPHANED_ERROR for job in active if is_stale(job)}
+    for job in active:
+        waited = now() - job.created_at
+        if job.id not in ended and job.state == "queued" and job.worker == "rq" and no_rq_worker and waited > ORPHANED:
+            ended[job.id] = NO_RQ_WORKER
+    files = {job.id: list((job.params or {}).get("uploads", [])) for job in active if job.id in ended}
+    db.session.rollback()
+    for job_id, error in ended.items():
+        _finish(job_id, "failed", message="Stopped; nothing was half-written.", error=error)
+        uploads.discard(files[job_id])
+        ingest.drop_staged(prefix=f"j{job_id}-")
+    _drop_unread_uploads()
+    ingest.drop_staged(older_than=uploads.KEEP)
+    return len(ended)
+
+
+def _drop_unread_uploads() -> None:
+    """Uploads that no job under way will read, and no finished one keeps for a replace, once past the
+    moment between a page storing them and queuing their job."""
+    recent = db.session.execute(
+        sa.select(Job.state, Job.params, Job.result).where(Job.created_at > now() - uploads.KEEP)
+    ).all()
+    wanted = set()
+    for state, params, result in recent:
+        if state in ACTIVE or (result or {}).get("withheld"):
+            wanted.update((params or {}).get("uploads", []))
+    stray = db.session.scalars(sa.select(Upload.id).where(Upload.created_at < now() - UNQUEUED_UPLOAD)).all()
+    db.session.rollback()
+    uploads.discard([i for i in stray if i not in wanted])
+
+
+def _rq_idle() -> bool:
+    """With Redis, whether no RQ worker is alive for the queue (so nothing queued there will run)."""
+    redis_url = current_app.config.get("REDIS_URL")
+    if not redis_url:
+        return False
+    from rq import Worker
+
+    try:
+        queue = rq_queue(redis_url)
+        return Worker.count(queue=queue) == 0
+    except Exception:  # Redis unreachable: say nothing rather than fail every job
+        log.warning("could not ask Redis which workers run", exc_info=True)
+        return False
 
 
 def latest_for(username: str) -> Job | None:
@@ -519,12 +723,7 @@ def as_dict(job: Job) -> dict:
         "done": job.done,
         "total": job.total,
         "message": job.message,
-        "error": (
-            "This job stopped without finishing (its worker was stopped); nothing was half-written. "
-            "Start it again to go on from the newest stored post."
-            if stale
-            else job.error
-        ),
+        "error": ORPHANED_ERROR if stale else job.error,
         "result": job.result,
         "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
@@ -559,11 +758,17 @@ def run_in_worker(job_id: int) -> None:
 
 
 class ThreadWorker:
-    """One background thread per web process that runs queued jobs in order."""
+    """One background thread per web process that runs queued jobs in order, and one that beats.
+
+    The beat says, every ``JOB_BEAT_SECONDS``, that this process still holds its queued and running jobs,
+    and sweeps away jobs that no process holds any more (``sweep``); it starts with the first request.
+    """
 
     def __init__(self) -> None:
         self.queue: queue.Queue[tuple[Flask, int]] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._beater: threading.Thread | None = None
+        self._app: Flask | None = None
         self._lock = threading.Lock()
 
     def submit(self, app: Flask, job_id: int) -> None:
@@ -571,7 +776,28 @@ class ThreadWorker:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="hypotweet-jobs", daemon=True)
                 self._thread.start()
+        self.start_beating(app)
         self.queue.put((app, job_id))
+
+    def start_beating(self, app: Flask) -> None:
+        """Beat (and sweep) for ``app`` from now on, where its JOB_BEAT_SECONDS is set."""
+        seconds = app.config.get("JOB_BEAT_SECONDS") or 0
+        with self._lock:
+            self._app = app
+            if seconds > 0 and (self._beater is None or not self._beater.is_alive()):
+                self._beater = threading.Thread(target=self._beat, args=(seconds,), name="hypotweet-beat", daemon=True)
+                self._beater.start()
+
+    def _beat(self, seconds: float) -> None:
+        while True:
+            time.sleep(seconds)
+            app = self._app
+            try:
+                with app.app_context():
+                    beat()
+                    sweep()
+            except Exception:
+                log.warning("the job heartbeat could not be written", exc_info=True)
 
     def _run(self) -> None:
         while True:
@@ -589,4 +815,23 @@ class ThreadWorker:
         self.queue.join()
 
 
+def beat() -> None:
+    """Say that this process still holds its jobs: their heartbeat moves."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            sa.update(Job).where(Job.worker == worker_id(), Job.state.in_(ACTIVE)).values(heartbeat_at=now())
+        )
+
+
 thread_worker = ThreadWorker()
+
+
+def start(app: Flask) -> None:
+    """At a web process's first request: sweep what earlier processes left, and beat from now on."""
+    try:
+        sweep()
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        log.warning("the start-up sweep of abandoned jobs could not run", exc_info=True)
+    if not app.config.get("REDIS_URL"):
+        thread_worker.start_beating(app)

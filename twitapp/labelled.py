@@ -92,19 +92,32 @@ def read_plain_csv(data: str) -> list[LabelledText]:
     return rows
 
 
-def parse_labelled(raw: bytes, name: str = "the file") -> list[LabelledText]:
-    """Any of the three layouts, told apart by their first line; empty texts are dropped."""
-    data = raw.decode("utf-8", errors="replace").lstrip("\ufeff")  # Sentiment140 is not all UTF-8
+def _layout(data: str, name: str) -> str:
+    """Which layout a file is in, from its first line that is not blank; an ArchiveError for none."""
     first = next((line for line in data.splitlines() if line.strip()), "")
     if _SEMEVAL_LINE.match(first):
-        rows = read_semeval(data)
-    elif re.match(r'^"?[024]"?,', first) or first.strip().lower().startswith("target,ids"):
-        rows = read_sentiment140(data)
-    elif "," in first:
-        rows = read_plain_csv(data)
-    else:
-        raise ArchiveError(f"{name}: not SemEval TSV, Sentiment140 CSV or a CSV with text and label columns")
-    return [row for row in rows if row.text]
+        return "semeval"
+    if re.match(r'^"?[024]"?,', first) or first.strip().lower().startswith("target,ids"):
+        return "sentiment140"
+    if "," in first:
+        return "csv"
+    raise ArchiveError(f"{name}: not SemEval TSV, Sentiment140 CSV or a CSV with text and label columns")
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").lstrip("\ufeff")  # Sentiment140 is not all UTF-8
+
+
+def check_head(head: bytes, name: str = "the file") -> None:
+    """Refuse, from its first bytes alone, a file in none of the three layouts (the rest is read later)."""
+    _layout(_text(head), name)
+
+
+def parse_labelled(raw: bytes, name: str = "the file") -> list[LabelledText]:
+    """Any of the three layouts, told apart by their first line; empty texts are dropped."""
+    data = _text(raw)
+    reader = {"semeval": read_semeval, "sentiment140": read_sentiment140, "csv": read_plain_csv}[_layout(data, name)]
+    return [row for row in reader(data) if row.text]
 
 
 def read_labelled(path: str | Path) -> list[LabelledText]:

@@ -136,6 +136,9 @@ class Job(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The process that holds the job ("host:pid:start" for a web process's job thread, "rq" for Redis),
+    # so a job whose process died is recognised at once on the same machine, and by its silence elsewhere.
+    worker: Mapped[str | None] = mapped_column(sa.String(120))
 
 
 class SentimentModel(db.Model):
@@ -160,6 +163,8 @@ class Upload(db.Model):
     """A file sent through a page, kept until the job that reads it is over.
 
     Jobs may run on another machine (an RQ worker), so what they read travels in the database, not on disk.
+    The bytes are stored in parts of at most a mebibyte (``UploadPart``), so neither the request that
+    stores a file nor the job that reads it holds the whole of it in memory.
     """
 
     __tablename__ = "uploads"
@@ -168,8 +173,43 @@ class Upload(db.Model):
     name: Mapped[str] = mapped_column(sa.String(200))
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(sa.String(64))
-    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
+
+
+class UploadPart(db.Model):
+    """One piece of an upload's bytes, in order of ``number`` (0 first)."""
+
+    __tablename__ = "upload_parts"
+
+    upload_id: Mapped[int] = mapped_column(sa.ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class StagedPost(db.Model):
+    """A post read and embedded by an import that is not over yet, waiting to be stored with the rest.
+
+    An import writes its posts here a batch at a time (each batch its own short transaction, so memory
+    stays flat and other writers are not locked out for long), then moves them all into ``tweets`` in one
+    last transaction: a stopped import leaves no account half-written, only rows here, which are dropped.
+    ``known``: the post is stored already; the row only carries the file's counts for a replace.
+    """
+
+    __tablename__ = "staged_posts"
+
+    batch: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    known: Mapped[bool] = mapped_column(default=False)
+    text: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    like_count: Mapped[int] = mapped_column(default=0)
+    retweet_count: Mapped[int] = mapped_column(default=0)
+    reply_count: Mapped[int] = mapped_column(default=0)
+    lang: Mapped[str | None] = mapped_column(sa.String(8))
+    has_media: Mapped[bool | None] = mapped_column(sa.Boolean)
+    embedding: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    features: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    staged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
 
 
 class ModelVersion(db.Model):

@@ -1,23 +1,28 @@
-"""Files sent through a page for a job to read: stored in the database, dropped once used.
+"""Files sent through a page for a job to read: stored in the database in parts, dropped once used.
 
 A job may run in another process or on another machine (an RQ worker dyno has its own disk), so the
-database is the one place both sides can reach. Uploads a job never finished with (its worker died, the
-input was refused) are dropped after a day, when the next file comes in.
+database is the one place both sides can reach. The request only copies the file into the database, a
+mebibyte at a time, and the job reads it back the same way: the file is parsed in the job, never in the
+request, and neither holds it whole. Uploads a job never finished with (its worker died, the input was
+refused) are dropped by ``jobs.sweep`` and, after a day, when the next file comes in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
 
 import sqlalchemy as sa
 from flask import current_app
 
 from .extensions import db
-from .models import Upload
+from .models import Upload, UploadPart
 
 KEEP = timedelta(days=1)
+PART_BYTES = 2**20
 
 
 def limit_mb() -> int:
@@ -25,16 +30,36 @@ def limit_mb() -> int:
     return (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 2**20
 
 
-def store(files: Sequence[tuple[str, bytes]]) -> list[int]:
-    """Store (name, bytes) pairs in one transaction; returns their ids in the same order."""
-    db.session.execute(sa.delete(Upload).where(Upload.created_at < datetime.now(UTC) - KEEP))
-    rows = [
-        Upload(name=name[:200], size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), content=raw)
-        for name, raw in files
-    ]
-    db.session.add_all(rows)
-    db.session.commit()
-    return [row.id for row in rows]
+def store(files: Sequence[tuple[str, BinaryIO]]) -> list[int]:
+    """Store (name, binary stream) pairs in one transaction, a part at a time; their ids in the same order."""
+    try:
+        expire()
+        ids = [_store_one(name, stream) for name, stream in files]
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return ids
+
+
+def _store_one(name: str, stream: BinaryIO) -> int:
+    upload = Upload(name=name[:200], size=0, sha256="")
+    db.session.add(upload)
+    db.session.flush()
+    digest, size, number = hashlib.sha256(), 0, 0
+    while part := stream.read(PART_BYTES):
+        # Written at once rather than kept as objects until the commit: memory holds one part at a time.
+        db.session.execute(sa.insert(UploadPart).values(upload_id=upload.id, number=number, data=part))
+        digest.update(part)
+        size += len(part)
+        number += 1
+    upload.size, upload.sha256 = size, digest.hexdigest()
+    return upload.id
+
+
+def store_bytes(files: Sequence[tuple[str, bytes]]) -> list[int]:
+    """``store`` for files already in memory (tests, small things)."""
+    return store([(name, io.BytesIO(raw)) for name, raw in files])
 
 
 def fetch(ids: Sequence[int]) -> list[Upload]:
@@ -48,7 +73,54 @@ def fetch(ids: Sequence[int]) -> list[Upload]:
     return [found[i] for i in ids]
 
 
+class _Parts(io.RawIOBase):
+    """An upload's bytes read back part by part, each part its own short query."""
+
+    def __init__(self, upload_id: int) -> None:
+        self.upload_id = upload_id
+        self.number = 0
+        self.part = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.part:
+            data = db.session.scalar(
+                sa.select(UploadPart.data).where(
+                    UploadPart.upload_id == self.upload_id, UploadPart.number == self.number
+                )
+            )
+            db.session.rollback()  # no transaction stays open between parts
+            if data is None:
+                return 0
+            self.part, self.number = memoryview(data), self.number + 1
+        size = min(len(buffer), len(self.part))
+        buffer[:size] = self.part[:size]
+        self.part = self.part[size:]
+        return size
+
+
+def open_upload(upload_id: int) -> BinaryIO:
+    """A stream of an upload's bytes, read from the database as it is consumed."""
+    return io.BufferedReader(_Parts(upload_id), buffer_size=64 * 1024)
+
+
+def content(upload_id: int) -> bytes:
+    """An upload's bytes whole (for files read whole anyway, such as labelled training files)."""
+    with open_upload(upload_id) as stream:
+        return stream.read()
+
+
+def expire(older_than: timedelta = KEEP) -> None:
+    """Drop the uploads stored longer ago than ``older_than`` (in the caller's transaction)."""
+    old = sa.select(Upload.id).where(Upload.created_at < datetime.now(UTC) - older_than)
+    db.session.execute(sa.delete(UploadPart).where(UploadPart.upload_id.in_(old)))
+    db.session.execute(sa.delete(Upload).where(Upload.id.in_(old)))
+
+
 def discard(ids: Sequence[int]) -> None:
     if ids:
+        db.session.execute(sa.delete(UploadPart).where(UploadPart.upload_id.in_(list(ids))))
         db.session.execute(sa.delete(Upload).where(Upload.id.in_(list(ids))))
         db.session.commit()

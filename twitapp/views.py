@@ -51,6 +51,15 @@ MODEL_HISTORY = 10  # trained sentiment models listed on the page
 WRITE_COUNT = 5  # posts an account page writes at a time
 
 
+@bp.before_app_request
+def start_jobs() -> None:
+    """Once per process, at its first request: sweep away the jobs earlier processes left, and beat."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.extensions.get("jobs_started"):
+        app.extensions["jobs_started"] = True
+        jobs.start(app)
+
+
 def _recent(job: Job | None) -> dict | None:
     """A job worth showing: under way, or ended within RECENT_JOB."""
     if job is None or not (job.state in jobs.ACTIVE or jobs.now() - job.created_at < RECENT_JOB):
@@ -122,7 +131,8 @@ def add_user():
 @_limit("RATELIMIT_ADD")
 @operator_required
 def import_file():
-    """Check a file of posts now (a bad one is named at once, with its line), then store it as a job."""
+    """Store a file of posts as it arrives and import it as a job, which reads and checks it (a bad line
+    is named on the account's page); only what can be told from its first bytes is refused here."""
     form = ImportForm()
     if not form.validate_on_submit():
         return _index(import_form=form, status=400)
@@ -130,39 +140,65 @@ def import_file():
     if jobs.under_way_for(handle):
         form.files.errors = [f"@{handle} is being fetched or imported already; send the file again when that is done."]
         return _index(import_form=form, status=409)
-    sent = _sent(form.files)
+    chosen = _chosen(form.files)
     try:
-        account_js = [f for f in sent if archive.is_account_js(f[1])]
-        posts = [f for f in sent if not archive.is_account_js(f[1])]
+        account_js = [f for f in chosen if archive.is_account_js(_head(f))]
+        posts = [f for f in chosen if f not in account_js]
         if len(posts) != 1 or len(account_js) > 1:
             raise ArchiveError(
                 "Choose one file of posts: tweets.js from an X archive (with the account.js beside it, if you "
                 "like), a JSONL file of X API posts, or a CSV."
             )
-        name, raw = posts[0]
-        parsed = archive.parse_file(raw, name, account_js[0][1] if account_js else None)
-        jobs.import_account(parsed, handle, name)
+        archive.kind_of(archive.head_of(_head(posts[0])), posts[0].filename)
     except ArchiveError as exc:
         form.files.errors = [str(exc)]
         return _index(import_form=form, status=400)
-    job = _queue_with_files("import-file", posts + account_js, handle)
+    max_posts = current_app.config["MAX_IMPORT_POSTS"]
+    job = _queue_with_files("import-file", posts + account_js, handle, max_posts=max_posts)
     return redirect(url_for("main.user", username=job.username))
 
 
-def _sent(field) -> list[tuple[str, bytes]]:
-    """(name, bytes) of each file chosen in a file field, single or multiple; none chosen, none listed."""
+def _chosen(field) -> list:
+    """The files chosen in a file field, single or multiple (FileStorage); none chosen, none listed."""
     chosen = field.data if isinstance(field.data, list) else [field.data]
-    return [(f.filename, f.read()) for f in chosen if f and f.filename]
+    return [f for f in chosen if f and f.filename]
 
 
-def _queue_with_files(kind: str, files: list[tuple[str, bytes]], username: str | None = None) -> Job:
-    """Store the files for a job and queue it; if one of the kind was under way after all (a race), it
-    is the job answered, and these files, which it will never read, are dropped at once."""
-    ids = uploads.store(files)
-    job = jobs.submit(kind, username, uploads=ids)
+def _head(file, size: int = 1024) -> bytes:
+    """A chosen file's first bytes, the file left to be read from its start."""
+    head = file.stream.read(size)
+    file.stream.seek(0)
+    return head
+
+
+def _queue_with_files(kind: str, files: list, username: str | None = None, **params) -> Job:
+    """Store the files for a job (a part at a time, never whole in memory) and queue it; if one of the
+    kind was under way after all (a race), it is the job answered, and these files are dropped at once."""
+    ids = uploads.store([(f.filename, f.stream) for f in files])
+    job = jobs.submit(kind, username, uploads=ids, **params)
     if (job.params or {}).get("uploads") != ids:
         uploads.discard(ids)
     return job
+
+
+@bp.post("/jobs/<int:job_id>/replace")
+@_limit("RATELIMIT_ADD")
+@operator_required
+def replace_from_job(job_id: int):
+    """After an import or restore that kept stored names and counts the file differs in: the file again,
+    this time taking its names and counts (the operator saw how many would change)."""
+    done = db.session.get(Job, job_id) if job_id < 2**31 else None
+    if done is None or done.kind not in ("import-file", "restore") or not (done.result or {}).get("withheld"):
+        abort(404, description=f"Job {job_id} kept nothing a file could replace.")
+    params = {k: v for k, v in (done.params or {}).items() if k not in ("username", "policy")}
+    try:
+        uploads.fetch(params.get("uploads", []))
+    except LookupError as exc:
+        abort(410, description=str(exc))
+    job = jobs.submit(done.kind, done.username, **params, policy="replace")
+    if done.kind == "import-file":
+        return redirect(url_for("main.user", username=job.username))
+    return redirect(url_for("main.index", _anchor="restore"))
 
 
 @bp.route("/user/<username>/delete", methods=["GET", "POST"])
@@ -192,24 +228,25 @@ def delete_user(username: str):
 @_limit("RATELIMIT_ADD")
 @operator_required
 def restore_file():
-    """Check a whole export now (a bad one is named with its line, nothing stored), then store it as a job."""
+    """Store an export as it arrives and restore it as a job, which checks the whole file (its end line
+    included) before writing anything; here only its first line is looked at."""
     form = RestoreForm()
     if not form.validate_on_submit():
         return _index(restore_form=form, status=400)
     if jobs.under_way_of("restore"):
         form.file.errors = ["A restore is under way already; send the file again when it is done."]
         return _index(restore_form=form, status=409)
-    sent = _sent(form.file)
+    chosen = _chosen(form.file)
     try:
-        if not sent:
+        if not chosen:
             raise ArchiveError(
                 "Choose the file that “Download every account and post” gave (or one flask export wrote)."
             )
-        backup.parse_export(sent[0][1], sent[0][0])
+        backup.check_header(_head(chosen[0], 4096), chosen[0].filename)
     except ArchiveError as exc:
         form.file.errors = [str(exc)]
         return _index(restore_form=form, status=400)
-    _queue_with_files("restore", sent)
+    _queue_with_files("restore", chosen[:1])
     return redirect(url_for("main.index", _anchor="restore"))
 
 
@@ -219,14 +256,14 @@ def restore_file():
 def export_all():
     """Every account and post as one JSONL file: what `flask export` writes and `flask restore` reads.
 
-    Streamed as it is read, so a large database is never held in memory; a deployment whose disk does
+    Streamed as it is read, a page of posts per short transaction, so a large database is never held in
+    memory; its end line lets a restore tell a download that was cut short. A deployment whose disk does
     not last (a Heroku dyno's) can keep its backups this way.
     """
 
     def lines():
         try:
-            for record in backup.records():
-                yield backup.line(record)
+            yield from backup.lines()
         finally:
             db.session.rollback()
 
@@ -378,25 +415,24 @@ def sentiment_page():
 @_limit("RATELIMIT_ADD")
 @operator_required
 def train_sentiment():
-    """Check the labelled files now (a bad one is named at once), then train on them as a job."""
+    """Store the labelled files and train on them as a job, which reads and checks them (a bad line is
+    named on the page it follows); only a file whose first line fits no layout is refused here."""
     form = TrainSentimentForm()
     if not form.validate_on_submit():
         return _sentiment_page(SentimentForm(formdata=None), form, status=400)
     if jobs.under_way_of("sentiment-train"):
         form.files.errors = ["A model is being trained already; wait for it to finish, then send these again."]
         return _sentiment_page(SentimentForm(formdata=None), form, status=409)
-    sent = _sent(form.files)
+    chosen = _chosen(form.files)
     try:
-        if not sent:
+        if not chosen:
             raise sentiment.SentimentError("Choose one or more labelled files to train on.")
-        rows = []
-        for name, raw in sent:
-            rows += labelled.parse_labelled(raw, name)
-        sentiment.check_training(labelled.deduplicate(rows)[0])
+        for file in chosen:
+            labelled.check_head(_head(file), file.filename)
     except (ArchiveError, sentiment.SentimentError) as exc:
         form.files.errors = [str(exc)]
         return _sentiment_page(SentimentForm(formdata=None), form, status=400)
-    _queue_with_files("sentiment-train", sent)
+    _queue_with_files("sentiment-train", chosen)
     return redirect(url_for("main.sentiment_page") + "#training")
 
 
@@ -527,10 +563,12 @@ def healthz():
     writes; otherwise a 503 that says what failed."""
     from . import database
 
+    # Where rate limits are counted: "shared" (Redis), "per process" (each gunicorn worker on its own) or "off".
+    limits = current_app.extensions.get("rate_limits", "off")
     problem = database.problem()
     if problem:
-        return {"status": "error", "database": problem}, 503
-    return {"status": "ok", "database": "ok"}
+        return {"status": "error", "database": problem, "rate_limits": limits}, 503
+    return {"status": "ok", "database": "ok", "rate_limits": limits}
 
 
 @bp.app_template_filter("count")
