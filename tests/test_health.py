@@ -18,13 +18,15 @@ from twitapp.config import normalise_database_url
 from twitapp.extensions import db
 from twitapp.models import User
 
+# Tests of what happens to the SQLite file itself run on SQLite only (not skipped on PostgreSQL: not run).
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def sqlite_path(app) -> Path:
-    """The app's SQLite file; tests of what happens to that file have nothing to do on PostgreSQL."""
+    """The app's SQLite file (tests that take it are marked ``sqlite_only``)."""
     url = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() != "sqlite":
-        pytest.skip("SQLite only: the test replaces, locks or freezes the database file itself")
+    assert url.get_backend_name() == "sqlite", "mark the test sqlite_only"
     return Path(url.database)
 
 
@@ -78,6 +80,7 @@ def test_healthz_is_503_when_the_users_table_is_missing(app, client):
     }
 
 
+@sqlite_only
 def test_healthz_is_503_when_the_file_is_replaced_by_an_empty_database(client, sqlite_path, tmp_path):
     assert client.get("/healthz").status_code == 200
     empty = tmp_path / "empty.sqlite3"
@@ -89,6 +92,7 @@ def test_healthz_is_503_when_the_file_is_replaced_by_an_empty_database(client, s
     assert response.get_json()["database"].startswith("no tables:")
 
 
+@sqlite_only
 def test_healthz_is_503_within_seconds_when_another_connection_locks_the_database(client, sqlite_path):
     assert client.get("/healthz").status_code == 200
     locker = sqlite3.connect(sqlite_path, isolation_level=None)
@@ -105,6 +109,7 @@ def test_healthz_is_503_within_seconds_when_another_connection_locks_the_databas
     assert client.get("/healthz").status_code == 200
 
 
+@sqlite_only
 def test_healthz_is_503_when_the_file_is_made_immutable(client, sqlite_path):
     """The tests run as root, and root writes through permission bits, so ``chmod 444`` changes nothing.
     The immutable attribute (``chattr +i``) binds root too; it needs a filesystem that has it (ext4, xfs,
@@ -128,6 +133,7 @@ def test_healthz_is_503_when_the_file_is_made_immutable(client, sqlite_path):
     assert client.get("/healthz").status_code == 200
 
 
+@sqlite_only
 def test_healthz_is_503_when_the_database_is_opened_read_only(app, sqlite_path):
     """Read-only for root without a special filesystem: SQLite's own ``mode=ro``, here in the app's URL.
     SQLite then begins a read where a write was asked for (BEGIN IMMEDIATE succeeds), so BEGIN IMMEDIATE
@@ -174,6 +180,7 @@ def test_healthz_is_503_when_postgresql_only_reads(app, client):
 # -- the SQLite file replaced or lost under a running app ------------------------------------------------
 
 
+@sqlite_only
 def test_a_file_moved_over_the_database_is_written_and_read_without_a_restart(app, client, sqlite_path, tmp_path):
     with app.app_context():
         db.session.add(User(id=1, username="before", source="demo"))
@@ -201,6 +208,7 @@ def test_a_file_moved_over_the_database_is_written_and_read_without_a_restart(ap
     assert client.get("/healthz").status_code == 200
 
 
+@sqlite_only
 def test_a_deleted_database_file_is_a_503_and_is_not_recreated_empty(app, client, sqlite_path, tmp_path):
     with app.app_context():
         db.session.add(User(id=1, username="kept", source="demo"))
