@@ -11,7 +11,7 @@ from tests.conftest import VOICES, count_rows
 from twitapp.extensions import db
 from twitapp.models import Job, Tweet, Upload, User
 
-USER_COLUMNS = ("id", "username", "name", "source", "newest_tweet_id", "fetched_at")
+USER_COLUMNS = ("id", "username", "name", "source", "newest_tweet_id", "fetched_at", "followers_count")
 POST_COLUMNS = (
     "id",
     "user_id",
@@ -41,7 +41,7 @@ def stored_accounts(app, add_account):
         add_account(username, texts, account_id=i * 111, source=["demo", "archive", "x"][i - 1])
     add_account("emile", ["Ça va? Très bien — merci! 🥐", "line one\nline two\ttabbed"], account_id=444)
     with app.app_context():
-        db.session.execute(sa.update(User).where(User.id == 444).values(name="Émile Ça"))
+        db.session.execute(sa.update(User).where(User.id == 444).values(name="Émile Ça", followers_count=1234))
         db.session.commit()
     with app.app_context():  # what an X fetch records: one post with a photo, one known without
         db.session.execute(sa.update(Tweet).where(Tweet.user_id == 444).values(has_media=False))
@@ -356,3 +356,67 @@ def test_the_download_is_read_a_page_at_a_time(app, client, add_account, monkeyp
     monkeypatch.setattr(backup, "PAGE", 2)
     paged = client.get("/export").get_data(as_text=True).splitlines()
     assert paged[1:-1] == whole[1:-1] and len(paged) == 26
+
+
+def test_accounts_that_read_alike_in_one_backup_restore_together(app, runner, add_account, tmp_path):
+    """The X API stores handles as X gives them, look-alikes included: their backup restores whole."""
+    add_account("mia", ["tea time"], account_id=1, source="x")
+    add_account("rnia", ["coffee time"], account_id=2, source="x")
+    before = snapshot(app)
+    path = exported(runner, tmp_path)
+    runner.invoke(args=["reset", "--yes"])
+    result = runner.invoke(args=["restore", str(path)])
+    assert result.exit_code == 0, result.output
+    assert snapshot(app) == before
+
+
+def test_an_export_with_other_line_ends_still_restores(app, runner, add_account, tmp_path):
+    """A transfer or an editor that writes \\r\\n line ends, or leaves blank lines, changes no line's text."""
+    stored_accounts(app, add_account)
+    before = snapshot(app)
+    path = exported(runner, tmp_path)
+    converted = tmp_path / "crlf.jsonl"
+    converted.write_bytes(path.read_bytes().replace(b"\n", b"\r\n\r\n"))
+    runner.invoke(args=["reset", "--yes"])
+    result = runner.invoke(args=["restore", str(converted)])
+    assert result.exit_code == 0, result.output
+    assert snapshot(app) == before
+
+
+def test_a_restore_whose_process_dies_leaves_its_staged_posts_for_the_sweep(
+    app, runner, add_account, tmp_path, monkeypatch
+):
+    from twitapp import embed, ingest, jobs
+    from twitapp.models import StagedPost
+
+    stored_accounts(app, add_account)
+    path = exported(runner, tmp_path)
+    runner.invoke(args=["reset", "--yes"])
+    app.config["INGEST_BATCH"] = 2
+    monkeypatch.setattr(ingest, "drop_staged", lambda *a, **k: 0)  # the process dies: no clean-up of its own
+    real_embed, calls = embed.embed_texts, []
+
+    def dies_at_the_third_batch(texts, model="x"):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill would, past every ordinary error handler
+        return real_embed(texts, model)
+
+    monkeypatch.setattr(embed, "embed_texts", dies_at_the_third_batch)
+    with app.app_context():
+        job = jobs.create("restore", path=str(path))
+        job_id = job.id
+        with pytest.raises(KeyboardInterrupt):
+            jobs.execute(job_id)
+        staged = db.session.scalars(sa.select(StagedPost.batch)).all()
+        assert staged and all(b.startswith(f"j{job_id}-") for b in staged)  # two batches were staged
+    monkeypatch.undo()
+    with app.app_context():
+        # Its process is gone: here, a process of another machine that has been silent too long.
+        silent = jobs.now() - jobs.STALE_RUNNING * 2
+        db.session.execute(
+            sa.update(Job).where(Job.id == job_id).values(worker="another-machine:1:2:3", heartbeat_at=silent)
+        )
+        db.session.commit()
+        assert jobs.sweep() == 1
+    assert count_rows(app, StagedPost) == 0 and count_rows(app, User) == 0

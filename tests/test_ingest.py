@@ -181,7 +181,7 @@ def test_an_import_stopped_after_some_batches_leaves_nothing_behind(app, monkeyp
     calls = []
 
     def fails_on_the_third_batch(texts, model="x"):
-        calls.append(len(texts))
+        calls.append(count_rows(app, StagedPost))  # what earlier batches had committed when this one began
         if len(calls) == 3:
             raise RuntimeError("the process was stopped")
         return real_embed(texts, model)
@@ -191,5 +191,17 @@ def test_an_import_stopped_after_some_batches_leaves_nothing_behind(app, monkeyp
         import_tweets(
             AccountRecord(9, "halfway", "Half"), make_posts([f"p{i}" for i in range(10)], 900), source="archive"
         )
-    assert calls == [2, 2, 2]
+    assert calls == [0, 2, 4]  # staged a batch at a time, and all of it dropped
     assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0 and count_rows(app, StagedPost) == 0
+
+
+@pytest.mark.app_config(INGEST_BATCH=1)
+def test_a_later_copy_of_a_post_counts_whatever_batch_it_falls_in(app):
+    """A post twice in a file, first as stored and then with other counts: the later copy is what counts."""
+    with app.app_context():
+        import_tweets(AccountRecord(5, "ann", "Ann"), make_posts(["alpha"], 10), source="archive")
+        twice = [*make_posts(["alpha"], 10), *liked(like_count=7)(make_posts(["alpha"], 10))]
+        kept = import_tweets(AccountRecord(5, "ann", "Ann"), twice, source="archive")
+        assert (kept.differ, kept.withheld) == (1, 1)
+        replaced = import_tweets(AccountRecord(5, "ann", "Ann"), twice, source="archive", policy="replace")
+        assert replaced.changed == 1 and db.session.scalar(sa.select(Tweet.like_count)) == 7

@@ -39,3 +39,30 @@ def test_migrated_schema_enforces_case_blind_unique_usernames(app):
         else:
             raise AssertionError("a second @ann was accepted")
         downgrade(revision="base")
+
+
+@pytest.mark.filterwarnings("ignore:.*expression-based index:sqlalchemy.exc.SAWarning")
+@pytest.mark.filterwarnings("ignore:.*expression-based index:UserWarning")
+def test_files_waiting_for_their_job_are_kept_across_the_upgrade(app):
+    """Uploads stored before they were kept in parts are read as before: each one becomes its first part."""
+    from twitapp import uploads
+
+    with app.app_context():
+        db.drop_all()
+        upgrade(revision="0009")
+        db.session.execute(
+            sa.text(
+                "INSERT INTO uploads (id, name, size, sha256, content, created_at) "
+                "VALUES (7, 'posts.csv', 12, 'x', :content, CURRENT_TIMESTAMP)"
+            ),
+            {"content": b"id,text\n1,a\n"},
+        )
+        db.session.commit()
+        upgrade()
+        assert uploads.content(7) == b"id,text\n1,a\n"
+        downgrade(revision="0009")
+        assert (
+            bytes(db.session.execute(sa.text("SELECT content FROM uploads WHERE id = 7")).scalar()) == b"id,text\n1,a\n"
+        )
+        db.session.rollback()
+        downgrade(revision="base")

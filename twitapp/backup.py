@@ -203,8 +203,10 @@ class ExportFile:
 
             def read() -> Iterator[str]:
                 for text in stream:
-                    if digest is not None:
-                        digest.update(text.encode("utf-8", "surrogatepass"))
+                    if digest is not None and text.strip():
+                        # Each line as the export wrote it: its own text and a \n, whatever line ends or
+                        # blank lines an editor or a transfer added.
+                        digest.update((text.rstrip("\r\n") + "\n").encode("utf-8", "surrogatepass"))
                     yield text
 
             try:
@@ -212,9 +214,10 @@ class ExportFile:
             except UnicodeDecodeError:
                 raise ArchiveError(f"{self.name} is not UTF-8 text") from None
 
-    def check(self, check_handles: bool = True) -> ExportSummary:
+    def check(self, check_handles: bool = True, policy: str = "keep") -> ExportSummary:
         """Read the whole file, writing nothing: its layout, every account and post, the end line, and
-        (``check_handles``) every new account's handle. An ArchiveError names the first problem."""
+        (``check_handles``) the handles it would store under ``policy``. An ArchiveError names the first
+        problem."""
         digest = _LineDigest()
         rows = self._rows(digest)
         first = next(rows, None)
@@ -247,8 +250,9 @@ class ExportFile:
         if summary.version >= 2:
             self._verify_end(end, summary)
         if check_handles:
+            in_file = {saved.record.id for saved in summary.accounts}
             for saved in summary.accounts:
-                _check_handle(saved, self.name)
+                _check_handle(saved, self.name, in_file, policy)
         return summary
 
     def _verify_end(self, end, summary: ExportSummary) -> None:
@@ -347,12 +351,20 @@ def _post(value: object, where: str) -> PostRecord:
     )
 
 
-def _check_handle(saved: SavedAccount, where: str) -> None:
-    """A restored account's handle follows the rules for handles from files (``handles``)."""
+def _check_handle(saved: SavedAccount, where: str, in_file: set[int], policy: str) -> None:
+    """A handle the restore would store follows the rules for handles from files (``handles``): a new
+    account's always, a stored one's where a replace takes it. Accounts of the same file may read alike
+    (the app stored them side by side); only a look-alike of another stored account is refused."""
     try:
-        handles.check_stored_form(saved.record.username)
-        if db.session.get(User, saved.record.id) is None:
-            handles.check_new(saved.record.username, saved.record.id)
+        stored = db.session.get(User, saved.record.id)
+        if stored is None or (policy == "replace" and stored.username != saved.record.username):
+            handles.check_stored_form(saved.record.username)
+            other = handles.look_alike(saved.record.username, saved.record.id, ignore=in_file)
+            if other is not None:
+                raise handles.HandleError(
+                    f"@{saved.record.username} reads like @{other}, another stored account, so people could "
+                    "take one for the other."
+                )
     except handles.HandleError as exc:
         raise ArchiveError(f"{where}: account {saved.record.id}: {exc}") from None
     finally:
@@ -369,11 +381,11 @@ def restore_accounts(
     """Store each account of a checked export through the ingest path, each in its own transaction."""
     results = []
     for number, (saved, posts) in enumerate(export.accounts(), start=1):
-        label = f"@{saved.record.username} ({number} of {len(summary.accounts)})"
+        shown = f"@{saved.record.username} ({number} of {len(summary.accounts)})"
 
-        def step(done: int, total: int, label: str = label) -> None:
+        def step(done: int, total: int, shown: str = shown) -> None:
             if progress is not None:
-                progress(done, total, f"Restoring {label}: {done:,} of {total:,} posts.")
+                progress(done, total, f"Restoring {shown}: {done:,} of {total:,} posts.")
 
         results.append(
             import_tweets(
@@ -385,8 +397,7 @@ def restore_accounts(
                 total=summary.accounts[number - 1].posts,
                 fetched_at=saved.fetched_at,
                 newest_tweet_id=saved.newest_tweet_id,
-                check_handle=True,
-                label=label,
+                label=label,  # handles were checked with the whole file (ExportFile.check)
             )
         )
     return results

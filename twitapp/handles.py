@@ -43,11 +43,14 @@ def check_stored_form(handle: str) -> str:
     return handle
 
 
-def look_alike(handle: str, account_id: int | None = None) -> str | None:
-    """The stored handle of another account that reads like ``handle`` without being it, if any."""
+def look_alike(handle: str, account_id: int | None = None, ignore: set[int] | frozenset = frozenset()) -> str | None:
+    """The stored handle of another account (not one of ``ignore``) that reads like ``handle`` without
+    being it, if any."""
     shape = skeleton(handle)
     for stored, owner in db.session.execute(sa.select(User.username, User.id)):
-        if owner != account_id and stored.lower() != handle.lower() and skeleton(stored) == shape:
+        if owner == account_id or owner in ignore or stored.lower() == handle.lower():
+            continue
+        if skeleton(stored) == shape:
             return stored
     return None
 

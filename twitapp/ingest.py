@@ -105,7 +105,7 @@ def import_tweets(
         raise ValueError(f"unknown policy {policy!r}")
     if total is None and isinstance(posts, Sequence):
         total = len(posts)
-    batch = f"{label}-{uuid.uuid4().hex}"[:32] if label else uuid.uuid4().hex
+    batch = f"{label[:12]}-{uuid.uuid4().hex[:19]}" if label else uuid.uuid4().hex  # the uuid part whole
     try:
         takes_handle = _check_account(account, policy, check_handle)
         counts = _stage(account, posts, batch, policy, progress, total)
@@ -131,6 +131,7 @@ def plan(account: AccountRecord, posts: Iterable[PostRecord]) -> IngestResult:
     change (stored posts whose counts differ, the handle, the name). The CLI shows it before a replace."""
     user = db.session.get(User, account.id)
     counts = _Counts()
+    differ = 0
     seen: set[int] = set()
     for group in _batches(posts, CHUNK):
         fresh = {p.id: p for p in group if p.id not in seen}
@@ -142,7 +143,7 @@ def plan(account: AccountRecord, posts: Iterable[PostRecord]) -> IngestResult:
                 counts.added += 1
             else:
                 counts.matched += 1
-                counts.differ += tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS)
+                differ += tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS)
     db.session.rollback()
     other_handle = user is not None and user.username != account.username
     other_name = user is not None and bool(account.name) and account.name != user.name
@@ -152,7 +153,7 @@ def plan(account: AccountRecord, posts: Iterable[PostRecord]) -> IngestResult:
         counts.matched,
         0,
         user is None,
-        differ=counts.differ,
+        differ=differ,
         kept_handle=account.username if other_handle else None,
         kept_name=account.name if other_name else None,
     )
@@ -198,8 +199,6 @@ def _check_account(account: AccountRecord, policy: str, check_handle: bool) -> b
 class _Counts:
     added: int = 0
     matched: int = 0
-    changed: int = 0
-    differ: int = 0
     newest: int = 0
 
 
@@ -246,11 +245,9 @@ def _stage(
             if row is None:
                 continue
             counts.matched += 1
-            differs = tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS)
-            if policy == "keep":
-                counts.differ += differs
-            elif differs or policy == "refresh":
-                counts.changed += differs
+            # Staged whenever the source's counts differ (or X refreshes them all): the last transaction
+            # counts them for a keep and applies them otherwise, a later copy of the post included.
+            if policy == "refresh" or tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS):
                 rows.append(_staged(batch, post, "", None, None, known=True))
         if rows:
             db.session.execute(sa.insert(StagedPost), rows)
@@ -260,6 +257,11 @@ def _stage(
         done += len(group)
         if progress is not None:
             progress(done, max(total or 0, done))
+    if total is not None and done != total:
+        raise IngestError(
+            f"The source gave {done:,} posts this time and {total:,} when it was checked: it changed while it "
+            "was read. Nothing was stored; send it again."
+        )
     return counts
 
 
@@ -282,11 +284,15 @@ def _staged(batch: str, post: PostRecord, text: str, vector: bytes | None, blob:
 
 
 def _restage_counts(batch: str, post: PostRecord) -> None:
-    db.session.execute(
+    """A later copy of a post already read: its counts replace the staged ones, or, where the first copy
+    matched what is stored (nothing staged), are staged now if the post is stored."""
+    updated = db.session.execute(
         sa.update(StagedPost)
         .where(StagedPost.batch == batch, StagedPost.id == post.id)
         .values(**{c: getattr(post, c) for c in COUNTS})
-    )
+    ).rowcount
+    if not updated and db.session.get(Tweet, post.id) is not None:
+        db.session.execute(sa.insert(StagedPost), [_staged(batch, post, "", None, None, known=True)])
 
 
 def _stored(ids: list[int]) -> dict[int, sa.Row]:
@@ -328,11 +334,18 @@ def _finish(
                 kept_name = account.name
             if user.source == "demo" and source != "demo":
                 user.source = source
-            if counts.added or counts.changed or policy != "keep":
+            if counts.added or policy != "keep":
                 user.fetched_at = datetime.now(UTC)
         if account.followers_count is not None and (created or policy != "keep"):
             user.followers_count = account.followers_count
         db.session.flush()
+        differing = sa.or_(*(getattr(Tweet, c) != getattr(StagedPost, c) for c in COUNTS))
+        differ = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(StagedPost)
+            .join(Tweet, Tweet.id == StagedPost.id)
+            .where(StagedPost.batch == batch, StagedPost.known, differing)
+        )
         staged = sa.select(StagedPost).where(StagedPost.batch == batch).subquery()
         columns = ["id", "text", "created_at", *COUNTS, "lang", "has_media", "embedding", "features"]
         inserted = db.session.execute(
@@ -370,8 +383,8 @@ def _finish(
         counts.matched + raced,
         total,
         created,
-        changed=counts.changed,
-        differ=counts.differ,
+        changed=differ if policy != "keep" else 0,
+        differ=differ if policy == "keep" else 0,
         kept_handle=kept_handle,
         kept_name=kept_name,
     )

@@ -63,7 +63,10 @@ class Tweet(db.Model):
     """One original post with its public metrics and its spaCy document vector."""
 
     __tablename__ = "tweets"
-    __table_args__ = (sa.Index("ix_tweets_user_id_created_at", "user_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_tweets_user_id_created_at", "user_id", "created_at"),
+        sa.Index("ix_tweets_user_id_id", "user_id", "id"),  # an export's pages of an account's posts
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))

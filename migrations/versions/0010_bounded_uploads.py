@@ -1,4 +1,5 @@
-"""Uploads in parts, staged posts for imports in batches, and the process that holds each job.
+"""Uploads in parts, staged posts for imports in batches, the process that holds each job, and an index
+for reading an account's posts in id order (an export's pages).
 
 Each stored upload's bytes become its first part, so a file sent before the upgrade is still read.
 
@@ -49,9 +50,11 @@ def upgrade():
     )
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("worker", sa.String(120), nullable=True))
+    op.create_index("ix_tweets_user_id_id", "tweets", ["user_id", "id"])
 
 
 def downgrade():
+    op.drop_index("ix_tweets_user_id_id", table_name="tweets")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("worker")
     op.drop_table("staged_posts")
