@@ -62,7 +62,10 @@ def test_a_job_killed_half_way_leaves_nothing_and_a_rerun_resumes(app, fake_x):
     assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0
     (killed,) = job_rows(app)
     assert killed.state == "running"
-    # Once its worker has been silent for long enough, the job reads as stopped (the next test shows how).
+    # Its process is gone: on this machine that is seen at once, from another one by its silence.
+    killed.worker = ended_worker()
+    assert jobs.is_stale(killed)
+    killed.worker = "another-machine:1:2:3"
     assert not jobs.is_stale(killed)
     assert jobs.is_stale(killed, killed.heartbeat_at + jobs.STALE_RUNNING + timedelta(seconds=1))
 
@@ -87,7 +90,7 @@ def test_a_stale_job_is_shown_as_stopped_and_can_be_started_again(app, client, f
     online(app, fake_x)
     fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 20))
     with app.app_context():
-        dead = jobs.create("add", "quaynews")
+        dead = jobs.create("add", "quaynews", worker="another-machine:1:2:3")  # judged by its silence
         dead.state, dead.heartbeat_at = "running", jobs.now() - jobs.STALE_RUNNING - timedelta(minutes=1)
         db.session.commit()
         dead_id = dead.id
@@ -223,21 +226,22 @@ def ended_pid() -> int:
     return done.pid
 
 
+def ended_worker() -> str:
+    """What a job held by an ended process of this machine records as its worker."""
+    return jobs.worker_id().rsplit(":", 2)[0] + f":{ended_pid()}:1"
+
+
 CSV = "id,created_at,text\n1,2024-05-01T09:00:00Z,kettle on\n2,2024-05-02T09:00:00Z,rain again\n"
 
 
 def test_a_queued_job_whose_process_died_does_not_block_the_account(app, client):
     """A web process queued an import, then died before running it: the account is free again at once,
     not after half an hour, and the next request's sweep fails the job and drops its file."""
-    import socket
-
     from twitapp import uploads
 
     with app.app_context():
         (upload,) = uploads.store_bytes([("posts.csv", CSV.encode())])
-        dead = jobs.create(
-            "import-file", "kettle_cam", worker=f"{socket.gethostname()}:{ended_pid()}:1", uploads=[upload]
-        )
+        dead = jobs.create("import-file", "kettle_cam", worker=ended_worker(), uploads=[upload])
         assert jobs.under_way_for("kettle_cam") is None and jobs.is_stale(dead)
         dead_id = dead.id
     response = client.post(
@@ -297,10 +301,61 @@ def test_the_sweep_fails_abandoned_jobs_and_drops_what_nothing_will_read(app):
 def test_with_redis_a_job_no_worker_takes_is_failed_with_how_to_start_one(app, redis_url):
     app.config["REDIS_URL"] = redis_url
     jobs.rq_queue(redis_url).empty()
-    with app.app_context():
-        waiting = jobs.create("import-file", "z", worker="rq")
-        assert jobs.sweep() == 0  # just queued: a worker may yet take it
-        waiting.created_at = jobs.now() - jobs.ORPHANED - timedelta(seconds=5)
+    with app.test_request_context():
+        waiting = jobs.submit("import-file", "z")  # queued in Redis, and no worker runs
+        assert waiting.worker == "rq" and jobs.sweep() == 0  # a worker may yet come and take it
+        waiting.created_at = jobs.now() - jobs.STALE_QUEUED - timedelta(seconds=5)
         db.session.commit()
         assert jobs.sweep() == 1
         assert "flask worker" in db.session.get(Job, waiting.id).error
+        lost = jobs.submit("import-file", "y")
+        jobs.rq_queue(redis_url).empty()  # Redis restarted without its data
+        assert jobs.sweep() == 1 and "lost from the Redis queue" in db.session.get(Job, lost.id).error
+
+
+def test_a_worker_starting_takes_the_jobs_that_waited_for_it(app, runner, fake_x, redis_url):
+    """Jobs queued long before any worker ran are run by the first one, not failed by its start-up sweep."""
+    online(app, fake_x)
+    fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 3))
+    app.config["REDIS_URL"] = redis_url
+    jobs.rq_queue(redis_url).empty()
+    with app.test_request_context():
+        waited = jobs.submit("add", "quaynews")
+        waited.created_at = jobs.now() - jobs.STALE_QUEUED - timedelta(minutes=1)
+        db.session.commit()
+        waited_id = waited.id
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.get(Job, waited_id).state == "done"
+    assert count_rows(app, Tweet) == 3
+
+
+def test_a_quiet_job_still_beats_while_it_runs(app, monkeypatch):
+    """A step that reports no progress (a long fit) does not make a live job look abandoned elsewhere."""
+    app.config["JOB_BEAT_SECONDS"] = 1
+    beats = []
+
+    def quiet(params, report):
+        with app.app_context():
+            first = db.session.get(Job, report.job_id).heartbeat_at
+        time.sleep(2.5)
+        with app.app_context():
+            beats.append(db.session.get(Job, report.job_id).heartbeat_at - first)
+        return "Done quietly.", {}
+
+    monkeypatch.setitem(jobs.HANDLERS, "quiet", quiet)
+    with app.app_context():
+        assert jobs.run_here("quiet").state == "done"
+    assert beats and beats[0] >= timedelta(seconds=1)
+
+
+def test_a_job_is_run_once_even_when_two_processes_are_handed_it(app):
+    with app.app_context():
+        job = jobs.create("import-file", "twice")
+        jobs._fail_if_unchanged(job.id, "queued", job.heartbeat_at, "first")  # another process ended it
+        assert jobs.execute(job.id).error == "first"  # this one does not run it again
+        again = jobs.create("import-file", "twice")
+        db.session.execute(sa.update(Job).where(Job.id == again.id).values(state="running"))
+        db.session.commit()
+        assert jobs.execute(again.id).state == "running"  # taken elsewhere: left alone

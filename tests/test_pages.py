@@ -430,3 +430,18 @@ def test_reimporting_a_file_with_other_counts_keeps_the_stored_ones_until_the_op
     assert "999,999 likes" in client.get("/user/kettle_cam").get_data(as_text=True)
     assert count_rows(app, Upload) == 0
     assert client.post(f"/jobs/{second + 1}/replace").status_code == 404  # a replace keeps nothing to replace
+
+
+def test_an_upload_dropped_while_its_job_reads_it_is_an_error_not_a_shorter_file(app, monkeypatch):
+    from twitapp import uploads
+
+    monkeypatch.setattr(uploads, "PART_BYTES", 8)
+    with app.app_context():
+        (upload,) = uploads.store_bytes([("posts.csv", b"id,created_at,text\n" * 4)])
+        stream = uploads.open_upload(upload)
+        assert stream.read(8) == b"id,creat"
+        uploads.discard([upload])
+        with pytest.raises(uploads.UploadGone, match="dropped while it was being read"):
+            stream.read()
+        with pytest.raises(uploads.UploadGone, match="is gone"):
+            uploads.open_upload(upload)

@@ -144,7 +144,7 @@ def restore(path: str, replace: bool, yes: bool) -> None:
     if replace:
         try:
             export = backup.ExportFile.on_disk(path)
-            export.check()
+            export.check(policy="replace")
             plans = [ingest.plan(saved.record, posts) for saved, posts in export.accounts()]
         except archive.ArchiveError as exc:
             raise click.ClickException(str(exc)) from None
@@ -231,8 +231,8 @@ def worker(burst: bool) -> None:
     redis_url = current_app.config.get("REDIS_URL")
     if not redis_url:
         raise click.ClickException("REDIS_URL is not set; without Redis, jobs run inside the web process.")
-    queue = jobs.rq_queue(redis_url)
-    failed = jobs.sweep()  # what stopped with the last workers, so nothing stays blocked behind it
+    queue = jobs.rq_queue(redis_url, for_worker=True)
+    failed = jobs.sweep(rq_worker_alive=True)  # what stopped with the last workers; this one takes the queue
     if failed:
         click.echo(f"{failed} job(s) whose process had ended were marked as stopped.", err=True)
     Worker([queue], connection=queue.connection).work(burst=burst, with_scheduler=False)

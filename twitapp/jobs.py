@@ -356,7 +356,7 @@ def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
             ((name, opener),) = inputs.files
             export = backup.ExportFile(name, opener)
         report.progress(0, 0, f"Checking {export.name}.")
-        summary = export.check()
+        summary = export.check(policy=params.get("policy", "keep"))
         db.session.rollback()
         results = backup.restore_accounts(
             export, summary, params.get("policy", "keep"), report.progress, label=f"j{report.job_id}"
@@ -458,19 +458,26 @@ def _style_train(params: dict, report: Reporter) -> tuple[str, dict]:
 
 def execute(job_id: int, echo: Callable[[int, int, str], None] | None = None) -> Job | None:
     """Run a queued job to its end and record how it went; returns the finished row."""
+    # Taken in one conditional update, so two processes handed the same job never both run it.
+    taken = db.session.execute(
+        sa.update(Job)
+        .where(Job.id == job_id, Job.state == "queued")
+        .values(state="running", heartbeat_at=now(), message="Starting.", worker=worker_id())
+    ).rowcount
+    db.session.commit()
     job = db.session.get(Job, job_id)
-    if job is None or job.state != "queued":
+    if not taken or job is None:
         db.session.rollback()
         return job
-    job.state, job.heartbeat_at, job.message, job.worker = "running", now(), "Starting.", worker_id()
     kind, params = job.kind, dict(job.params or {})
-    db.session.commit()
+    db.session.rollback()
     report = Reporter(job_id, echo)
     try:
         work = HANDLERS.get(kind)
         if work is None:
             raise JobFailed(f"There is no kind of job called {kind!r}.")
-        message, result = work(params, report)
+        with _beating(job_id):
+            message, result = work(params, report)
     except (
         JobFailed,
         XAPIError,
@@ -479,6 +486,7 @@ def execute(job_id: int, echo: Callable[[int, int, str], None] | None = None) ->
         SentimentError,
         virality.ViralityError,
         generate.StyleError,
+        uploads.UploadGone,
     ) as exc:
         db.session.rollback()
         _finish(job_id, "failed", message="Failed; nothing was stored.", error=str(exc))
@@ -495,6 +503,44 @@ def execute(job_id: int, echo: Callable[[int, int, str], None] | None = None) ->
         _finish(job_id, "done", message=message, result=result)
     db.session.expire_all()
     return db.session.get(Job, job_id)
+
+
+@contextmanager
+def _beating(job_id: int) -> Iterator[None]:
+    """While a job runs, its heartbeat moves every JOB_BEAT_SECONDS from a thread of its own, whatever the
+    job is doing (a long fit reports no progress): silence then means its process is gone."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    every = beat_seconds(app)
+    stop = threading.Event()
+
+    def beat_on() -> None:
+        while not stop.wait(every):
+            try:
+                with app.app_context():
+                    _write(job_id)
+            except Exception:  # the database is away for a moment: the next beat may land
+                log.warning("job %s: its heartbeat could not be written", job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat_on, name=f"hypotweet-job-{job_id}-beat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def beat_seconds(app: Flask) -> float:
+    """How often beats are written: JOB_BEAT_SECONDS, or every 30 s where that is 0 (the beat of held
+    jobs is off, as in tests, but a running job still beats for itself)."""
+    return float(app.config.get("JOB_BEAT_SECONDS") or 30)
+
+
+def orphaned(app: Flask | None = None) -> timedelta:
+    """How long a job held by a web process's job thread may be silent before it counts as abandoned:
+    four missed beats, and never under two minutes."""
+    app = app or current_app
+    return max(ORPHANED, timedelta(seconds=4 * beat_seconds(app)))
 
 
 def _finish(job_id: int, state: str, **values: Any) -> None:
@@ -552,14 +598,15 @@ def is_stale(job: Job, at: datetime | None = None) -> bool:
     """Whether a job that claims to be under way has in fact been abandoned (its process died)."""
     if job.state not in ACTIVE:
         return False
-    if holder_gone(job.worker):
-        return True
+    holder = holder_state(job.worker)
+    if holder != "unknown":
+        return holder == "gone"  # a process on this machine: alive or not, we know
     at = at or now()
     if job.state == "queued" and (job.worker or "rq") == "rq":  # waiting in Redis for any worker
         return at - job.created_at > STALE_QUEUED
-    # A web process's job thread beats for every job it holds, queued or running; a running job beats as
-    # it reports progress wherever it runs.
-    silence = ORPHANED if job.state == "queued" else STALE_RUNNING
+    # A web process's job thread beats for every job it holds, queued or running, and a running job
+    # beats for itself wherever it runs: silent this long, its process is gone.
+    silence = orphaned() if job.state == "queued" else STALE_RUNNING
     return at - (job.heartbeat_at or job.created_at) > silence
 
 
@@ -580,30 +627,44 @@ def _start_time(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
+def _pid_space() -> str:
+    """Which pid namespace this process is in (containers sharing a host name each have their own)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
 def worker_id() -> str:
-    """This process, as written into the jobs it holds: "host:pid:start" (worked out again after a fork)."""
+    """This process, as written into the jobs it holds: "host:pid-space:pid:start" (worked out again
+    after a fork)."""
     global _me
     if _me is None or _me[0] != os.getpid():
-        _me = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"[:120])
+        me = f"{socket.gethostname()}:{_pid_space()}:{os.getpid()}:{_start_time(os.getpid())}"
+        _me = (os.getpid(), me[:120])
     return _me[1]
 
 
-def holder_gone(worker: str | None) -> bool:
-    """Whether the process that holds a job is known to have ended: on this machine, none has its pid
-    (and start time). A process elsewhere is judged by its silence instead (``is_stale``)."""
+def holder_state(worker: str | None) -> str:
+    """ "alive" or "gone" for a process on this machine (same host name and pid space, so its pid can be
+    looked up, and its start time tells a later process with the same pid); "unknown" elsewhere, where
+    silence must tell instead (``is_stale``)."""
     if not worker or worker == "rq":
-        return False
-    parts = worker.split(":")  # host:pid:start; a host name holds no colon, but be safe
-    if len(parts) < 3 or ":".join(parts[:-2]) != socket.gethostname() or not parts[-2].isdigit():
-        return False
-    pid, started = int(parts[-2]), parts[-1]
+        return "unknown"
+    parts = worker.split(":")
+    if len(parts) < 4 or not parts[-2].isdigit():
+        return "unknown"
+    host, space, pid, started = ":".join(parts[:-3]), parts[-3], int(parts[-2]), parts[-1]
+    if host != socket.gethostname() or space != _pid_space():
+        return "unknown"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return "gone"
     except PermissionError:
-        return False  # alive, under another user
-    return bool(started) and _start_time(pid) not in ("", started)  # the pid now names a later process
+        return "alive"  # under another user
+    now_started = _start_time(pid)
+    return "gone" if started and now_started and now_started != started else "alive"
 
 
 ORPHANED_ERROR = (
@@ -614,27 +675,83 @@ NO_RQ_WORKER = (
     "No worker took this job: none is running for the Redis queue (start one with `flask worker`, the "
     "Procfile's worker line). Nothing was stored; start it again once one runs."
 )
+LOST_IN_REDIS = (
+    "This job was lost from the Redis queue (Redis restarted without keeping its data, say). Nothing was "
+    "stored; start it again."
+)
 
 
-def sweep() -> int:
+def sweep(rq_worker_alive: bool = False) -> int:
     """Fail every job no live process holds (dropping its files and staged posts), and drop the uploads
-    and staged posts nothing will read any more. Run at start-up and on a timer; returns the jobs failed."""
+    and staged posts nothing will read any more. Run at start-up and on a timer; returns the jobs failed.
+
+    ``rq_worker_alive``: the caller is an RQ worker about to take jobs (``flask worker``), so Redis's
+    queue is not judged by its workers. Each job is failed by a conditional update on the state and
+    heartbeat it was seen with: one that started, beat or finished meanwhile is left alone.
+    """
     active = db.session.scalars(sa.select(Job).where(Job.state.in_(ACTIVE))).all()
-    no_rq_worker = _rq_idle()
-    ended = {job.id: ORPHANED_ERROR for job in active if is_stale(job)}
+    redis_url = current_app.config.get("REDIS_URL")
+    ended: dict[int, tuple[Job, str]] = {}
     for job in active:
-        waited = now() - job.created_at
-        if job.id not in ended and job.state == "queued" and job.worker == "rq" and no_rq_worker and waited > ORPHANED:
-            ended[job.id] = NO_RQ_WORKER
-    files = {job.id: list((job.params or {}).get("uploads", [])) for job in active if job.id in ended}
+        if job.state == "queued" and job.worker == "rq":
+            error = _lost_in_redis(job, redis_url, rq_worker_alive)
+            if error:
+                ended[job.id] = (job, error)
+        elif is_stale(job):
+            ended[job.id] = (job, ORPHANED_ERROR)
+    seen = {
+        job_id: (job.state, job.heartbeat_at, list((job.params or {}).get("uploads", [])))
+        for job_id, (job, _) in ended.items()
+    }
+    errors = {job_id: error for job_id, (_, error) in ended.items()}
     db.session.rollback()
-    for job_id, error in ended.items():
-        _finish(job_id, "failed", message="Stopped; nothing was half-written.", error=error)
-        uploads.discard(files[job_id])
-        ingest.drop_staged(prefix=f"j{job_id}-")
+    failed = 0
+    for job_id, (state, heartbeat, files) in seen.items():
+        if _fail_if_unchanged(job_id, state, heartbeat, errors[job_id]):
+            failed += 1
+            uploads.discard(files)
+            ingest.drop_staged(prefix=f"j{job_id}-")
     _drop_unread_uploads()
     ingest.drop_staged(older_than=uploads.KEEP)
-    return len(ended)
+    return failed
+
+
+def _fail_if_unchanged(job_id: int, state: str, heartbeat: datetime | None, error: str) -> bool:
+    moment = now()
+    unchanged = Job.heartbeat_at.is_(None) if heartbeat is None else Job.heartbeat_at == heartbeat
+    with db.engine.begin() as connection:
+        return bool(
+            connection.execute(
+                sa.update(Job)
+                .where(Job.id == job_id, Job.state == state, unchanged)
+                .values(
+                    state="failed",
+                    message="Stopped; nothing was half-written.",
+                    error=error,
+                    heartbeat_at=moment,
+                    finished_at=moment,
+                )
+            ).rowcount
+        )
+
+
+def _lost_in_redis(job: Job, redis_url: str | None, worker_alive: bool) -> str | None:
+    """Why a job queued in Redis will never run, if it will not: Redis no longer has it, or no worker
+    has taken anything for STALE_QUEUED while none is running. A long queue behind a live worker is fine."""
+    if not redis_url:
+        return NO_RQ_WORKER if now() - job.created_at > STALE_QUEUED else None
+    from rq import Worker
+    from rq.job import Job as RQJob
+
+    try:
+        queue = rq_queue(redis_url)
+        if not RQJob.exists(rq_id(job.id), connection=queue.connection):
+            return LOST_IN_REDIS
+        idle = not worker_alive and Worker.count(queue=queue) == 0
+    except Exception:  # Redis unreachable: say nothing rather than fail every job
+        log.warning("could not ask Redis about job %s", job.id, exc_info=True)
+        return None
+    return NO_RQ_WORKER if idle and now() - job.created_at > STALE_QUEUED else None
 
 
 def _drop_unread_uploads() -> None:
@@ -652,19 +769,10 @@ def _drop_unread_uploads() -> None:
     uploads.discard([i for i in stray if i not in wanted])
 
 
-def _rq_idle() -> bool:
-    """With Redis, whether no RQ worker is alive for the queue (so nothing queued there will run)."""
-    redis_url = current_app.config.get("REDIS_URL")
-    if not redis_url:
-        return False
-    from rq import Worker
-
-    try:
-        queue = rq_queue(redis_url)
-        return Worker.count(queue=queue) == 0
-    except Exception:  # Redis unreachable: say nothing rather than fail every job
-        log.warning("could not ask Redis which workers run", exc_info=True)
-        return False
+def uploads_in_use() -> set[int]:
+    """The uploads that jobs under way will read (kept whatever their age)."""
+    rows = db.session.scalars(sa.select(Job.params).where(Job.state.in_(ACTIVE))).all()
+    return {i for params in rows for i in (params or {}).get("uploads", [])}
 
 
 def latest_for(username: str) -> Job | None:
@@ -738,16 +846,24 @@ def as_dict(job: Job) -> dict:
 def dispatch(app: Flask, job_id: int) -> None:
     redis_url = app.config.get("REDIS_URL")
     if redis_url:
-        rq_queue(redis_url).enqueue(run_in_worker, job_id, job_timeout=3600, result_ttl=0)
+        rq_queue(redis_url).enqueue(run_in_worker, job_id, job_id=rq_id(job_id), job_timeout=3600, result_ttl=0)
     else:
         thread_worker.submit(app, job_id)
 
 
-def rq_queue(redis_url: str):
+def rq_id(job_id: int) -> str:
+    """A job's id in Redis, so the sweep can ask whether Redis still has it."""
+    return f"hypotweet-{job_id}"
+
+
+def rq_queue(redis_url: str, for_worker: bool = False):
+    """The Redis queue. A web process's connection gives up in seconds rather than hang a request on a
+    Redis that does not answer; a worker's waits for jobs as long as RQ likes."""
     from redis import Redis
     from rq import Queue
 
-    return Queue("hypotweet", connection=Redis.from_url(redis_url))
+    timeouts = {} if for_worker else {"socket_connect_timeout": 5, "socket_timeout": 10}
+    return Queue("hypotweet", connection=Redis.from_url(redis_url, **timeouts))
 
 
 def run_in_worker(job_id: int) -> None:
@@ -789,14 +905,18 @@ class ThreadWorker:
                 self._beater.start()
 
     def _beat(self, seconds: float) -> None:
+        landed = 0  # beats written in a row; after an outage, others get a beat in before any sweep
         while True:
             time.sleep(seconds)
             app = self._app
             try:
                 with app.app_context():
                     beat()
-                    sweep()
+                    landed += 1
+                    if landed >= 2:
+                        sweep()
             except Exception:
+                landed = 0
                 log.warning("the job heartbeat could not be written", exc_info=True)
 
     def _run(self) -> None:
@@ -833,5 +953,4 @@ def start(app: Flask) -> None:
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
         log.warning("the start-up sweep of abandoned jobs could not run", exc_info=True)
-    if not app.config.get("REDIS_URL"):
-        thread_worker.start_beating(app)
+    thread_worker.start_beating(app)  # with Redis too: the sweep runs on the same timer

@@ -73,13 +73,22 @@ def fetch(ids: Sequence[int]) -> list[Upload]:
     return [found[i] for i in ids]
 
 
+class UploadGone(ValueError):
+    """An upload ended before its recorded size while a job read it (it was dropped meanwhile)."""
+
+
 class _Parts(io.RawIOBase):
-    """An upload's bytes read back part by part, each part its own short query."""
+    """An upload's bytes read back part by part, each part its own short query; fewer bytes than the
+    upload's recorded size is an error, never a shorter file."""
 
     def __init__(self, upload_id: int) -> None:
         self.upload_id = upload_id
         self.number = 0
         self.part = memoryview(b"")
+        self.left = db.session.scalar(sa.select(Upload.size).where(Upload.id == upload_id))
+        db.session.rollback()
+        if self.left is None:
+            raise UploadGone("The uploaded file is gone (uploads are kept for a day); send it again.")
 
     def readable(self) -> bool:
         return True
@@ -93,11 +102,14 @@ class _Parts(io.RawIOBase):
             )
             db.session.rollback()  # no transaction stays open between parts
             if data is None:
+                if self.left:
+                    raise UploadGone("The uploaded file was dropped while it was being read; send it again.")
                 return 0
             self.part, self.number = memoryview(data), self.number + 1
         size = min(len(buffer), len(self.part))
         buffer[:size] = self.part[:size]
         self.part = self.part[size:]
+        self.left -= size
         return size
 
 
@@ -113,8 +125,14 @@ def content(upload_id: int) -> bytes:
 
 
 def expire(older_than: timedelta = KEEP) -> None:
-    """Drop the uploads stored longer ago than ``older_than`` (in the caller's transaction)."""
+    """Drop the uploads stored longer ago than ``older_than`` that no job under way reads (in the
+    caller's transaction)."""
+    from .jobs import uploads_in_use  # jobs stores its uploads through this module
+
     old = sa.select(Upload.id).where(Upload.created_at < datetime.now(UTC) - older_than)
+    busy = uploads_in_use()
+    if busy:
+        old = old.where(Upload.id.not_in(busy))
     db.session.execute(sa.delete(UploadPart).where(UploadPart.upload_id.in_(old)))
     db.session.execute(sa.delete(Upload).where(Upload.id.in_(old)))
 
