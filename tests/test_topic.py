@@ -1,15 +1,16 @@
 """The live topic dashboard: stored posts offline, X's recent search online, polling for newer posts."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from tests.test_pages import online
 
 
 def harbour_posts(start_id: int, texts: list[str]) -> list[dict]:
-    return [
-        {"id": start_id + i, "text": text, "created_at": "2026-11-20T10:00:00.000Z", "lang": "en"}
-        for i, text in enumerate(texts)
-    ]
+    """Posts of the last hour, as X's recent search (the last seven days) returns them."""
+    at = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return [{"id": start_id + i, "text": text, "created_at": at, "lang": "en"} for i, text in enumerate(texts)]
 
 
 def test_offline_the_topic_is_searched_in_the_stored_posts(client, voices, add_account):
@@ -73,13 +74,14 @@ def test_a_topic_from_x_is_searched_once_for_everyone_and_limited_per_address(cl
     online(app, fake_x)
     fake_x.add_user(90, "harbourfan", "Harbour Fan", harbour_posts(1000, ["Love the #harbour at dawn"]))
     first = client.get("/api/topic?q=%23harbour").get_json()
-    again = client.get("/topic?q=%23Harbour", environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    again = client.get("/topic?q=%23harbour", environ_base={"REMOTE_ADDR": "10.0.0.2"})
     polled = client.get(f"/api/topic?q=%23harbour&since_id={first['newest_id']}").get_json()
     searches = [q for path, q in fake_x.requests if path.endswith("/search/recent")]
-    assert len(searches) == 1  # three answers, one search
+    assert len(searches) == 1  # three answers, one search, and only the first counted against the limit
     assert again.status_code == 200 and "Love the #harbour at dawn" in again.get_data(as_text=True)
     assert polled["posts"] == [] and first["posts"][0]["text"] == "Love the #harbour at dawn"
-    response = client.get("/api/topic?q=%23harbour")
+    assert client.get("/api/topic?q=cats OR dogs").status_code == 200  # a second search (X's OR is not or)
+    response = client.get("/api/topic?q=cats or dogs")
     assert response.status_code == 429 and "at most 2 per 1 minute" in response.get_json()["message"]
     assert client.get("/topic?q=other", environ_base={"REMOTE_ADDR": "10.0.0.3"}).status_code == 200
 
@@ -88,3 +90,16 @@ def test_a_topic_from_x_is_searched_once_for_everyone_and_limited_per_address(cl
 def test_offline_a_topic_spends_no_quota_and_has_no_topic_limit(client, voices):
     for _ in range(3):
         assert client.get("/api/topic?q=route").status_code == 200
+
+
+@pytest.mark.app_config(TOPIC_CACHE_SECONDS=0)
+def test_a_search_x_refuses_does_not_stick_to_the_topic(client, app, fake_x):
+    """A refused search (a since_id X no longer takes, say) is forgotten: the next one asks afresh."""
+    online(app, fake_x)
+    fake_x.add_user(90, "harbourfan", "Harbour Fan", harbour_posts(1000, ["Love the #harbour at dawn"]))
+    assert client.get("/api/topic?q=%23harbour").status_code == 200
+    fake_x.fail_next(400)
+    assert client.get("/api/topic?q=%23harbour").status_code == 502
+    fake_x.requests.clear()
+    assert client.get("/api/topic?q=%23harbour").status_code == 200
+    assert "since_id" not in fake_x.requests[0][1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import click
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_talisman import Talisman
 
@@ -64,13 +64,18 @@ def rate_limit_scope(app: Flask) -> str:
     return "per process" if app.config.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory") else "shared"
 
 
-def _offline() -> bool:
-    return not current_app.config.get("X_BEARER_TOKEN")
+def _spends_no_quota() -> bool:
+    """Offline (topics are read from the database), or the query's last search still answers."""
+    from .topic import fresh
+
+    return not current_app.config.get("X_BEARER_TOKEN") or fresh((request.args.get("q") or "").strip())
 
 
 # A topic read from X spends the operator's quota: its own budget per address (the topic page and the API
-# share it), on top of the page's or the API's own; offline, topics are read from the database.
-topic_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_TOPIC"], scope="topic", exempt_when=_offline)
+# share it), on top of the page's or the API's own, counted only for the requests that search X.
+topic_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_TOPIC"], scope="topic", exempt_when=_spends_no_quota
+)
 
 
 def too_many_requests(exc: RateLimitExceeded):

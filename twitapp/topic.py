@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -69,28 +69,50 @@ Row = tuple[str, str, str, datetime]  # post id, text, author's handle, when
 # one search per TOPIC_CACHE_SECONDS, so the operator's X quota does not grow with the audience.
 _searches: dict[str, tuple[float, list[Row]]] = {}
 _searches_lock = threading.Lock()
+_search_fetch_lock = threading.Lock()
 SEARCHES_KEPT = 200
 
 
+# X refuses a since_id older than its seven days of recent search; kept posts older than this are let go.
+KEEP_POSTS = timedelta(days=6)
+
+
+def fresh(query: str | None) -> bool:
+    """Whether this query's last search is recent enough to answer from (so it spends no X quota)."""
+    with _searches_lock:
+        kept = _searches.get(query or "")
+    return kept is not None and time.monotonic() - kept[0] < current_app.config["TOPIC_CACHE_SECONDS"]
+
+
 def _searched(client, query: str) -> list[Row]:
-    """The query's newest PER_POLL posts, newest first: kept ones while fresh, else X asked for what is newer."""
-    key = query.casefold()
-    with _searches_lock:
-        kept = _searches.get(key)
-    if kept is not None and time.monotonic() - kept[0] < current_app.config["TOPIC_CACHE_SECONDS"]:
-        return kept[1]
-    newest = int(kept[1][0][0]) if kept and kept[1] else None
-    with client:
-        found = client.search_recent(f"{query} -is:retweet lang:en", since_id=newest, limit=PER_POLL)
-    fresh = [(str(post.id), post.text, name, post.created_at) for post, name in found]
-    rows = sorted({row[0]: row for row in [*(kept[1] if kept else []), *fresh]}.values(), key=lambda r: -int(r[0]))
-    rows = rows[:PER_POLL]
-    with _searches_lock:
-        _searches.pop(key, None)
-        _searches[key] = (time.monotonic(), rows)
-        while len(_searches) > SEARCHES_KEPT:
-            _searches.pop(next(iter(_searches)))
-    return rows
+    """The query's newest PER_POLL posts, newest first: kept ones while fresh, else X asked for what is newer.
+
+    Keyed on the query exactly as typed: X's search operators are case-sensitive (``OR``).
+    """
+    with _search_fetch_lock:  # one search per query at a time, however many visitors miss together
+        with _searches_lock:
+            kept = _searches.get(query)
+        if kept is not None and time.monotonic() - kept[0] < current_app.config["TOPIC_CACHE_SECONDS"]:
+            return kept[1]
+        recent_enough = datetime.now(UTC) - KEEP_POSTS
+        earlier = [row for row in (kept[1] if kept else []) if row[3] > recent_enough]
+        newest = int(earlier[0][0]) if earlier else None
+        try:
+            with client:
+                found = client.search_recent(f"{query} -is:retweet lang:en", since_id=newest, limit=PER_POLL)
+        except Exception:
+            with _searches_lock:
+                _searches.pop(query, None)  # the next request starts afresh, without a since_id X may refuse
+            raise
+        fresh_rows = [(str(post.id), post.text, name, post.created_at) for post, name in found]
+        rows = sorted({row[0]: row for row in [*earlier, *fresh_rows]}.values(), key=lambda r: -int(r[0]))
+        rows = rows[:PER_POLL]
+        with _searches_lock:
+            _searches.pop(query, None)
+            _searches[query] = (time.monotonic(), rows)
+            while len(_searches) > SEARCHES_KEPT:
+                _searches.pop(next(iter(_searches)))
+        return rows
 
 
 def recent(query: str | None, since_id: int | None = None) -> TopicPosts:
