@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -420,7 +420,7 @@ def test_an_operator_signs_in_imports_a_file_deletes_it_and_signs_out(page, brow
         assert page.locator("#accounts tbody tr").count() == len(demo_post_counts())
 
         page.get_by_role("button", name="Sign out").click()
-        expect(page.locator(".flash")).to_have_text("Signed out.")
+        expect(page.locator(".flash")).to_have_text("Signed out, on every browser this operator had signed in with.")
         expect(page.locator("input#import-username")).to_have_count(0)
         expect(page.get_by_role("link", name="Operator sign-in")).to_be_visible()
     finally:
@@ -482,7 +482,9 @@ def test_adding_an_account_shows_live_progress_to_the_end(page, signed_in, brows
 def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
     """X's recent search yields a new post while the page is open: it appears on top, and the mix follows."""
     fake_x.add_user(90, "harbourfan", "Harbour Fan")
-    fake_x.add_posts("harbourfan", [{"id": 1000, "text": "Love the #harbour at dawn", "lang": "en"}])
+    fake_x.add_posts(
+        "harbourfan", [{"id": 1000, "text": "Love the #harbour at dawn", "lang": "en", "created_at": recently()}]
+    )
     browser_app.config.update(
         X_BEARER_TOKEN=fake_x.bearer_token, X_API_URL=fake_x.url, X_RETRY_BACKOFF=0.01, TOPIC_CACHE_SECONDS=0
     )
@@ -490,7 +492,10 @@ def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
         page.goto("/topic?q=%23harbour")
         assert page.locator("#topic-posts li").count() == 1
         assert page.locator("text.mix-count[data-label=negative]").text_content() == "0"
-        fake_x.add_posts("harbourfan", [{"id": 1001, "text": "The #harbour smells awful today", "lang": "en"}])
+        fake_x.add_posts(
+            "harbourfan",
+            [{"id": 1001, "text": "The #harbour smells awful today", "lang": "en", "created_at": recently()}],
+        )
         first = page.locator("#topic-posts li").first
         first.filter(has_text="smells awful").wait_for(timeout=20_000)  # polled in, without a reload
         assert first.locator(".label").inner_text() == "negative"
@@ -500,6 +505,11 @@ def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
         assert since[0] is None and "1000" in since[1:]  # only newer posts were asked for
     finally:
         browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None, TOPIC_CACHE_SECONDS=15)
+
+
+def recently() -> str:
+    """A post's time within X's seven days of recent search (an hour ago), as the API writes it."""
+    return (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def forget_models(app) -> None:

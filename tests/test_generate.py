@@ -203,7 +203,7 @@ def test_the_api_writes_posts_and_explains_what_it_refuses(app, client, writers)
     assert client.post("/api/users/nobody/generate", json={}).status_code == 404
     broken = client.post("/api/users/coder/style", data='{"engine": "lstm"', content_type="application/json")
     assert broken.status_code == 400 and "Send a JSON object" in broken.get_json()["message"]  # not a silent default
-    started = client.post("/api/users/coder/style")
+    started = client.post("/api/users/coder/style", content_type="application/json")  # no body: the default
     assert started.status_code == 202
     jobs.thread_worker.join()
     assert client.get(started.headers["Location"]).get_json()["state"] == "done"

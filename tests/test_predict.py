@@ -45,6 +45,8 @@ def test_api_rejects_malformed_bodies(client, voices):
         assert response.status_code == 400, body
         assert response.is_json
     response = client.post("/api/predict", data="not json", content_type="text/plain")
+    assert response.status_code == 415 and response.is_json  # not sent as JSON at all
+    response = client.post("/api/predict", data="not json", content_type="application/json")
     assert response.status_code == 400 and response.is_json
 
 

@@ -7,7 +7,7 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ensure_secret_key, settings_from_env
+from .config import LOOPBACK_HOSTS, ensure_secret_key, settings_from_env
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -17,6 +17,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     ensure_secret_key(app.config, debug=app.debug)
+    if not app.config.get("SIGN_IN_REQUIRED", True) and not app.config.get("TRUSTED_HOSTS"):
+        # Everyone who reaches the app operates it: only by this machine's own names (a page elsewhere
+        # that rebinds its own name to 127.0.0.1 gets a 400, not the app).
+        app.config["TRUSTED_HOSTS"] = LOOPBACK_HOSTS
     os.makedirs(app.instance_path, exist_ok=True)
 
     register_extensions(app)

@@ -24,6 +24,15 @@ PER_PAGE = 20
 MAX_PER_PAGE = 100
 
 
+@bp.before_request
+def only_json_bodies():
+    """A POST to the API says it sends JSON, even when its body may be left out. A form on another site
+    can post only as text, form data or a file, never as JSON, so this keeps such a form from reaching the
+    API, which takes no CSRF token (where no sign-in is asked for, it would act for anyone)."""
+    if request.method == "POST" and request.mimetype != "application/json":
+        abort(415, description="Send the body as JSON, with Content-Type: application/json (even an empty one).")
+
+
 def json_object(example: str, required: str | None = None, optional: bool = False) -> dict:
     """The request's JSON object (``{}`` for no body when ``optional``), or a 400 showing ``example``.
 
@@ -140,6 +149,16 @@ def delete_user(username: str):
     return {"deleted": handle, "posts": posts}
 
 
+@bp.get("/export")
+@api_limit
+@operator_required
+def export_all():
+    """Every account and post, as the home page's download gives it (for backups on a schedule)."""
+    from .views import export_response
+
+    return export_response()
+
+
 @bp.get("/jobs/<int:job_id>")
 def job(job_id: int):
     """A job's state and progress: what the pages poll."""
@@ -177,7 +196,7 @@ def score_sentiment():
 def topic_posts():
     """``?q=QUERY[&since_id=ID]`` -> recent posts for the query, newest first, labelled, with the mix."""
     since = request.args.get("since_id", "")
-    if since and not (since.isascii() and since.isdigit() and 0 < int(since) < 2**63):
+    if since and not (since.isascii() and since.isdigit() and len(since) <= 19 and 0 < int(since) < 2**63):
         abort(400, description='"since_id" must be a post id: a whole number from 1 to 9223372036854775807.')
     try:
         found = topic.recent(request.args.get("q"), int(since) if since else None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -84,9 +85,17 @@ def trusted_proxies(raw: str | None) -> int:
                 "heroku config:set TRUSTED_PROXIES=1 (0 if nothing stands in front of the app)."
             )
         return 0
-    if not raw.strip().isdigit() or int(raw) > 10:
+    if not (raw.strip().isascii() and raw.strip().isdigit()) or int(raw) > 10:
         raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies from 0 to 10, not {raw!r}.")
     return int(raw)
+
+
+def trusted_hosts(raw: str | None) -> list[str] | None:
+    hosts = [h.strip() for h in (raw or "").split(",") if h.strip()]
+    return hosts or None
+
+
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
 
 def settings_from_env(instance_path: str) -> dict:
@@ -111,6 +120,11 @@ def settings_from_env(instance_path: str) -> dict:
         # which serves on 127.0.0.1 only, turns this off so a laptop needs no account.
         "SIGN_IN_REQUIRED": flag("SIGN_IN_REQUIRED", default=True),
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # A signed session cookie is honoured this long at most (an operator signs in again after it).
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        # Host names the app answers to (comma-separated); empty: any, except where no sign-in is asked for,
+        # where only the loopback names are (a page elsewhere cannot reach the app by a name of its own).
+        "TRUSTED_HOSTS": trusted_hosts(os.environ.get("TRUSTED_HOSTS")),
         # Per client address; counted in Redis when REDIS_URL is set, so every process shares the count.
         "RATELIMIT_ENABLED": flag("RATELIMIT_ENABLED", default=True),
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
@@ -139,7 +153,7 @@ def whole_number(name: str, *, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ConfigError(f"{name} must be a whole number (0 or more), not {os.environ[name]!r}.")
     return int(raw)
 

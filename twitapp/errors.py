@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import Flask, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge, SecurityError
 
 from . import database, uploads
 
@@ -62,8 +62,15 @@ def handle_database_unavailable(exc: sa.exc.OperationalError):
     return body, status, {"Retry-After": "5"}
 
 
+def handle_untrusted_host(exc: SecurityError):
+    """A request for a host name this app does not answer to (TRUSTED_HOSTS): a plain answer, since no page
+    can be built for a host that is not ours."""
+    return Response(f"{exc.description}\n", 400, mimetype="text/plain")
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(SecurityError, handle_untrusted_host)
     app.register_error_handler(RequestEntityTooLarge, handle_too_large)
     # A lost or refused database connection; pool_pre_ping replaces dead pooled connections, but a
     # request that arrives while the server is down still fails here.

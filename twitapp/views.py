@@ -188,13 +188,17 @@ def replace_from_job(job_id: int):
     """After an import or restore that kept stored names and counts the file differs in: the file again,
     this time taking its names and counts (the operator saw how many would change)."""
     done = db.session.get(Job, job_id) if job_id < 2**31 else None
-    if done is None or done.kind not in ("import-file", "restore") or not (done.result or {}).get("withheld"):
-        abort(404, description=f"Job {job_id} kept nothing a file could replace.")
-    params = {k: v for k, v in (done.params or {}).items() if k not in ("username", "policy")}
+    params = {k: v for k, v in ((done.params if done else None) or {}).items() if k not in ("username", "policy")}
+    kept = done is not None and done.kind in ("import-file", "restore") and (done.result or {}).get("withheld")
+    if not kept or not params.get("uploads"):  # a job of the command line read a path: run it there again
+        abort(404, description=f"Job {job_id} kept no file sent through this site whose names or counts to take.")
+    busy = jobs.under_way_for(done.username) if done.kind == "import-file" else jobs.under_way_of("restore")
+    if busy is not None:
+        abort(409, description="That account is being fetched or imported now; ask again when it is done.")
     try:
-        uploads.fetch(params.get("uploads", []))
-    except LookupError as exc:
-        abort(410, description=str(exc))
+        uploads.fetch(params["uploads"])
+    except LookupError:
+        abort(410, description="The file is no longer kept (it was used, or a day went by); send it again.")
     job = jobs.submit(done.kind, done.username, **params, policy="replace")
     if done.kind == "import-file":
         return redirect(url_for("main.user", username=job.username))
@@ -254,12 +258,14 @@ def restore_file():
 @_limit("RATELIMIT_ADD", methods=("GET",))
 @operator_required
 def export_all():
-    """Every account and post as one JSONL file: what `flask export` writes and `flask restore` reads.
+    """Every account and post as one JSONL file: what `flask export` writes and `flask restore` reads."""
+    return export_response()
 
-    Streamed as it is read, a page of posts per short transaction, so a large database is never held in
-    memory; its end line lets a restore tell a download that was cut short. A deployment whose disk does
-    not last (a Heroku dyno's) can keep its backups this way.
-    """
+
+def export_response() -> Response:
+    """The export, streamed as it is read, a page of posts per short transaction, so a large database is
+    never held in memory; its end line lets a restore tell a download that was cut short. A deployment
+    whose disk does not last (a Heroku dyno's) can keep its backups this way (or through GET /api/export)."""
 
     def lines():
         try:

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, request, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, g, make_response, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..errors import error_response
 from ..extensions import db, login_manager
 from ..models import ApiToken, Operator
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__, template_folder="../templates")
 
@@ -45,7 +50,9 @@ _NOBODY = generate_password_hash(secrets.token_hex(16))
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.register_blueprint(bp)
-    app.context_processor(lambda: {"is_operator": is_operator, "sign_in_required": sign_in_required})
+    app.context_processor(
+        lambda: {"is_operator": is_operator, "sign_in_required": sign_in_required, "sign_in_url": sign_in_url}
+    )
     from .cli import operator_cli
 
     app.cli.add_command(operator_cli)
@@ -55,9 +62,13 @@ def init_app(app: Flask) -> None:
 def load_operator(user_id: str) -> Operator | None:
     """The operator a session cookie names, if its session token is still the operator's current one."""
     number, _, token = user_id.partition(":")
-    if not number.isdigit() or len(number) > 18:
+    if not (number.isascii() and number.isdigit()) or len(number) > 9:
         return None
-    operator = db.session.get(Operator, int(number))
+    try:
+        operator = db.session.get(Operator, int(number))
+    except sa.exc.SQLAlchemyError:  # the database is away: a visitor for now, and the page says why
+        db.session.rollback()
+        return None
     if operator is None or not hmac.compare_digest(operator.session_token, token):
         return None
     return operator
@@ -95,8 +106,11 @@ def token_operator() -> Operator | None:
 def _note_use(row: ApiToken) -> None:
     moment = datetime.now(UTC)
     if row.last_used_at is None or moment - row.last_used_at > LAST_USED_EVERY:
-        with db.engine.begin() as connection:  # its own transaction: the request's stays its own
-            connection.execute(sa.update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=moment))
+        try:
+            with db.engine.begin() as connection:  # its own transaction: the request's stays its own
+                connection.execute(sa.update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=moment))
+        except sa.exc.SQLAlchemyError:  # bookkeeping: a locked database must not fail the call itself
+            log.warning("could not record the use of API token %s", row.id, exc_info=True)
 
 
 def is_operator() -> bool:
@@ -131,7 +145,9 @@ def operator_required(view):
             return view(*args, **kwargs)
         if _is_api():
             sent = request.headers.get("Authorization", "").strip()
-            abort(401, description=API_BAD_TOKEN if sent else API_NEEDS_TOKEN)
+            message = API_BAD_TOKEN if sent else API_NEEDS_TOKEN
+            response = error_response(401, "Unauthorized", message)
+            abort(make_response(*response, {"WWW-Authenticate": 'Bearer realm="HypoTweet"'}))
         flash(
             "Sign in as an operator to do that." if operators_exist() else NO_OPERATOR,
             "error",
@@ -139,6 +155,12 @@ def operator_required(view):
         return redirect(url_for("auth.sign_in", next=_come_back_to()))
 
     return guarded
+
+
+def sign_in_url() -> str:
+    """The sign-in page, coming back to this page where it can be asked for again (a GET), else to the
+    page the form that led here was on."""
+    return url_for("auth.sign_in", next=_come_back_to())
 
 
 def _come_back_to() -> str:
@@ -178,9 +200,13 @@ def check_password(name: str, password: str) -> Operator | None:
     return operator if check_password_hash(operator.password_hash, password) else None
 
 
+OPERATOR_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,50}")
+
+
 def find_operator(name: str) -> Operator | None:
+    """The operator of this name (any case); None for a name no operator could have, before any query."""
     name = (name or "").strip()
-    if not name or len(name) > 50:
+    if not OPERATOR_NAME.fullmatch(name):
         return None
     return db.session.scalar(sa.select(Operator).where(sa.func.lower(Operator.name) == name.lower()))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -13,10 +12,9 @@ from flask.cli import with_appcontext
 
 from ..extensions import db
 from ..models import ApiToken, Operator
-from . import TOKEN_PREFIX, find_operator, hash_password, new_session_token, token_digest
+from . import OPERATOR_NAME, TOKEN_PREFIX, find_operator, hash_password, new_session_token, token_digest
 
-NAME = re.compile(r"[A-Za-z0-9_.\-]{1,50}")
-MIN_PASSWORD = 10
+MIN_PASSWORD, MAX_PASSWORD = 10, 1000  # the sign-in form takes at most MAX_PASSWORD characters
 
 operator_cli = click.Group("operator", help="Operators: the people who may change what this site stores.")
 
@@ -27,8 +25,8 @@ def _password(stdin: bool) -> str:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt="Type it again")
-    if len(password) < MIN_PASSWORD:
-        raise click.ClickException(f"Use a password of at least {MIN_PASSWORD} characters.")
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise click.ClickException(f"Use a password of {MIN_PASSWORD} to {MAX_PASSWORD} characters.")
     return password
 
 
@@ -48,7 +46,7 @@ password_stdin = click.option("--password-stdin", is_flag=True, help="Read the p
 @password_stdin
 def create(name: str, password_stdin: bool) -> None:
     """Make an operator called NAME, who can then sign in at /signin."""
-    if not NAME.fullmatch(name):
+    if not OPERATOR_NAME.fullmatch(name):
         raise click.ClickException("An operator name is 1 to 50 letters, digits, dots, dashes or underscores.")
     if find_operator(name) is not None:
         raise click.ClickException(f"An operator called {name!r} exists already.")
@@ -70,7 +68,10 @@ def set_password(name: str, password_stdin: bool) -> None:
     operator.password_hash = hash_password(_password(password_stdin))
     operator.session_token = new_session_token()
     db.session.commit()
-    click.echo(f"New password set for {operator.name}; its other sessions are signed out.")
+    click.echo(
+        f"New password set for {operator.name}; every session it had is signed out. Its API tokens stay "
+        f"(`flask operator tokens {operator.name}` lists them)."
+    )
 
 
 @operator_cli.command("signout")

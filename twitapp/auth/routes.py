@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from ..extensions import db, limiter
-from . import NO_OPERATOR, bp, check_password, operators_exist, safe_next, sign_in_required
+from . import NO_OPERATOR, bp, check_password, new_session_token, operators_exist, safe_next, sign_in_required
 from .forms import SignInForm, SignOutForm
 
 FAILED = "That name and password do not match an operator of this site."
@@ -47,9 +47,13 @@ def sign_in():
 
 @bp.post("/signout")
 def sign_out():
-    """Sign out (a form with its CSRF token, so another site cannot sign you out)."""
+    """Sign out (a form with its CSRF token, so another site cannot sign you out). The operator's session
+    token changes, so a copy of the cookie kept anywhere (another browser, a stolen one) is signed out too."""
     if SignOutForm().validate_on_submit():
+        if current_user.is_authenticated:
+            current_user.session_token = new_session_token()
+            db.session.commit()
         logout_user()
         session.clear()
-        flash("Signed out.", "success")
+        flash("Signed out, on every browser this operator had signed in with.", "success")
     return redirect(url_for("main.index"))
