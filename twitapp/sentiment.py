@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -55,9 +54,6 @@ _TOKEN = re.compile(r"[#@]?\w+(?:'\w+)?|[^\w\s]")
 _NEGATIONS = frozenset(("not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without"))
 _NEGATIONS |= frozenset(("cannot", "cant", "dont", "wont", "isnt", "wasnt", "arent", "aint"))
 _CLAUSE_END = frozenset(".,!?;:")
-
-
-log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -428,14 +424,7 @@ def save(model: TrainedModel, metrics: dict, data: dict) -> SentimentModel:
 
 def load(row: SentimentModel) -> TrainedModel | None:
     """The row's model, or None when its bytes do not match their hash or are not a model this code stored."""
-    if artefacts.digest(row.artefact) != row.sha256:
-        log.error("sentiment model %s does not match its hash; not loaded", row.id)
-        return None
-    try:
-        return TrainedModel.from_bytes(row.artefact)
-    except artefacts.ArtefactError as exc:
-        log.error("sentiment model %s cannot be read (%s); not loaded", row.id, exc)
-        return None
+    return artefacts.read_row(row, TrainedModel.from_bytes, "sentiment model")
 
 
 class _Service:

@@ -265,14 +265,7 @@ def outdated_champion() -> ModelVersion | None:
 
 def load(row: ModelVersion) -> ViralityModel | None:
     """The row's model, or None when its bytes do not match their hash or are not a model this code stored."""
-    if artefacts.digest(row.artefact) != row.sha256:
-        log.error("virality model %s does not match its hash; not loaded", row.id)
-        return None
-    try:
-        return ViralityModel.from_bytes(row.artefact)
-    except artefacts.ArtefactError as exc:
-        log.error("virality model %s cannot be read (%s); not loaded", row.id, exc)
-        return None
+    return artefacts.read_row(row, ViralityModel.from_bytes, "virality model")
 
 
 class _Service:
