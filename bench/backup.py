@@ -9,7 +9,8 @@ larger than a page takes. Prints the time, posts per second and the command's pe
 
 Export: a fresh SQLite database is filled with --export-posts posts (written directly, with placeholder
 embeddings: an export never reads them), then exported twice: with `flask export`, and as a download of
-GET /export from gunicorn (two workers, the Procfile's settings) with its 30-second worker timeout. Prints
+GET /export from gunicorn (two workers, the Procfile's command and gunicorn.conf.py's settings) with its
+30-second worker timeout. Prints
 each one's time and peak memory, and whether the file is whole (its end line there, its counts and
 checksum right: the check a restore makes first, timed too).
 """

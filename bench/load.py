@@ -6,9 +6,9 @@
 
 Setup: a throwaway PostgreSQL server on loopback (as the tests start it), migrated with `flask db upgrade`,
 four accounts of 200 original posts each imported with `flask import` from the dev data (the demo
-accounts when the data is absent), and gunicorn with two workers of the Procfile's kind (threaded, 4
-threads each, unless --worker-class and --threads say otherwise; every gunicorn the bench starts gets
-the same settings). Rate limits are
+accounts when the data is absent), and gunicorn with two workers as gunicorn.conf.py sets them (threaded,
+4 threads and 4 connections each, unless --worker-class and --threads say otherwise; every gunicorn the
+bench starts gets the same settings). Rate limits are
 switched off for the load and fault runs: they measure the app, not its limiter.
 
 Load run: each connection loops over a mix of requests (home page 30%, an account page 40%, POST
@@ -625,8 +625,12 @@ def main() -> None:
     parser.add_argument(
         "--hammer-connections", type=int, default=4, help="connections of the client that hammers /api/predict"
     )
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn's --worker-class (the Procfile's: gthread)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn's --threads per worker (the Procfile's: 4)")
+    parser.add_argument(
+        "--worker-class", default="gthread", help="gunicorn's --worker-class (gunicorn.conf.py's: gthread)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=4, help="gunicorn's --threads per worker (gunicorn.conf.py's: 4)"
+    )
     args = parser.parse_args()
 
     server = PostgresServer().start()
