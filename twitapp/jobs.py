@@ -896,8 +896,12 @@ class ThreadWorker:
         self.queue.put((app, job_id))
 
     def start_beating(self, app: Flask) -> None:
-        """Beat (and sweep) for ``app`` from now on, where its JOB_BEAT_SECONDS is set."""
+        """Beat (and sweep) for ``app`` from now on, where its JOB_BEAT_SECONDS is set. Never for a test's
+        app: a test process makes one app after another, each on a database of its own that is soon gone, and
+        tests call ``beat`` and ``sweep`` themselves."""
         seconds = app.config.get("JOB_BEAT_SECONDS") or 0
+        if app.testing:
+            return
         with self._lock:
             self._app = app
             if seconds > 0 and (self._beater is None or not self._beater.is_alive()):
