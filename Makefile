@@ -4,6 +4,9 @@
 export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_VERBOSITY := -1
 export PIPENV_NOSPIN := 1
+# The app reads .env itself, without overriding what is already set; pipenv's own reading of it would
+# override, so an empty SIGN_IN_REQUIRED= in .env would undo make run's SIGN_IN_REQUIRED=0.
+export PIPENV_DONT_LOAD_ENV := 1
 export FLASK_APP := twitapp
 
 PYTHON ?= python3
