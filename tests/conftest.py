@@ -183,3 +183,12 @@ def voices(add_account):
 def count_rows(app, model) -> int:
     with app.app_context():
         return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def stored(*files: tuple[str, bytes]) -> list[int]:
+    """Files stored as a page stores what is sent (in the app context the caller holds); their upload ids."""
+    import io
+
+    from twitapp import uploads
+
+    return uploads.store([(name, io.BytesIO(raw)) for name, raw in files])

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows
+from tests.conftest import count_rows, stored
 from tests.test_pages import fake_posts, online
 from twitapp import jobs
 from twitapp.extensions import db
@@ -237,10 +237,9 @@ CSV = "id,created_at,text\n1,2024-05-01T09:00:00Z,kettle on\n2,2024-05-02T09:00:
 def test_a_queued_job_whose_process_died_does_not_block_the_account(app, client):
     """A web process queued an import, then died before running it: the account is free again at once,
     not after half an hour, and the next request's sweep fails the job and drops its file."""
-    from twitapp import uploads
 
     with app.app_context():
-        (upload,) = uploads.store_bytes([("posts.csv", CSV.encode())])
+        (upload,) = stored(("posts.csv", CSV.encode()))
         dead = jobs.create("import-file", "kettle_cam", worker=ended_worker(), uploads=[upload])
         assert jobs.under_way_for("kettle_cam") is None and jobs.is_stale(dead)
         dead_id = dead.id
@@ -274,11 +273,11 @@ def test_a_job_held_on_another_machine_is_judged_by_its_heartbeat(app):
 
 
 def test_the_sweep_fails_abandoned_jobs_and_drops_what_nothing_will_read(app):
-    from twitapp import ingest, uploads
+    from twitapp import ingest
     from twitapp.models import StagedPost
 
     with app.app_context():
-        kept, stray, used = uploads.store_bytes([("a.csv", b"a"), ("b.csv", b"b"), ("c.csv", b"c")])
+        kept, stray, used = stored(("a.csv", b"a"), ("b.csv", b"b"), ("c.csv", b"c"))
         db.session.execute(
             sa.update(Upload).where(Upload.id == stray).values(created_at=jobs.now() - timedelta(hours=1))
         )

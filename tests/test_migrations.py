@@ -59,7 +59,7 @@ def test_files_waiting_for_their_job_are_kept_across_the_upgrade(app):
         )
         db.session.commit()
         upgrade()
-        assert uploads.content(7) == b"id,text\n1,a\n"
+        assert uploads.open_upload(7).read() == b"id,text\n1,a\n"
         downgrade(revision="0009")
         assert (
             bytes(db.session.execute(sa.text("SELECT content FROM uploads WHERE id = 7")).scalar()) == b"id,text\n1,a\n"

@@ -6,7 +6,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import VOICES, count_rows
+from tests.conftest import VOICES, count_rows, stored
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import Job, Tweet, Upload, UploadPart, User, find_user
@@ -400,15 +400,15 @@ def test_a_file_is_stored_in_parts_and_read_back_whole_in_the_job(app, client, m
     texts = [f"café ☕ number {i}, 🥐 and rain" for i in range(12)]
     csv = "id,created_at,text\n" + "".join(f'{i + 1},2024-05-01T09:{i:02d}:00Z,"{t}"\n' for i, t in enumerate(texts))
     with app.app_context():
-        (upload,) = uploads.store_bytes([("posts.csv", csv.encode())])
+        (upload,) = stored(("posts.csv", csv.encode()))
         parts = db.session.scalar(sa.select(sa.func.count()).select_from(UploadPart))
-        assert parts == -(-len(csv.encode()) // 7) and uploads.content(upload) == csv.encode()
+        assert parts == -(-len(csv.encode()) // 7) and uploads.open_upload(upload).read() == csv.encode()
         uploads.discard([upload])
     assert send_file(client, "cafe_fan", ("posts.csv", csv)).status_code == 302
     jobs.thread_worker.join()
     with app.app_context():
-        stored = db.session.scalars(sa.select(Tweet.text).order_by(Tweet.id)).all()
-    assert stored == texts and count_rows(app, UploadPart) == 0
+        read_back = db.session.scalars(sa.select(Tweet.text).order_by(Tweet.id)).all()
+    assert read_back == texts and count_rows(app, UploadPart) == 0
 
 
 def test_reimporting_a_file_with_other_counts_keeps_the_stored_ones_until_the_operator_replaces_them(app, client):
@@ -437,7 +437,7 @@ def test_an_upload_dropped_while_its_job_reads_it_is_an_error_not_a_shorter_file
 
     monkeypatch.setattr(uploads, "PART_BYTES", 8)
     with app.app_context():
-        (upload,) = uploads.store_bytes([("posts.csv", b"id,created_at,text\n" * 4)])
+        (upload,) = stored(("posts.csv", b"id,created_at,text\n" * 4))
         stream = uploads.open_upload(upload)
         assert stream.read(8) == b"id,creat"
         uploads.discard([upload])

@@ -570,11 +570,6 @@ def read_file(path: str | Path) -> ParsedArchive:
     return PostFile.on_disk(path).read()
 
 
-def parse_file(raw: bytes, name: str, account_js: bytes | None = None) -> ParsedArchive:
-    """A file's posts from its bytes, by its name and first characters; ``account_js`` as for PostFile."""
-    return PostFile.from_bytes(raw, name, account_js).read()
-
-
 def local_account_id(username: str) -> int:
     """A stable id for an account known only from a file that does not carry its platform id.
 

@@ -7,15 +7,12 @@ arriving from a file may not be a look-alike of another stored account's ("harb0
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 
 from .extensions import db
 from .models import User
 from .records import STORED_HANDLE
 
-X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 # Characters and pairs that read alike in the fonts pages use (a small, ASCII part of Unicode's
 # confusables: handles are letters, digits and underscores only). Capitals are mapped before lowercasing:
 # "I" reads like "l", where "i" does not.

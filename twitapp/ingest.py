@@ -56,10 +56,6 @@ class IngestResult:
     kept_name: str | None = None  # the source's other display name, not taken ("keep")
 
     @property
-    def updated(self) -> int:
-        return self.matched
-
-    @property
     def withheld(self) -> int:
         """How many things a replace would change that this run kept: posts' counts, the handle, the name."""
         return self.differ + (self.kept_handle is not None) + (self.kept_name is not None)

@@ -159,7 +159,7 @@ def _fetch(username: str, client, report: Reporter) -> IngestResult:
 def describe(result: IngestResult) -> str:
     if result.created:
         return f"Added @{result.username} with {result.added:,} posts."
-    refreshed = f"; the likes of {result.updated:,} recent posts were refreshed" if result.updated else ""
+    refreshed = f"; the likes of {result.matched:,} recent posts were refreshed" if result.matched else ""
     if result.added:
         return f"Updated @{result.username}: {result.added:,} new posts, {result.total:,} in all{refreshed}."
     return f"@{result.username} is up to date: no new posts since the last fetch{refreshed}."
@@ -757,12 +757,12 @@ def _lost_in_redis(job: Job, redis_url: str | None, worker_alive: bool) -> str |
 def _drop_unread_uploads() -> None:
     """Uploads that no job under way will read, and no finished one keeps for a replace, once past the
     moment between a page storing them and queuing their job."""
-    recent = db.session.execute(
-        sa.select(Job.state, Job.params, Job.result).where(Job.created_at > now() - uploads.KEEP)
+    wanted = uploads_in_use()
+    finished = db.session.execute(
+        sa.select(Job.params, Job.result).where(Job.state == "done", Job.created_at > now() - uploads.KEEP)
     ).all()
-    wanted = set()
-    for state, params, result in recent:
-        if state in ACTIVE or (result or {}).get("withheld"):
+    for params, result in finished:
+        if (result or {}).get("withheld"):
             wanted.update((params or {}).get("uploads", []))
     stray = db.session.scalars(sa.select(Upload.id).where(Upload.created_at < now() - UNQUEUED_UPLOAD)).all()
     db.session.rollback()

@@ -57,11 +57,6 @@ def _store_one(name: str, stream: BinaryIO) -> int:
     return upload.id
 
 
-def store_bytes(files: Sequence[tuple[str, bytes]]) -> list[int]:
-    """``store`` for files already in memory (tests, small things)."""
-    return store([(name, io.BytesIO(raw)) for name, raw in files])
-
-
 def fetch(ids: Sequence[int]) -> list[Upload]:
     """The uploads with these ids, in that order; a missing one is an error a person can act on."""
     if not ids:
@@ -116,12 +111,6 @@ class _Parts(io.RawIOBase):
 def open_upload(upload_id: int) -> BinaryIO:
     """A stream of an upload's bytes, read from the database as it is consumed."""
     return io.BufferedReader(_Parts(upload_id), buffer_size=64 * 1024)
-
-
-def content(upload_id: int) -> bytes:
-    """An upload's bytes whole (for files read whole anyway, such as labelled training files)."""
-    with open_upload(upload_id) as stream:
-        return stream.read()
 
 
 def expire(older_than: timedelta = KEEP) -> None:

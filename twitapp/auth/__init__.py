@@ -122,16 +122,6 @@ def is_operator() -> bool:
     return bool(current_user.is_authenticated)
 
 
-def operator_name() -> str | None:
-    """Who is signed in (pages) or whose token came (API); None for a visitor or where no one signs in."""
-    if not sign_in_required():
-        return None
-    if _is_api():
-        operator = token_operator()
-        return operator.name if operator else None
-    return current_user.name if current_user.is_authenticated else None
-
-
 def operators_exist() -> bool:
     return db.session.scalar(sa.select(sa.func.count()).select_from(Operator)) > 0
 
