@@ -251,8 +251,11 @@ class ExportFile:
             self._verify_end(end, summary)
         if check_handles:
             in_file = {saved.record.id for saved in summary.accounts}
+            shapes = handles.stored_shapes()
+            stored = {owner: name for name, owner, _ in shapes}
+            db.session.rollback()
             for saved in summary.accounts:
-                _check_handle(saved, self.name, in_file, policy)
+                _check_handle(saved, self.name, in_file, policy, stored, shapes)
         return summary
 
     def _verify_end(self, end, summary: ExportSummary) -> None:
@@ -351,15 +354,17 @@ def _post(value: object, where: str) -> PostRecord:
     )
 
 
-def _check_handle(saved: SavedAccount, where: str, in_file: set[int], policy: str) -> None:
+def _check_handle(
+    saved: SavedAccount, where: str, in_file: set[int], policy: str, stored: dict[int, str], shapes: list
+) -> None:
     """A handle the restore would store follows the rules for handles from files (``handles``): a new
     account's always, a stored one's where a replace takes it. Accounts of the same file may read alike
     (the app stored them side by side); only a look-alike of another stored account is refused."""
     try:
-        stored = db.session.get(User, saved.record.id)
-        if stored is None or (policy == "replace" and stored.username != saved.record.username):
+        now_stored = stored.get(saved.record.id)
+        if now_stored is None or (policy == "replace" and now_stored != saved.record.username):
             handles.check_stored_form(saved.record.username)
-            other = handles.look_alike(saved.record.username, saved.record.id, ignore=in_file)
+            other = handles.look_alike(saved.record.username, saved.record.id, ignore=in_file, shapes=shapes)
             if other is not None:
                 raise handles.HandleError(
                     f"@{saved.record.username} reads like @{other}, another stored account, so people could "
@@ -367,8 +372,6 @@ def _check_handle(saved: SavedAccount, where: str, in_file: set[int], policy: st
                 )
     except handles.HandleError as exc:
         raise ArchiveError(f"{where}: account {saved.record.id}: {exc}") from None
-    finally:
-        db.session.rollback()
 
 
 def restore_accounts(

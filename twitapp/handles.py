@@ -40,14 +40,22 @@ def check_stored_form(handle: str) -> str:
     return handle
 
 
-def look_alike(handle: str, account_id: int | None = None, ignore: set[int] | frozenset = frozenset()) -> str | None:
+def stored_shapes() -> list[tuple[str, int, str]]:
+    """Every stored handle with its account id and skeleton, read once for checking many handles."""
+    return [(name, owner, skeleton(name)) for name, owner in db.session.execute(sa.select(User.username, User.id))]
+
+
+def look_alike(
+    handle: str,
+    account_id: int | None = None,
+    ignore: set[int] | frozenset = frozenset(),
+    shapes: list[tuple[str, int, str]] | None = None,
+) -> str | None:
     """The stored handle of another account (not one of ``ignore``) that reads like ``handle`` without
-    being it, if any."""
+    being it, if any; ``shapes``: ``stored_shapes()`` when many handles are checked at once."""
     shape = skeleton(handle)
-    for stored, owner in db.session.execute(sa.select(User.username, User.id)):
-        if owner == account_id or owner in ignore or stored.lower() == handle.lower():
-            continue
-        if skeleton(stored) == shape:
+    for stored, owner, stored_shape in stored_shapes() if shapes is None else shapes:
+        if owner != account_id and owner not in ignore and stored.lower() != handle.lower() and stored_shape == shape:
             return stored
     return None
 

@@ -287,7 +287,7 @@ def _restage_counts(batch: str, post: PostRecord) -> None:
         .where(StagedPost.batch == batch, StagedPost.id == post.id)
         .values(**{c: getattr(post, c) for c in COUNTS})
     ).rowcount
-    if not updated and db.session.get(Tweet, post.id) is not None:
+    if not updated and db.session.scalar(sa.select(Tweet.id).where(Tweet.id == post.id)) is not None:
         db.session.execute(sa.insert(StagedPost), [_staged(batch, post, "", None, None, known=True)])
 
 
