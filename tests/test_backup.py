@@ -36,6 +36,14 @@ def snapshot(app) -> tuple[list[tuple], list[tuple]]:
         return users, posts
 
 
+def assert_restores_exactly(app, runner, path: str, before) -> None:
+    """Into an emptied database, the file at ``path`` restores exactly ``before`` (a snapshot)."""
+    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
+    result = runner.invoke(args=["restore", path])
+    assert result.exit_code == 0, result.output
+    assert snapshot(app) == before
+
+
 def stored_accounts(app, add_account):
     for i, (username, texts) in enumerate(VOICES.items(), start=1):
         add_account(username, texts, account_id=i * 111, source=["demo", "archive", "x"][i - 1])
@@ -89,10 +97,7 @@ def test_the_download_link_gives_the_same_file_and_it_restores_exactly(app, clie
     # All but the time stamp, and the checksum that covers it.
     assert downloaded.read_text(encoding="utf-8").splitlines()[1:-1] == written[1:-1]
 
-    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
-    result = runner.invoke(args=["restore", str(downloaded)])
-    assert result.exit_code == 0, result.output
-    assert snapshot(app) == before
+    assert_restores_exactly(app, runner, str(downloaded), before)
 
 
 def test_a_download_sent_back_through_the_home_page_is_restored_exactly(app, client, runner, add_account):
@@ -199,10 +204,7 @@ def test_an_export_of_a_database_with_imported_csv_accounts_restores_exactly(app
     before = snapshot(app)
     assert before[0][0][0] < 0  # the local id
     path = exported(runner, tmp_path)
-    runner.invoke(args=["reset", "--yes"])
-    result = runner.invoke(args=["restore", str(path)])
-    assert result.exit_code == 0, result.output
-    assert snapshot(app) == before
+    assert_restores_exactly(app, runner, str(path), before)
 
 
 def test_a_post_holding_a_line_separator_survives_the_round_trip(app, runner, add_account, tmp_path):
@@ -210,9 +212,7 @@ def test_a_post_holding_a_line_separator_survives_the_round_trip(app, runner, ad
     add_account("sep", ["first\u2028second", "para\u2029graph"], account_id=42)
     before = snapshot(app)
     path = exported(runner, tmp_path)
-    runner.invoke(args=["reset", "--yes"])
-    assert runner.invoke(args=["restore", str(path)]).exit_code == 0
-    assert snapshot(app) == before
+    assert_restores_exactly(app, runner, str(path), before)
 
 
 def test_a_cut_or_changed_export_is_refused_whole(app, runner, add_account, tmp_path):
@@ -364,10 +364,7 @@ def test_accounts_that_read_alike_in_one_backup_restore_together(app, runner, ad
     add_account("rnia", ["coffee time"], account_id=2, source="x")
     before = snapshot(app)
     path = exported(runner, tmp_path)
-    runner.invoke(args=["reset", "--yes"])
-    result = runner.invoke(args=["restore", str(path)])
-    assert result.exit_code == 0, result.output
-    assert snapshot(app) == before
+    assert_restores_exactly(app, runner, str(path), before)
 
 
 def test_an_export_with_other_line_ends_still_restores(app, runner, add_account, tmp_path):
@@ -377,10 +374,7 @@ def test_an_export_with_other_line_ends_still_restores(app, runner, add_account,
     path = exported(runner, tmp_path)
     converted = tmp_path / "crlf.jsonl"
     converted.write_bytes(path.read_bytes().replace(b"\n", b"\r\n\r\n"))
-    runner.invoke(args=["reset", "--yes"])
-    result = runner.invoke(args=["restore", str(converted)])
-    assert result.exit_code == 0, result.output
-    assert snapshot(app) == before
+    assert_restores_exactly(app, runner, str(converted), before)
 
 
 def test_a_restore_whose_process_dies_leaves_its_staged_posts_for_the_sweep(
