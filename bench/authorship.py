@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
-from twitapp import embed, features, predict  # noqa: E402
+from twitapp.attribution import model as predict  # noqa: E402
+from twitapp.ingest import embed, features  # noqa: E402
 
 TEST_POSTS = 50
 
@@ -248,8 +249,8 @@ def embedding_block(corpus: Corpus, drawn: dict[int, list[list[str]]]) -> None:
 def latency(accounts_all: dict, per_account: int, names: list[str], cold_runs: int, warm_runs: int) -> None:
     from twitapp import create_app
     from twitapp.extensions import db
-    from twitapp.ingest import import_tweets
-    from twitapp.records import AccountRecord, PostRecord
+    from twitapp.ingest.store import import_tweets
+    from twitapp.sources.records import AccountRecord, PostRecord
 
     texts = [p["text"] for p in accounts_all[names[0]][-cold_runs - warm_runs :]]
     with tempfile.TemporaryDirectory() as tmp:

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from twitapp.backup import ExportFile  # noqa: E402
+from twitapp.ingest.backup import ExportFile  # noqa: E402
 
 WORDS = ("the", "harbour", "ferry", "rain", "bread", "market", "tide", "morning", "late", "bus", "coffee", "quiet")
 

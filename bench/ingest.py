@@ -46,7 +46,7 @@ def load_texts(data: Path, limit: int) -> list[str]:
 
 
 def child(mode: str, data: Path, limit: int) -> dict:
-    from twitapp import embed
+    from twitapp.ingest import embed
 
     texts = load_texts(data, limit)
     base = rss_mib()
@@ -73,16 +73,17 @@ def child(mode: str, data: Path, limit: int) -> dict:
 
 def ingest_child(data: Path, limit: int) -> dict:
     """The whole path as `flask import` takes it: read, embed, write in one transaction, into SQLite."""
-    from twitapp import archive, create_app
+    from twitapp import create_app
     from twitapp.extensions import db
-    from twitapp.ingest import import_tweets
-    from twitapp.records import AccountRecord
+    from twitapp.ingest.store import import_tweets
+    from twitapp.sources import archive
+    from twitapp.sources.records import AccountRecord
 
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.sqlite3"})
         with app.app_context():
             db.create_all()
-            from twitapp.embed import get_pipeline
+            from twitapp.ingest.embed import get_pipeline
 
             get_pipeline()
             total, start = 0, time.perf_counter()

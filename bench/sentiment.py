@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from twitapp import labelled, sentiment  # noqa: E402
+from twitapp.sentiment import labelled  # noqa: E402
+from twitapp.sentiment import model as sentiment  # noqa: E402
 
 TEST_FILE = "twitter-2016test-A.txt"
 

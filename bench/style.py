@@ -35,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from twitapp import generate, neural, predict  # noqa: E402
+from twitapp.attribution import model as predict  # noqa: E402
+from twitapp.style import lstm as neural  # noqa: E402
+from twitapp.style import model as generate  # noqa: E402
 
 
 def load(data: Path) -> dict[str, list[str]]:

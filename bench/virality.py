@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from twitapp import virality  # noqa: E402
+from twitapp.virality import model as virality  # noqa: E402
 
 
 def read_posts(folder: Path) -> list[virality.Post]:

@@ -14,7 +14,7 @@ from tests.redisserver import RedisServer, RedisUnavailable
 from twitapp import create_app, jobs
 from twitapp.config import normalise_database_url
 from twitapp.extensions import db
-from twitapp.records import AccountRecord, PostRecord
+from twitapp.sources.records import AccountRecord, PostRecord
 
 
 def require(component: str, reason: str):
@@ -59,7 +59,11 @@ def database_url(request, tmp_path):
 def forget_loaded_models() -> None:
     """Each test has a database of its own, whose registry ids start again at 1: models a process keeps
     by id (and caches keyed by account ids) must not carry over from the last test's database."""
-    from twitapp import generate, predict, sentiment, topic, virality
+    from twitapp.attribution import model as predict
+    from twitapp.sentiment import model as sentiment
+    from twitapp.sentiment import topic
+    from twitapp.style import model as generate
+    from twitapp.virality import model as virality
 
     predict.cache.clear()
     for service in (sentiment._service, virality._service, generate._service):
@@ -152,7 +156,7 @@ def make_posts(texts: list[str], start_id: int, start: datetime | None = None) -
 @pytest.fixture
 def add_account(app):
     """Store an account with the given texts through the real ingest path (embedding included)."""
-    from twitapp.ingest import import_tweets
+    from twitapp.ingest.store import import_tweets
 
     def add(
         username: str,
@@ -189,6 +193,6 @@ def stored(*files: tuple[str, bytes]) -> list[int]:
     """Files stored as a page stores what is sent (in the app context the caller holds); their upload ids."""
     import io
 
-    from twitapp import uploads
+    from twitapp.jobs import uploads
 
     return uploads.store([(name, io.BytesIO(raw)) for name, raw in files])

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from twitapp import archive
-from twitapp.archive import ArchiveError, read_file
+from twitapp.sources import archive, demo, handles
+from twitapp.sources.archive import ArchiveError, read_file
 
 TWEETS_JS = """window.YTD.tweets.part0 = [
   {"tweet": {"id_str": "1500000000000000001", "full_text": "Fish &amp; chips at the harbour https://t.co/abc",
@@ -138,10 +138,10 @@ def test_missing_and_binary_files_are_refused(tmp_path):
 
 
 def test_usernames_are_checked_like_x_does():
-    assert archive.check_username("@Some_User1") == "Some_User1"
+    assert handles.check_typed("@Some_User1") == "Some_User1"
     for bad in ("", "has space", "way_too_long_for_x_1", "dash-ed"):
-        with pytest.raises(ArchiveError, match="not a valid X username"):
-            archive.check_username(bad)
+        with pytest.raises(handles.HandleError, match="not a valid X username"):
+            handles.check_typed(bad)
 
 
 def test_local_ids_are_stable_negative_and_case_blind():
@@ -150,7 +150,7 @@ def test_local_ids_are_stable_negative_and_case_blind():
 
 
 def test_the_bundled_demo_accounts_are_large_and_fictional_enough():
-    accounts = archive.demo_accounts()
+    accounts = demo.demo_accounts()
     assert len(accounts) >= 6
     assert len({a.username for a, _ in accounts}) == len(accounts)
     all_ids = [p.id for _, parsed in accounts for p in parsed.posts]

@@ -12,9 +12,11 @@ import sqlalchemy as sa
 
 from tests.test_sentiment import training_rows
 from tests.test_virality import IGNORED, LIKED, START, liked_posts, store
-from twitapp import artefacts, sentiment, virality
+from twitapp import artefacts
 from twitapp.extensions import db
 from twitapp.models import ModelVersion, SentimentModel
+from twitapp.sentiment import model as sentiment
+from twitapp.virality import model as virality
 
 
 class Payload:

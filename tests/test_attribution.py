@@ -7,8 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import VOICES
-from twitapp import features, predict
+from twitapp.attribution import model as predict
 from twitapp.extensions import db
+from twitapp.ingest import features
 from twitapp.models import Tweet
 
 

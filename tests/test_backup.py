@@ -122,7 +122,8 @@ HEADER = b'{"format": "hypotweet-export", "version": 1}\n'
 
 
 def test_a_second_restore_waits_for_the_first_and_stores_no_file(app, client):
-    from twitapp import jobs, views
+    from twitapp import jobs
+    from twitapp.ingest import routes as ingest_routes
 
     with app.app_context():
         running = jobs.create("restore").id  # queued, not run: under way
@@ -132,7 +133,7 @@ def test_a_second_restore_waits_for_the_first_and_stores_no_file(app, client):
     assert response.status_code == 409 and "A restore is under way already" in response.get_data(as_text=True)
     with app.test_request_context():  # a race past that check: the job under way answers, the files go
         sent = FileStorage(io.BytesIO(HEADER), filename="backup.jsonl")
-        assert views._queue_with_files("restore", [sent]).id == running
+        assert ingest_routes.queue_with_files("restore", [sent]).id == running
     assert (count_rows(app, Upload), count_rows(app, Job)) == (0, 1)
 
 
@@ -349,7 +350,7 @@ def test_a_look_alike_of_a_stored_handle_is_refused(app, runner, add_account, tm
 
 def test_the_download_is_read_a_page_at_a_time(app, client, add_account, monkeypatch):
     """Pages of posts, each its own transaction: the file is the same whatever the page size."""
-    from twitapp import backup
+    from twitapp.ingest import backup
 
     stored_accounts(app, add_account)
     whole = client.get("/export").get_data(as_text=True).splitlines()
@@ -380,7 +381,9 @@ def test_an_export_with_other_line_ends_still_restores(app, runner, add_account,
 def test_a_restore_whose_process_dies_leaves_its_staged_posts_for_the_sweep(
     app, runner, add_account, tmp_path, monkeypatch
 ):
-    from twitapp import embed, ingest, jobs
+    from twitapp import jobs
+    from twitapp.ingest import embed
+    from twitapp.ingest import store as ingest
     from twitapp.models import StagedPost
 
     stored_accounts(app, add_account)

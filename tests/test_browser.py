@@ -24,13 +24,16 @@ from playwright.sync_api import expect
 from tests.browser import BrowserUnavailable, LiveServer, start_chromium
 from tests.conftest import require
 from tests.test_sentiment import training_rows
-from twitapp import create_app, generate, jobs, sentiment, virality
-from twitapp.archive import demo_accounts
+from twitapp import create_app, jobs
+from twitapp.attribution.model import MAX_TEXT_CHARS
 from twitapp.extensions import db
-from twitapp.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
+from twitapp.ingest.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
 from twitapp.models import Job, ModelVersion, SentimentModel, Tweet, User
-from twitapp.predict import MAX_TEXT_CHARS
-from twitapp.views import POSTS_PER_PAGE
+from twitapp.sentiment import model as sentiment
+from twitapp.sources.demo import demo_accounts
+from twitapp.style import model as generate
+from twitapp.virality import model as virality
+from twitapp.web.routes import POSTS_PER_PAGE
 
 pytestmark = pytest.mark.browser
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from twitapp import embed
+from twitapp.ingest import embed
 
 TEXTS = [
     "Fresh sourdough at six, come early! 🍞 #bakery",

@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from twitapp import archive, backup, jobs
+from twitapp import jobs
 from twitapp.extensions import db
+from twitapp.ingest import backup
 from twitapp.models import Job, Tweet, User
+from twitapp.sources import archive
 
 # The app fixture is made once per test, not per example: that is the point (state must survive).
 # On CI the examples are derandomised, so a run is repeatable; locally each run explores new ones.

@@ -8,11 +8,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import count_rows
-from twitapp import generate, jobs
+from twitapp import jobs
 from twitapp.extensions import db
-from twitapp.ingest import import_tweets
+from twitapp.ingest.store import import_tweets
 from twitapp.models import ModelVersion, Tweet, User
-from twitapp.records import AccountRecord, PostRecord
+from twitapp.sources.records import AccountRecord, PostRecord
+from twitapp.style import model as generate
 
 PARTS = {
     "baker": (
@@ -282,3 +283,61 @@ def test_an_account_model_records_the_posts_it_borrowed_and_copies_none_of_them(
     body = client.post("/api/users/cornerbakery/generate", json={"count": 5, "temperature": 0.5}).get_json()
     real = [p.text for p in small + large]
     assert body["posts"] and not any(generate.copies(post, real) for post in body["posts"])
+
+
+def per_account_pool(user_id: int, until: dict | None) -> tuple[list[str], dict[str, int]]:
+    """The pool as it was read before: one query per account (the reference the one query must match)."""
+    if until is None:
+        others = db.session.scalars(sa.select(User.id).where(User.id != user_id).order_by(User.id)).all()
+        until = dict.fromkeys(map(str, others))
+    texts, reached = [], {}
+    for other, newest in until.items():
+        query = sa.select(Tweet.id, Tweet.text).where(Tweet.user_id == int(other))
+        if newest is not None:
+            query = query.where(Tweet.id <= newest)
+        rows = db.session.execute(query.order_by(Tweet.id.desc()).limit(generate.POOL_PER_ACCOUNT)).all()
+        rows = rows[: max(generate.POOL_MAX - len(texts), 0)]
+        if rows:
+            texts += [text for _, text in rows]
+            reached[other] = rows[0].id
+    return texts, reached
+
+
+def test_the_pool_is_read_in_one_query_and_matches_reading_it_account_by_account(app, writers, monkeypatch):
+    monkeypatch.setattr(generate, "POOL_PER_ACCOUNT", 30)
+    monkeypatch.setattr(generate, "POOL_MAX", 50)  # the second account's share is cut short
+    with app.app_context():
+        db.session.add(User(id=2, username="silent", name="Silent", source="demo"))  # an account without posts
+        db.session.commit()
+        ids = dict(db.session.execute(sa.select(User.username, User.id)).all())
+        statements = []
+
+        def counted(connection, cursor, statement, *args):
+            statements.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", counted)
+        try:
+            texts, reached = generate._pool(ids["baker"])
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", counted)
+        assert len(statements) == 1
+        assert (texts, reached) == per_account_pool(ids["baker"], None)
+        assert list(reached) == [str(ids["commuter"]), str(ids["coder"])] and len(texts) == 50
+        # Read again as a stored model's params name it: in that order, up to each share's newest post.
+        until = {str(ids["coder"]): reached[str(ids["coder"])] - 40, "2": None, str(ids["commuter"]): None}
+        assert generate._pool(ids["baker"], until) == per_account_pool(ids["baker"], until)
+        assert list(generate._pool(ids["baker"], until)[1]) == [str(ids["coder"]), str(ids["commuter"])]
+        assert generate._pool(ids["baker"], {}) == ([], {})
+
+
+def test_a_style_model_is_loaded_once_and_again_when_a_new_one_is_trained(app, client, writers, monkeypatch):
+    trained(app, "baker")
+    loads = []
+    real_load = generate.load
+    monkeypatch.setattr(generate, "load", lambda engine, blob: loads.append(engine) or real_load(engine, blob))
+    for _ in range(2):
+        assert client.post("/api/users/baker/generate", json={"count": 1}).status_code == 200
+    assert loads == ["kneser-ney"]
+    second = trained(app, "baker")
+    body = client.post("/api/users/baker/generate", json={"count": 1}).get_json()
+    assert body["model"]["version"] == second.id and loads == ["kneser-ney"] * 2

@@ -7,11 +7,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import count_rows, make_posts
-from twitapp import embed
 from twitapp.extensions import db
-from twitapp.ingest import IngestError, import_tweets
+from twitapp.ingest import embed
+from twitapp.ingest.store import IngestError, import_tweets
 from twitapp.models import StagedPost, Tweet, User, find_user
-from twitapp.records import AccountRecord
+from twitapp.sources.records import AccountRecord
 
 
 def test_import_stores_account_posts_and_embeddings(app):
@@ -145,7 +145,7 @@ def test_a_writer_that_wins_the_race_is_matched_not_duplicated(app, monkeypatch)
     its last transaction, whose posts are then matched, not stored twice."""
     import threading
 
-    from twitapp import ingest
+    from twitapp.ingest import store as ingest
 
     account = AccountRecord(7, "racer", "Racer")
     posts = make_posts([f"post number {i}" for i in range(6)], 700)

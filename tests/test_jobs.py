@@ -11,6 +11,7 @@ from tests.conftest import count_rows, stored
 from tests.test_pages import fake_posts, online
 from twitapp import jobs
 from twitapp.extensions import db
+from twitapp.ingest import jobs as ingest_jobs
 from twitapp.models import Job, Tweet, Upload, User
 
 
@@ -165,7 +166,7 @@ def test_a_rate_limited_job_waits_for_the_reset_and_says_so(app, fake_x):
 
 def test_a_rate_limit_that_does_not_lift_fails_the_job_with_the_wait(app, fake_x, monkeypatch):
     online(app, fake_x)
-    monkeypatch.setattr(jobs, "RATE_LIMIT_WAITS", 0)
+    monkeypatch.setattr(ingest_jobs, "RATE_LIMIT_WAITS", 0)
     fake_x.add_user(77, "quaynews", "Quay News", fake_posts(5000, 10))
     fake_x.fail_next(429, headers={"x-rate-limit-reset": str(int(time.time()) + 600)})
     with app.app_context():
@@ -260,11 +261,11 @@ def test_a_job_held_on_another_machine_is_judged_by_its_heartbeat(app):
     with app.app_context():
         elsewhere = jobs.create("import-file", "a", worker="other-host:4242:99")
         assert not jobs.is_stale(elsewhere)
-        elsewhere.heartbeat_at = jobs.now() - jobs.ORPHANED - timedelta(seconds=5)
+        elsewhere.heartbeat_at = jobs.now() - jobs.runner.ORPHANED - timedelta(seconds=5)
         assert jobs.is_stale(elsewhere)
         db.session.commit()
         mine = jobs.create("import-file", "b")
-        mine.heartbeat_at = jobs.now() - jobs.ORPHANED - timedelta(seconds=5)
+        mine.heartbeat_at = jobs.now() - jobs.runner.ORPHANED - timedelta(seconds=5)
         db.session.commit()
         jobs.beat()  # this process still holds its own: the beat moves their heartbeat
         db.session.expire_all()
@@ -273,7 +274,7 @@ def test_a_job_held_on_another_machine_is_judged_by_its_heartbeat(app):
 
 
 def test_the_sweep_fails_abandoned_jobs_and_drops_what_nothing_will_read(app):
-    from twitapp import ingest
+    from twitapp.ingest import store as ingest
     from twitapp.models import StagedPost
 
     with app.app_context():
@@ -352,7 +353,7 @@ def test_a_quiet_job_still_beats_while_it_runs(app, monkeypatch):
 def test_a_job_is_run_once_even_when_two_processes_are_handed_it(app):
     with app.app_context():
         job = jobs.create("import-file", "twice")
-        jobs._fail_if_unchanged(job.id, "queued", job.heartbeat_at, "first")  # another process ended it
+        jobs.abandoned._fail_if_unchanged(job.id, "queued", job.heartbeat_at, "first")  # another process ended it
         assert jobs.execute(job.id).error == "first"  # this one does not run it again
         again = jobs.create("import-file", "twice")
         db.session.execute(sa.update(Job).where(Job.id == again.id).values(state="running"))

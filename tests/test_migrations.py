@@ -45,7 +45,7 @@ def test_migrated_schema_enforces_case_blind_unique_usernames(app):
 @pytest.mark.filterwarnings("ignore:.*expression-based index:UserWarning")
 def test_files_waiting_for_their_job_are_kept_across_the_upgrade(app):
     """Uploads stored before they were kept in parts are read as before: each one becomes its first part."""
-    from twitapp import uploads
+    from twitapp.jobs import uploads
 
     with app.app_context():
         db.drop_all()
@@ -64,5 +64,68 @@ def test_files_waiting_for_their_job_are_kept_across_the_upgrade(app):
         assert (
             bytes(db.session.execute(sa.text("SELECT content FROM uploads WHERE id = 7")).scalar()) == b"id,text\n1,a\n"
         )
+        db.session.rollback()
+        downgrade(revision="base")
+
+
+@pytest.mark.filterwarnings("ignore:.*expression-based index:sqlalchemy.exc.SAWarning")
+@pytest.mark.filterwarnings("ignore:.*expression-based index:UserWarning")
+def test_an_upgrade_keeps_the_newest_of_two_champions_and_drops_refused_challengers_bytes(app):
+    """Champions stored twice (before the database refused it) are settled, not a failed upgrade."""
+    with app.app_context():
+        db.drop_all()
+        upgrade(revision="0010")
+        rows = [  # id, kind, subject, status
+            (1, "virality", None, "champion"),
+            (2, "virality", None, "challenger"),
+            (3, "virality", None, "champion"),
+            (4, "style", "baker", "champion"),
+            (5, "style", "baker", "champion"),
+            (6, "style", "coder", "champion"),
+            (7, "style", "baker", "retired"),
+        ]
+        for number, kind, subject, status in rows:
+            db.session.execute(
+                sa.text(
+                    "INSERT INTO model_versions (id, kind, subject, format, status, created_at, trained_from, "
+                    "trained_to, params, metrics, decision, sha256, artefact) VALUES (:number, :kind, :subject, 2, "
+                    ":status, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, '{}', '{\"roc_auc\": 0.7}', "
+                    "'{}', 'x', :artefact)"
+                ),
+                {"number": number, "kind": kind, "subject": subject, "status": status, "artefact": b"model bytes"},
+            )
+        db.session.commit()
+        upgrade()
+        found = db.session.execute(
+            sa.text("SELECT id, status, metrics, artefact FROM model_versions ORDER BY id")
+        ).all()
+        assert [(number, status) for number, status, _, _ in found] == [
+            (1, "retired"),
+            (2, "challenger"),
+            (3, "champion"),
+            (4, "retired"),
+            (5, "champion"),
+            (6, "champion"),
+            (7, "retired"),
+        ]
+        artefacts = {number: bytes(artefact) for number, _, _, artefact in found}
+        assert artefacts[2] == b"" and all(artefacts[i] == b"model bytes" for i in (1, 3, 4, 5, 6, 7))
+        assert "roc_auc" in str(found[1].metrics)  # the refused challenger's figures stay
+        db.session.rollback()
+        try:  # and from now on the database itself refuses a second champion
+            db.session.execute(
+                sa.text(
+                    "INSERT INTO model_versions (id, kind, subject, format, status, created_at, trained_from, "
+                    "trained_to, params, metrics, decision, sha256, artefact) VALUES (8, 'virality', NULL, 2, "
+                    "'champion', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, '{}', '{}', '{}', 'x', "
+                    ":artefact)"
+                ),
+                {"artefact": b""},
+            )
+        except sa.exc.IntegrityError:
+            db.session.rollback()
+        else:
+            raise AssertionError("a second virality champion was accepted")
+        downgrade(revision="0010")
         db.session.rollback()
         downgrade(revision="base")

@@ -5,7 +5,8 @@ import pytest
 
 from tests.conftest import require
 from tests.test_generate import voice_posts, writers  # noqa: F401  (the fixture)
-from twitapp import generate, neural
+from twitapp.style import lstm as neural
+from twitapp.style import model as generate
 
 
 @pytest.fixture

@@ -153,14 +153,14 @@ def test_an_unexpected_error_is_a_500_page_and_rolls_back(app, voices, monkeypat
         db.session.execute(sa.delete(Tweet))  # a write the failed request must not leave behind
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("twitapp.views.predict_author", explode)
+    monkeypatch.setattr("twitapp.attribution.routes.predict_author", explode)
     client = app.test_client()
     response = client.post("/compare", data={"usernames": voices, "text": "bread"})
     assert response.status_code == 500
     assert "Your stored data is unchanged" in response.get_data(as_text=True)
     assert "boom" not in response.get_data(as_text=True)
     assert count_rows(app, Tweet) == 18
-    monkeypatch.setattr("twitapp.api.predict_author", explode)
+    monkeypatch.setattr("twitapp.attribution.api.predict_author", explode)
     response = client.post("/api/predict", json={"usernames": voices, "text": "bread"})
     assert response.status_code == 500 and response.get_json()["error"] == "Internal Server Error"
 
@@ -394,7 +394,7 @@ def test_an_import_through_the_page_is_capped_and_says_how_to_import_more(app, c
 def test_a_file_is_stored_in_parts_and_read_back_whole_in_the_job(app, client, monkeypatch):
     """Neither the request nor the job holds a file whole: it goes into the database a part at a time,
     and comes out the same, a character split between two parts included."""
-    from twitapp import uploads
+    from twitapp.jobs import uploads
 
     monkeypatch.setattr(uploads, "PART_BYTES", 7)
     texts = [f"café ☕ number {i}, 🥐 and rain" for i in range(12)]
@@ -433,7 +433,7 @@ def test_reimporting_a_file_with_other_counts_keeps_the_stored_ones_until_the_op
 
 
 def test_an_upload_dropped_while_its_job_reads_it_is_an_error_not_a_shorter_file(app, monkeypatch):
-    from twitapp import uploads
+    from twitapp.jobs import uploads
 
     monkeypatch.setattr(uploads, "PART_BYTES", 8)
     with app.app_context():

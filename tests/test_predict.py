@@ -104,7 +104,7 @@ def test_cli_predict_prints_the_ranking(runner, voices):
 
 
 def test_probabilities_read_without_false_certainty():
-    from twitapp.views import format_percent
+    from twitapp.web.filters import format_percent
 
     assert [format_percent(p) for p in (0.99999, 0.9995, 0.9994, 0.5, 0.0006, 0.0004, 0.0)] == [
         ">99.9%",

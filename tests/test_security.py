@@ -82,7 +82,7 @@ def test_the_api_is_rate_limited_but_job_polling_is_not(app, client, voices):
     assert response.get_json()["error"] == "Too Many Requests"
     with app.app_context():
         job = jobs.create("add", "someone")
-        jobs._finish(job.id, "done", message="Done.")
+        jobs.runner._finish(job.id, "done", message="Done.")
         job_id = job.id
     for _ in range(10):
         assert client.get(f"/api/jobs/{job_id}").status_code == 200

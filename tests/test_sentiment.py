@@ -8,10 +8,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import count_rows
-from twitapp import jobs, labelled, sentiment
-from twitapp.archive import ArchiveError
+from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import Job, SentimentModel, Upload
+from twitapp.sentiment import labelled
+from twitapp.sentiment import model as sentiment
+from twitapp.sources.archive import ArchiveError
 
 GOOD = ["love", "great", "wonderful", "happy", "fantastic", "brilliant", "excellent", "delightful"]
 BAD = ["hate", "awful", "terrible", "sad", "horrible", "dreadful", "miserable", "disgusting"]
@@ -279,8 +281,8 @@ def test_an_account_page_charts_its_sentiment_month_by_month(app, client, add_ac
     from datetime import UTC, datetime, timedelta
 
     from tests.conftest import make_posts
-    from twitapp.ingest import import_tweets
-    from twitapp.records import AccountRecord
+    from twitapp.ingest.store import import_tweets
+    from twitapp.sources.records import AccountRecord
 
     texts = ["I love this wonderful town", "What an awful, terrible day", "The meeting is on Tuesday"] * 4
     posts = make_posts(texts, 5000, start=datetime(2026, 1, 5, tzinfo=UTC))

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.fakex import FakeXAPI, fake_x  # noqa: F401  (fake_x is a fixture used by name)
-from twitapp.records import AccountRecord, PostRecord
-from twitapp.twitter import (
+from twitapp.sources.records import AccountRecord, PostRecord
+from twitapp.sources.x import (
     AccountNotFound,
     AccountProtected,
     XAPIError,

@@ -8,11 +8,11 @@ import sqlalchemy as sa
 
 from tests.conftest import count_rows
 from tests.test_pages import online
-from twitapp import virality
 from twitapp.extensions import db
-from twitapp.ingest import import_tweets
+from twitapp.ingest.store import import_tweets
 from twitapp.models import ModelVersion, Tweet, User
-from twitapp.records import AccountRecord, PostRecord
+from twitapp.sources.records import AccountRecord, PostRecord
+from twitapp.virality import model as virality
 
 LIKED = ["Huge giveaway today, win a signed copy", "Big news: our new album is out now", "Giveaway time! Tag a friend"]
 IGNORED = [
@@ -361,3 +361,61 @@ def test_a_tracking_server_that_is_down_does_not_undo_the_training(app, runner, 
     assert result.exit_code == 0 and "promoted" in result.output
     assert versions(app) == [(1, "champion", True)]
     assert "could not be logged to MLflow" in caplog.text
+
+
+def test_a_refused_challenger_keeps_its_figures_and_decision_but_not_its_bytes(app, client, runner, caplog):
+    store(app, "festival", 501, posts(1_000, 160, START))
+    assert runner.invoke(args=["virality", "train"]).exit_code == 0
+    assert runner.invoke(args=["virality", "train"]).exit_code == 0  # the same posts: refused
+    listed = {m["version"]: m for m in client.get("/api/models").get_json()["models"]}
+    assert listed[2]["status"] == "challenger" and listed[2]["decision"]["promoted"] is False
+    assert "not better by" in listed[2]["decision"]["reason"] and listed[2]["metrics"]["roc_auc"] is not None
+    with app.app_context():
+        champion, challenger = db.session.get(ModelVersion, 1), db.session.get(ModelVersion, 2)
+        assert challenger.artefact == b"" and len(champion.artefact) > 0
+        assert challenger.metrics == listed[2]["metrics"]
+        caplog.clear()
+        assert virality.load(challenger) is None and virality.load(champion) is not None
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]  # pruned is not damaged: nothing logged
+    result = runner.invoke(args=["virality", "models"])
+    assert result.exit_code == 0 and "   2  challenger" in result.output and "not better by" in result.output
+    assert client.post("/api/virality", json={"text": "Giveaway"}).get_json()["model"]["version"] == 1
+
+
+def model_version(kind: str, subject: str | None, status: str = "champion") -> ModelVersion:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return ModelVersion(
+        kind=kind,
+        subject=subject,
+        format=1,
+        status=status,
+        created_at=at,
+        trained_from=at,
+        trained_to=at,
+        params={},
+        metrics={},
+        decision={},
+        sha256="0",
+        artefact=b"",
+    )
+
+
+def test_the_database_refuses_a_second_champion_of_one_kind_and_subject(app):
+    with app.app_context():
+        db.session.add_all(
+            [
+                model_version("virality", None),
+                model_version("virality", None, "retired"),
+                model_version("virality", None, "challenger"),
+                model_version("style", "baker"),
+                model_version("style", "coder"),
+                model_version("style", "baker", "retired"),
+            ]
+        )
+        db.session.commit()
+        for kind, subject in [("virality", None), ("style", "baker")]:
+            db.session.add(model_version(kind, subject))
+            with pytest.raises(sa.exc.IntegrityError):
+                db.session.commit()
+            db.session.rollback()
+        assert count_rows(app, ModelVersion) == 6

@@ -7,7 +7,7 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import LOOPBACK_HOSTS, ensure_secret_key, settings_from_env
+from twitapp.config import LOOPBACK_HOSTS, ensure_secret_key, settings_from_env
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -24,56 +24,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
 
     register_extensions(app)
-    register_auth(app)
-    register_blueprints(app)
-    register_errorhandlers(app)
-    register_security(app)
-    register_commands(app)
+    register_capabilities(app)
     register_proxies(app)
     return app
 
 
 def register_extensions(app: Flask) -> None:
-    from . import (
-        database,
-        models,  # noqa: F401  (the tables must be known before migrate looks at them)
-    )
-    from .extensions import csrf, db, migrate
+    from twitapp import database, models  # noqa: F401  (the tables must be known before migrate looks at them)
+    from twitapp.extensions import csrf, db, migrate
 
     db.init_app(app)
     # After db.init_app: its session teardown must run first (teardowns run last registered, first run).
     database.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     csrf.init_app(app)
-
-
-def register_auth(app: Flask) -> None:
-    from .auth import init_app
-
-    init_app(app)
-
-
-def register_blueprints(app: Flask) -> None:
-    from .api import bp as api_bp
-    from .extensions import csrf
-    from .views import bp as main_bp
-
-    app.register_blueprint(main_bp)
-    # The JSON API takes no cookies' word for who is calling, so there is no session to forge.
-    csrf.exempt(api_bp)
-    app.register_blueprint(api_bp, url_prefix="/api")
-
-
-def register_errorhandlers(app: Flask) -> None:
-    from .errors import init_app
-
-    init_app(app)
-
-
-def register_security(app: Flask) -> None:
-    from .security import init_app
-
-    init_app(app)
 
 
 def register_proxies(app: Flask) -> None:
@@ -85,7 +49,15 @@ def register_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=host)  # type: ignore[method-assign]
 
 
-def register_commands(app: Flask) -> None:
-    from .cli import init_app
+def register_capabilities(app: Flask) -> None:
+    """The shell, sign-in and the job runner, then each capability: its pages, API (nested under /api),
+    commands, job handlers and panels on the shared pages. Adding one is a line here."""
+    from twitapp import attribution, auth, ingest, jobs, sentiment, style, virality, web
+    from twitapp.web.api import Api
 
-    init_app(app)
+    api = Api()
+    web.register(app)
+    auth.init_app(app)
+    for capability in (jobs, ingest, attribution, sentiment, virality, style):
+        capability.register(app, api)
+    api.register(app)

@@ -8,7 +8,7 @@ constructing the same scikit-learn objects the training code builds and setting 
 
 The sha256 kept beside the bytes is an integrity check that finds a damaged row; it is no defence against
 someone who can write the row, since they can write its hash too. What makes such a row harmless is that
-nothing here ever runs code read from it.
+nothing here ever runs code read from it. The hash is checked before any bytes are read, in registry.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import zipfile
 from collections.abc import Mapping
 
@@ -27,9 +26,6 @@ from sklearn.linear_model import LogisticRegression
 META = "meta"  # the JSON document, stored as its UTF-8 bytes
 MAX_BYTES = 1 << 30  # what the arrays may take once unpacked: more is not a model this code stored
 _ZIP_MAGIC = b"PK\x03\x04"
-
-
-log = logging.getLogger(__name__)
 
 
 class ArtefactError(ValueError):
@@ -75,19 +71,6 @@ def unpack(blob: bytes) -> tuple[dict[str, np.ndarray], dict]:
     if not isinstance(meta, dict):
         raise ArtefactError("its document is not a JSON object")
     return arrays, meta
-
-
-def read_row(row, from_bytes, what: str):
-    """A stored model row's model (``from_bytes(row.artefact)``), or None, logged, when its bytes do not
-    match their hash or are not a model this code stored; ``what`` names it in the log."""
-    if digest(row.artefact) != row.sha256:
-        log.error("%s %s does not match its hash; not loaded", what, row.id)
-        return None
-    try:
-        return from_bytes(row.artefact)
-    except ArtefactError as exc:
-        log.error("%s %s cannot be read (%s); not loaded", what, row.id, exc)
-        return None
 
 
 def check(condition: bool, message: str) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 import sqlalchemy as sa
 from flask import Flask
 
-from .extensions import db
+from twitapp.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def problem() -> str | None:
 
 
 def _read_problem(engine: sa.Engine) -> str | None:
-    from .models import User
+    from twitapp.models import User
 
     try:
         db.session.execute(sa.select(User.id).limit(1))

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from flask import abort
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
-from .extensions import db
-from .records import STORED_HANDLE
+from twitapp.extensions import db
+from twitapp.sources.handles import STORED_HANDLE, typed
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -91,7 +91,7 @@ class Tweet(db.Model):
 
 def find_user(username: str) -> User | None:
     """The stored account with this handle, whatever its case (and with or without a leading @)."""
-    handle = username.strip().lstrip("@").lower()
+    handle = typed(username).lower()
     if not STORED_HANDLE.fullmatch(handle):
         return None  # no stored handle looks like this, and odd characters never reach the database
     return db.session.scalar(sa.select(User).where(sa.func.lower(User.username) == handle))
@@ -218,12 +218,25 @@ class StagedPost(db.Model):
 class ModelVersion(db.Model):
     """A trained model in the registry: what it learned from, how it scored, and its standing.
 
-    ``status``: "champion" (in service; one per kind), "challenger" (trained, lost its comparison) or
-    "retired" (a former champion). ``decision`` records the comparison that set the status.
+    ``status``: "champion" (in service; one per kind and subject, which the database enforces),
+    "challenger" (trained, lost its comparison; its bytes are dropped, its figures kept) or "retired" (a
+    former champion). ``decision`` records the comparison that set the status. Queries: registry.py.
     """
 
     __tablename__ = "model_versions"
-    __table_args__ = (sa.Index("ix_model_versions_kind_status", "kind", "status"),)
+    __table_args__ = (
+        sa.Index("ix_model_versions_kind_status", "kind", "status"),
+        # One champion per (kind, subject). A virality model has no subject (NULL), and NULLs never clash
+        # in a unique index, so the subject is indexed as '' there.
+        sa.Index(
+            "uq_model_versions_champion",
+            "kind",
+            sa.func.coalesce(sa.column("subject"), sa.literal_column("''")),
+            unique=True,
+            sqlite_where=sa.text("status = 'champion'"),
+            postgresql_where=sa.text("status = 'champion'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(32))
@@ -238,15 +251,8 @@ class ModelVersion(db.Model):
     metrics: Mapped[dict] = mapped_column(sa.JSON)
     decision: Mapped[dict] = mapped_column(sa.JSON)
     sha256: Mapped[str] = mapped_column(sa.String(64))
-    artefact: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)  # read only to load the model
-
-    @classmethod
-    def champion(cls, kind: str, format: int, subject: str | None = None) -> ModelVersion | None:
-        """The newest model in service of this kind (and subject) in a layout this code reads."""
-        query = sa.select(cls).where(cls.kind == kind, cls.status == "champion", cls.format == format)
-        if subject is not None:
-            query = query.where(cls.subject == subject)
-        return db.session.scalars(query.order_by(cls.id.desc()).limit(1)).first()
+    # Read only to load the model; empty for a refused challenger (pruned: nothing loads it).
+    artefact: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
 
 
 class Operator(db.Model):

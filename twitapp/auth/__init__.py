@@ -23,9 +23,9 @@ from flask import Blueprint, Flask, abort, current_app, flash, g, make_response,
 from flask_login import current_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import error_response
-from ..extensions import db, login_manager
-from ..models import ApiToken, Operator
+from twitapp.extensions import db, login_manager
+from twitapp.models import ApiToken, Operator
+from twitapp.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def init_app(app: Flask) -> None:
     app.context_processor(
         lambda: {"is_operator": is_operator, "sign_in_required": sign_in_required, "sign_in_url": sign_in_url}
     )
-    from .cli import operator_cli
+    from twitapp.auth.cli import operator_cli
 
     app.cli.add_command(operator_cli)
 
@@ -160,7 +160,7 @@ def _come_back_to() -> str:
     referrer = urlsplit(request.referrer or "")
     if referrer.netloc == request.host and safe_next(referrer.path):
         return referrer.path + (f"?{referrer.query}" if referrer.query else "")
-    return url_for("main.index")
+    return url_for("web.index")
 
 
 def safe_next(target: str | None) -> str | None:
@@ -201,4 +201,4 @@ def find_operator(name: str) -> Operator | None:
     return db.session.scalar(sa.select(Operator).where(sa.func.lower(Operator.name) == name.lower()))
 
 
-from . import routes  # noqa: E402,F401  (the routes register themselves on bp)
+from twitapp.auth import routes  # noqa: E402,F401  (the routes register themselves on bp)

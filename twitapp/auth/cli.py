@@ -10,9 +10,9 @@ import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
-from ..extensions import db
-from ..models import ApiToken, Operator
-from . import OPERATOR_NAME, TOKEN_PREFIX, find_operator, hash_password, new_session_token, token_digest
+from twitapp.auth import OPERATOR_NAME, TOKEN_PREFIX, find_operator, hash_password, new_session_token, token_digest
+from twitapp.extensions import db
+from twitapp.models import ApiToken, Operator
 
 MIN_PASSWORD, MAX_PASSWORD = 10, 1000  # the sign-in form takes at most MAX_PASSWORD characters
 

@@ -7,9 +7,17 @@ from datetime import UTC, datetime
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from ..extensions import db, limiter
-from . import NO_OPERATOR, bp, check_password, new_session_token, operators_exist, safe_next, sign_in_required
-from .forms import SignInForm, SignOutForm
+from twitapp.auth import (
+    NO_OPERATOR,
+    bp,
+    check_password,
+    new_session_token,
+    operators_exist,
+    safe_next,
+    sign_in_required,
+)
+from twitapp.auth.forms import SignInForm, SignOutForm
+from twitapp.extensions import db, limiter
 
 FAILED = "That name and password do not match an operator of this site."
 
@@ -18,7 +26,7 @@ FAILED = "That name and password do not match an operator of this site."
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGN_IN"], methods=["POST"])
 def sign_in():
     """The operator sign-in form; afterwards back to ``next`` (a path on this site only)."""
-    next_page = safe_next(request.values.get("next")) or url_for("main.index")
+    next_page = safe_next(request.values.get("next")) or url_for("web.index")
     if not sign_in_required():
         flash("No sign-in is needed here: this server lets everyone who reaches it operate it.", "success")
         return redirect(next_page)
@@ -56,4 +64,4 @@ def sign_out():
         logout_user()
         session.clear()
         flash("Signed out, on every browser this operator had signed in with.", "success")
-    return redirect(url_for("main.index"))
+    return redirect(url_for("web.index"))

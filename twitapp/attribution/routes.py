@@ -1,0 +1,39 @@
+"""Who would post this? The compare form on the home page, and the result page that ranks the accounts."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from twitapp.attribution.forms import CompareForm
+from twitapp.attribution.model import MAX_TEXT_CHARS, PredictionError, predict_author
+from twitapp.web.routes import home_page
+from twitapp.web.security import rate_limit
+
+bp = Blueprint("attribution", __name__)
+
+
+@bp.post("/compare")
+@rate_limit("RATELIMIT_COMPARE")
+def compare():
+    """Rank the chosen accounts for the typed text, or show the form again with what to fix."""
+    form = CompareForm()
+    if not form.validate_on_submit():
+        return home_page(400, compare=form)
+    try:
+        prediction = predict_author(form.usernames.data or [], form.text.data)
+    except PredictionError as exc:
+        form.text.errors.append(str(exc))
+        return home_page(exc.status, compare=form)
+    return render_template("attribution/result.html", prediction=prediction)
+
+
+def compare_panel(accounts: list, forms: dict, **_) -> str:
+    """The home page's first panel: pick accounts, type a post (``?text=&usernames=`` fill it)."""
+    form = forms.get("compare")
+    if form is None:
+        prefill = {"text": request.args.get("text", ""), "usernames": request.args.getlist("usernames")}
+        form = CompareForm(formdata=None, data=prefill)
+    form.usernames.choices = [(u.username, f"@{u.username}") for u, _ in accounts]
+    return render_template(
+        "attribution/compare_panel.html", accounts=accounts, compare_form=form, max_chars=MAX_TEXT_CHARS
+    )

@@ -1,0 +1,57 @@
+"""The ingest API: fetch an account (202 and its job), delete one, download every account and post."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app
+
+from twitapp import jobs
+from twitapp.auth import operator_required
+from twitapp.ingest.jobs import NO_TOKEN, Busy, delete_account
+from twitapp.ingest.routes import export_response
+from twitapp.ingest.store import IngestError
+from twitapp.jobs.routes import job_url
+from twitapp.models import find_user_or_404
+from twitapp.sources import handles
+from twitapp.web.api import api_limit, json_object
+
+bp = Blueprint("ingest", __name__)
+
+
+@bp.post("/users")
+@api_limit
+@operator_required
+def add_user():
+    """``{"username": "..."}`` -> 202 and the job that fetches the account (poll its ``url``)."""
+    body = json_object('{"username": "an X username"}', required="username")
+    try:
+        handle = handles.check_typed(body["username"])
+    except handles.HandleError as exc:
+        abort(400, description=str(exc))
+    if not current_app.config.get("X_BEARER_TOKEN"):
+        abort(503, description=NO_TOKEN)
+    job = jobs.submit("add", handle)
+    url = job_url(job)
+    return {**jobs.as_dict(job), "url": url}, 202, {"Location": url}
+
+
+@bp.delete("/users/<username>")
+@api_limit
+@operator_required
+def delete_user(username: str):
+    """Remove the account with its posts, style models and jobs: ``{"deleted": "...", "posts": N}``."""
+    account = find_user_or_404(username)
+    try:
+        handle, posts = delete_account(account.username)
+    except Busy as exc:
+        abort(409, description=str(exc))
+    except IngestError as exc:  # gone in the meantime
+        abort(404, description=str(exc))
+    return {"deleted": handle, "posts": posts}
+
+
+@bp.get("/export")
+@api_limit
+@operator_required
+def export_all():
+    """Every account and post, as the home page's download gives it (for backups on a schedule)."""
+    return export_response()

@@ -1,0 +1,414 @@
+"""Export every stored account and post to one JSONL file, and restore such a file.
+
+The file's first line names the format; then each account is a line ``{"account": {...}}`` followed by
+its posts, one ``{"post": {...}}`` per line, ids as strings; the last line, ``{"end": {...}}``, gives the
+counts and the SHA-256 of every line before it, so a file cut short (a download interrupted, a server
+timeout) or changed afterwards is refused whole instead of restoring part of a backup. Embeddings and
+n-gram features are left out: they are derived from the text and recomputed on restore.
+
+An export reads the database a page of posts at a time, each page its own short transaction, so a large
+database is neither held in memory nor locked for the length of a download. A restore reads the whole
+file first (every line checked, the end line verified, every handle checked), writing nothing, then
+stores each account through the ingest path: what is stored already is kept unless the operator asks to
+replace it, and restoring the same file again changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import sqlalchemy as sa
+
+from twitapp.extensions import db
+from twitapp.ingest.store import IngestResult, import_tweets, stored_shapes
+from twitapp.models import Tweet, User
+from twitapp.sources import handles
+from twitapp.sources.archive import (
+    ArchiveError,
+    json_lines,
+    parse_count,
+    parse_id,
+    parse_time,
+    post_record,
+    text_stream,
+)
+from twitapp.sources.records import AccountRecord, PostRecord, clean_text
+
+FORMAT = "hypotweet-export"
+VERSION = 2  # 2 added the end line and followers_count; files of version 1 still restore
+READS = (1, 2)
+SOURCES = ("x", "archive", "demo")
+PAGE = 2000  # posts read per transaction while exporting
+CUT_SHORT = (
+    "it ends before its last line, so it was cut short (an interrupted download, say); "
+    "nothing was restored. Download it again."
+)
+
+Progress = Callable[[int, int], None]
+COUNT_COLUMNS = (Tweet.like_count, Tweet.retweet_count, Tweet.reply_count)
+
+
+@dataclass
+class SavedAccount:
+    record: AccountRecord
+    source: str
+    newest_tweet_id: int | None
+    fetched_at: datetime | None
+    posts: int = 0  # how many the file holds
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _post_record(row) -> dict:
+    return {
+        "post": {
+            "id": str(row.id),
+            "text": row.text,
+            "created_at": _iso(row.created_at),
+            "lang": row.lang,
+            **({} if row.has_media is None else {"has_media": row.has_media}),
+            "public_metrics": {
+                "like_count": row.like_count,
+                "retweet_count": row.retweet_count,
+                "reply_count": row.reply_count,
+            },
+        }
+    }
+
+
+def lines(progress: Progress | None = None) -> Iterator[str]:
+    """The export as text lines: the header, each account and its posts, then the end line."""
+    digest, accounts, posts = hashlib.sha256(), 0, 0
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Tweet)) or 0
+
+    def counted(record: dict) -> str:
+        text = line(record)
+        digest.update(text.encode("utf-8"))
+        return text
+
+    yield counted({"format": FORMAT, "version": VERSION, "exported_at": _iso(datetime.now(UTC))})
+    users = db.session.scalars(sa.select(User).order_by(User.id)).all()
+    db.session.rollback()
+    columns = (Tweet.id, Tweet.text, Tweet.created_at, Tweet.lang, Tweet.has_media, *COUNT_COLUMNS)
+    for user in users:
+        accounts += 1
+        yield counted(
+            {
+                "account": {
+                    "id": str(user.id),
+                    "username": user.username,
+                    "name": user.name,
+                    "source": user.source,
+                    "followers_count": user.followers_count,
+                    "newest_tweet_id": str(user.newest_tweet_id) if user.newest_tweet_id else None,
+                    "fetched_at": _iso(user.fetched_at),
+                }
+            }
+        )
+        after = None
+        while True:
+            query = sa.select(*columns).where(Tweet.user_id == user.id).order_by(Tweet.id).limit(PAGE)
+            if after is not None:
+                query = query.where(Tweet.id > after)
+            rows = db.session.execute(query).all()
+            db.session.rollback()  # one short transaction per page
+            for row in rows:
+                posts += 1
+                yield counted(_post_record(row))
+            if progress is not None and rows:
+                progress(posts, max(total, posts))
+            if len(rows) < PAGE:
+                break
+            after = rows[-1].id
+    yield line({"end": {"accounts": accounts, "posts": posts, "sha256": digest.hexdigest()}})
+
+
+def export(path: str | Path, progress: Progress | None = None) -> tuple[int, int]:
+    """Write every account and post to ``path`` (through a temporary file, renamed when whole)."""
+    target = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    end: dict = {}
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            for text in lines(progress):
+                out.write(text)
+                if text.startswith('{"end"'):
+                    end = json.loads(text)["end"]
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    finally:
+        db.session.rollback()
+    return end["accounts"], end["posts"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading an export back
+
+
+def export_version(header: dict, name: str) -> int:
+    """The version an export's first line names, or an ArchiveError when it is no export this app reads."""
+    if header.get("format") != FORMAT:
+        raise ArchiveError(f"{name} is not a HypoTweet export (its first line should name {FORMAT!r})")
+    version = header.get("version")
+    if version not in READS:
+        readable = " and ".join(map(str, READS))
+        raise ArchiveError(f"{name} is export version {version!r}; this app reads versions {readable}")
+    return version
+
+
+def check_header(head: bytes, name: str) -> None:
+    """Refuse, from its first bytes alone, a file that is not an export this app reads (the rest of it is
+    read later, by the job that restores it)."""
+    first = head.decode("utf-8-sig", errors="replace").lstrip().split("\n", 1)[0]
+    try:
+        header = json.loads(first)
+    except (json.JSONDecodeError, RecursionError):
+        header = None
+    export_version(header if isinstance(header, dict) else {}, name)
+
+
+@dataclass
+class ExportSummary:
+    version: int
+    accounts: list[SavedAccount] = field(default_factory=list)
+    posts: int = 0
+
+
+class ExportFile:
+    """An export file that can be read as often as needed: ``check`` it whole, then restore from it."""
+
+    def __init__(self, name: str, opener: Callable[[], BinaryIO]) -> None:
+        self.name = name
+        self.opener = opener
+
+    @classmethod
+    def on_disk(cls, path: str | Path) -> ExportFile:
+        path = Path(path)
+        if not path.is_file():
+            raise ArchiveError(f"{path}: no such file")
+        return cls(path.name, lambda: path.open("rb"))
+
+    def _rows(self, digest=None) -> Iterator[tuple[str, dict]]:
+        """Each line's (place, object); ``digest`` takes every line's bytes as they were read."""
+        with self.opener() as raw:
+            stream = text_stream(raw)
+
+            def read() -> Iterator[str]:
+                for text in stream:
+                    if digest is not None and text.strip():
+                        # Each line as the export wrote it: its own text and a \n, whatever line ends or
+                        # blank lines an editor or a transfer added.
+                        digest.update((text.rstrip("\r\n") + "\n").encode("utf-8", "surrogatepass"))
+                    yield text
+
+            try:
+                yield from json_lines(read())
+            except UnicodeDecodeError:
+                raise ArchiveError(f"{self.name} is not UTF-8 text") from None
+
+    def check(self, check_handles: bool = True, policy: str = "keep") -> ExportSummary:
+        """Read the whole file, writing nothing: its layout, every account and post, the end line, and
+        (``check_handles``) the handles it would store under ``policy``. An ArchiveError names the first
+        problem."""
+        digest = _LineDigest()
+        rows = self._rows(digest)
+        first = next(rows, None)
+        summary = ExportSummary(version=export_version(first[1] if first else {}, self.name))
+        seen_accounts: set[int] = set()
+        seen_posts: set[int] = set()
+        end = None
+        for where, row in rows:
+            if end is not None:
+                raise ArchiveError(f"{where}: nothing may follow the end line")
+            if "account" in row:
+                saved = _account(row["account"], where)
+                if saved.record.id in seen_accounts:
+                    raise ArchiveError(f"{where}: account {saved.record.id} appears twice")
+                seen_accounts.add(saved.record.id)
+                summary.accounts.append(saved)
+            elif "post" in row:
+                if not summary.accounts:
+                    raise ArchiveError(f"{where}: a post before any account")
+                post = _post(row["post"], where)
+                if post.id in seen_posts:
+                    raise ArchiveError(f"{where}: post {post.id} appears twice")
+                seen_posts.add(post.id)
+                summary.accounts[-1].posts += 1
+                summary.posts += 1
+            elif "end" in row and summary.version >= 2:
+                end = (where, row["end"], digest.before_last)
+            else:
+                raise ArchiveError(f'{where}: expected an "account" or a "post"')
+        if summary.version >= 2:
+            self._verify_end(end, summary)
+        if check_handles:
+            in_file = {saved.record.id for saved in summary.accounts}
+            shapes = stored_shapes()
+            stored = {owner: name for name, owner, _ in shapes}
+            db.session.rollback()
+            for saved in summary.accounts:
+                _check_handle(saved, self.name, in_file, policy, stored, shapes)
+        return summary
+
+    def _verify_end(self, end, summary: ExportSummary) -> None:
+        if end is None:
+            raise ArchiveError(f"{self.name}: {CUT_SHORT}")
+        where, values, digest = end
+        if not isinstance(values, dict):
+            raise ArchiveError(f"{where}: the end line is not an object")
+        counts = (values.get("accounts"), values.get("posts"))
+        if counts != (len(summary.accounts), summary.posts):
+            raise ArchiveError(
+                f"{self.name}: its end line counts {counts[0]} accounts and {counts[1]} posts, but the file holds "
+                f"{len(summary.accounts)} and {summary.posts}; nothing was restored. Download it again."
+            )
+        if values.get("sha256") != digest:
+            raise ArchiveError(
+                f"{self.name} was changed after it was written (its lines do not match the end line's checksum); "
+                "nothing was restored."
+            )
+
+    def accounts(self) -> Iterator[tuple[SavedAccount, Iterator[PostRecord]]]:
+        """Each account of the (checked) file with a stream of its posts, read as the account is stored."""
+        rows = self._rows()
+        next(rows, None)  # the header
+        ahead = next(rows, None)
+
+        def posts_of() -> Iterator[PostRecord]:
+            nonlocal ahead
+            while True:
+                ahead = next(rows, None)
+                if ahead is None or "post" not in ahead[1]:
+                    return
+                yield _post(ahead[1]["post"], ahead[0])
+
+        while ahead is not None:
+            where, row = ahead
+            if "account" not in row:  # the end line
+                ahead = next(rows, None)
+                continue
+            posts = posts_of()
+            yield _account(row["account"], where), posts
+            for _ in posts:  # whatever the caller left unread, so the next account is next
+                pass
+
+
+class _LineDigest:
+    """A SHA-256 of every line read that also knows its value before the latest line (the end line's)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.before_last = self._hash.hexdigest()
+
+    def update(self, data: bytes) -> None:
+        self.before_last = self._hash.hexdigest()
+        self._hash.update(data)
+
+
+def _account(value: object, where: str) -> SavedAccount:
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{where}: the account is not an object")
+    username = value.get("username")
+    if not isinstance(username, str) or not username.strip():
+        raise ArchiveError(f"{where}: the account has no username")
+    source = value.get("source")
+    if source not in SOURCES:
+        raise ArchiveError(f"{where}: unknown source {source!r}")
+    name = value.get("name") if isinstance(value.get("name"), str) else ""
+    newest = value.get("newest_tweet_id")
+    fetched = value.get("fetched_at")
+    followers = value.get("followers_count")
+    return SavedAccount(
+        record=AccountRecord(
+            parse_id(value.get("id"), where, "account id", negative=True),
+            username.strip(),
+            clean_text(name)[:100],
+            parse_count(followers, where, "followers_count") if followers is not None else None,
+        ),
+        source=source,
+        newest_tweet_id=parse_id(newest, where, "newest_tweet_id") if newest is not None else None,
+        fetched_at=parse_time(fetched, where) if fetched is not None else None,
+    )
+
+
+def _post(value: object, where: str) -> PostRecord:
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{where}: the post is not an object")
+    metrics = value.get("public_metrics") or {}
+    if not isinstance(metrics, dict):
+        raise ArchiveError(f"{where}: public_metrics is not an object")
+    counts = {name: metrics.get(name) for name in ("like_count", "retweet_count", "reply_count")}
+    media = value.get("has_media")
+    if media is not None and not isinstance(media, bool):
+        raise ArchiveError(f"{where}: has_media must be true or false")
+    return post_record(
+        where, value.get("id"), value.get("text"), value.get("created_at"), value.get("lang"), media, **counts
+    )
+
+
+def _check_handle(
+    saved: SavedAccount, where: str, in_file: set[int], policy: str, stored: dict[int, str], shapes: list
+) -> None:
+    """A handle the restore would store follows the rules for handles from files (``handles``): a new
+    account's always, a stored one's where a replace takes it. Accounts of the same file may read alike
+    (the app stored them side by side); only a look-alike of another stored account is refused."""
+    try:
+        now_stored = stored.get(saved.record.id)
+        if now_stored is None or (policy == "replace" and now_stored != saved.record.username):
+            handles.check_stored_form(saved.record.username)
+            other = handles.look_alike(saved.record.username, shapes, saved.record.id, ignore=in_file)
+            if other is not None:
+                raise handles.HandleError(
+                    f"@{saved.record.username} reads like @{other}, another stored account, so people could "
+                    "take one for the other."
+                )
+    except handles.HandleError as exc:
+        raise ArchiveError(f"{where}: account {saved.record.id}: {exc}") from None
+
+
+def restore_accounts(
+    export: ExportFile,
+    summary: ExportSummary,
+    policy: str = "keep",
+    progress: Callable[[int, int, str], None] | None = None,
+    label: str | None = None,
+) -> list[IngestResult]:
+    """Store each account of a checked export through the ingest path, each in its own transaction."""
+    results = []
+    for number, (saved, posts) in enumerate(export.accounts(), start=1):
+        shown = f"@{saved.record.username} ({number} of {len(summary.accounts)})"
+
+        def step(done: int, total: int, shown: str = shown) -> None:
+            if progress is not None:
+                progress(done, total, f"Restoring {shown}: {done:,} of {total:,} posts.")
+
+        results.append(
+            import_tweets(
+                saved.record,
+                posts,
+                source=saved.source,
+                policy=policy,
+                progress=step,
+                total=summary.accounts[number - 1].posts,
+                fetched_at=saved.fetched_at,
+                newest_tweet_id=saved.newest_tweet_id,
+                label=label,  # handles were checked with the whole file (ExportFile.check)
+            )
+        )
+    return results

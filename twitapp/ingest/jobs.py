@@ -1,0 +1,277 @@
+"""The ingest capability's jobs: fetching accounts from X, importing a file of posts, restoring an export,
+and deleting an account while no job writes it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from twitapp.errors import UserError
+from twitapp.extensions import db
+from twitapp.ingest import backup
+from twitapp.ingest import store as ingest
+from twitapp.ingest.store import IngestError, IngestResult, add_or_update_user, import_tweets
+from twitapp.jobs import JobFailed, Reporter, cleanup, handler, now, under_way_for, uploads
+from twitapp.jobs.runner import write_beat
+from twitapp.models import User, find_user
+from twitapp.sources import archive, handles
+from twitapp.sources.records import AccountRecord, clean_text
+from twitapp.sources.x import XAPIError, XRateLimited, client_from_config
+
+# How often a rate-limited job waits for X's reset before it gives up, and the longest single wait.
+RATE_LIMIT_WAITS = 3
+
+
+LONGEST_WAIT = timedelta(minutes=16)
+
+
+NO_TOKEN = (
+    "No X API token is set, so accounts cannot be fetched: only the demo accounts and imported archives "
+    "are available. Set X_BEARER_TOKEN to fetch accounts from X (see the README)."
+)
+
+
+def _with_rate_limit_waits(work: Callable[[], Any], report: Reporter) -> Any:
+    """Run ``work``; when X says the rate limit is spent, wait for its reset (saying so) and try again."""
+    for attempt in range(RATE_LIMIT_WAITS + 1):
+        try:
+            return work()
+        except XRateLimited as exc:
+            if attempt == RATE_LIMIT_WAITS:
+                raise
+            until = exc.reset_at or now() + timedelta(minutes=1)
+            until = min(until, now() + LONGEST_WAIT)
+            report.state("waiting", f"X's rate limit is spent; waiting until {until:%H:%M:%S} UTC, then going on.")
+            while (left := (until - now()).total_seconds()) > 0:
+                time.sleep(min(left, 30.0))
+                write_beat(report.job_id)  # a heartbeat, so a long wait is not taken for a dead worker
+            report.state("running", "Going on after the rate limit reset.")
+    raise AssertionError("unreachable")
+
+
+def _fetch(username: str, client, report: Reporter) -> IngestResult:
+    limit = current_app.config["TWEETS_PER_USER"]
+
+    def fetched(count: int) -> None:
+        report.progress(count, limit, f"Fetching @{username}'s posts from X: {count:,} so far.")
+
+    def embedded(done: int, total: int) -> None:
+        report.progress(done, total, f"Reading @{username}'s new posts: {done:,} of {total:,}.")
+
+    return _with_rate_limit_waits(
+        lambda: add_or_update_user(username, client, progress=embedded, fetched=fetched), report
+    )
+
+
+def describe(result: IngestResult) -> str:
+    if result.created:
+        return f"Added @{result.username} with {result.added:,} posts."
+    refreshed = f"; the likes of {result.matched:,} recent posts were refreshed" if result.matched else ""
+    if result.added:
+        return f"Updated @{result.username}: {result.added:,} new posts, {result.total:,} in all{refreshed}."
+    return f"@{result.username} is up to date: no new posts since the last fetch{refreshed}."
+
+
+def _client():
+    client = client_from_config(current_app.config)
+    if client is None:
+        raise JobFailed(NO_TOKEN)
+    return client
+
+
+@handler("add", writes="account", title="Fetching from X")
+def _add(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Fetch one account through the X API: all of its history the first time, newer posts after."""
+    with _client() as client:
+        result = _fetch(params["username"], client, report)
+    return describe(result), {
+        "username": result.username,
+        "added": result.added,
+        "total": result.total,
+        "created": result.created,
+    }
+
+
+@handler("update-all", writes="all", title="Fetching from X")
+def update_all(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Fetch newer posts for every account that came from the X API; one failing does not stop the rest."""
+    handles = db.session.scalars(sa.select(User.username).where(User.source == "x").order_by(User.username)).all()
+    db.session.rollback()
+    if not handles:
+        return "No accounts from the X API are stored; nothing to update.", {"updated": [], "failed": {}}
+    updated, failed = [], {}
+    with _client() as client:
+        for number, handle in enumerate(handles):
+            report.progress(number, len(handles), f"Updating @{handle} ({number + 1} of {len(handles)}).")
+            try:
+                result = _fetch(handle, client, report)
+            except (XAPIError, IngestError) as exc:
+                failed[handle] = str(exc)
+            else:
+                updated.append({"username": result.username, "added": result.added})
+    report.progress(len(handles), len(handles), "Updated every account.")
+    added = sum(u["added"] for u in updated)
+    message = f"Updated {len(updated)} of {len(handles)} accounts: {added:,} new posts."
+    if failed:
+        message += f" {len(failed)} could not be: " + ", ".join(f"@{h}" for h in failed) + "."
+    return message, {"updated": updated, "failed": failed}
+
+
+@handler("import-file", writes="account", title="Importing the file")
+def _import_file(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Import one account's posts from an X archive's tweets.js, a JSONL file or a CSV.
+
+    The file is a path (the CLI) or files sent through a page (``uploads``: the posts, then an archive's
+    account.js if it came too), read here, never in the request that sent them.
+    """
+    with uploads.inputs(params) as inputs:
+        if "path" in params:
+            posts = archive.PostFile.on_disk(params["path"])
+        else:
+            (name, opener), *beside = inputs.files
+            account_js = None
+            if beside:
+                with beside[0][1]() as raw:
+                    account_js = raw.read(archive.MAX_FILE_BYTES)
+            posts = archive.PostFile(name, opener, account_js)
+        message, result = _import_posts(params, posts, report)
+        inputs.keep = result["withheld"] > 0  # for a replace, if the operator asks for one
+        return message, result
+
+
+MORE_POSTS = "For a larger file, run `flask import FILE --username NAME` where the app runs."
+
+
+def import_account(found: archive.FileSummary, handle: str, source: str, name: str | None = None) -> AccountRecord:
+    """The account a file's posts go to, or an ArchiveError when the file names another one or holds no
+    posts to import (only replies and reposts, say): an account is not made empty."""
+    if not found.posts:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
+        raise archive.ArchiveError(
+            f"{source} holds no original posts to import"
+            + (f" (only {skipped}, which are left out)." if skipped else ".")
+        )
+    stored = find_user(handle)
+    if found.username and found.username.lower() != handle.lower():
+        raise archive.ArchiveError(f"{source} holds posts by @{found.username}, not @{handle}.")
+    if stored is not None and found.account_id and found.account_id != stored.id:
+        raise archive.ArchiveError(
+            f"{source} belongs to account id {found.account_id}, but @{stored.username} is stored as {stored.id}."
+        )
+    return AccountRecord(
+        id=found.account_id or (stored.id if stored else archive.local_account_id(handle)),
+        username=stored.username if stored else handle,
+        name=clean_text(name or (stored.name if stored else handle))[:100],
+    )
+
+
+def _import_posts(params: dict, posts: archive.PostFile, report: Reporter) -> tuple[str, dict]:
+    report.progress(0, 0, f"Checking {posts.name}.")
+    limit = params.get("max_posts")
+    found = posts.check(limit, MORE_POSTS if limit else "")
+    account = import_account(found, params["username"], posts.name, params.get("name"))
+    db.session.rollback()
+
+    def read(done: int, total: int) -> None:
+        report.progress(done, total, f"Reading @{account.username}'s posts: {done:,} of {total:,}.")
+
+    result = import_tweets(
+        account,
+        posts.posts(),
+        source="archive",
+        policy=params.get("policy", "keep"),
+        progress=read,
+        total=found.posts,
+        check_handle=True,
+        label=f"j{report.job_id}",
+    )
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
+    message = f"@{result.username}: {result.added} new posts, {result.matched} already stored, {result.total} in all"
+    message += f" (skipped {skipped})." if skipped else "."
+    message += withheld_message([result])
+    return message, {
+        "username": result.username,
+        "added": result.added,
+        "total": result.total,
+        "skipped": found.skipped,
+        "changed": result.changed,
+        **withheld([result]),
+    }
+
+
+def withheld(results: list[IngestResult]) -> dict:
+    """What the file would change in what is stored, kept as stored by this run ("keep")."""
+    return {
+        "withheld": sum(r.withheld for r in results),
+        "counts_kept": sum(r.differ for r in results),
+        "handles_kept": {r.username: r.kept_handle for r in results if r.kept_handle},
+        "names_kept": {r.username: r.kept_name for r in results if r.kept_name},
+    }
+
+
+def withheld_message(results: list[IngestResult]) -> str:
+    kept = withheld(results)
+    if not kept["withheld"]:
+        return ""
+    parts = []
+    if kept["counts_kept"]:
+        parts.append(f"{kept['counts_kept']:,} stored posts' likes, reposts or replies")
+    if kept["handles_kept"]:
+        parts.append(f"{len(kept['handles_kept'])} handle{'s' if len(kept['handles_kept']) > 1 else ''}")
+    if kept["names_kept"]:
+        parts.append(f"{len(kept['names_kept'])} display name{'s' if len(kept['names_kept']) > 1 else ''}")
+    return f" The file differs in {', '.join(parts)}; the stored ones were kept."
+
+
+@handler("restore", title="Restoring")
+def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
+    """Store every account and post of an export: a path (the CLI) or a file sent through a page."""
+    with uploads.inputs(params) as inputs:
+        if "path" in params:
+            export = backup.ExportFile.on_disk(params["path"])
+        else:
+            ((name, opener),) = inputs.files
+            export = backup.ExportFile(name, opener)
+        report.progress(0, 0, f"Checking {export.name}.")
+        summary = export.check(policy=params.get("policy", "keep"))
+        db.session.rollback()
+        results = backup.restore_accounts(
+            export, summary, params.get("policy", "keep"), report.progress, label=f"j{report.job_id}"
+        )
+        inputs.keep = sum(r.withheld for r in results) > 0
+    added = sum(r.added for r in results)
+    matched = sum(r.matched for r in results)
+    message = f"Restored {len(results)} accounts: {added:,} new posts, {matched:,} already stored."
+    message += withheld_message(results)
+    return message, {
+        "accounts": len(results),
+        "added": added,
+        "already_stored": matched,
+        "changed": sum(r.changed for r in results),
+        **withheld(results),
+    }
+
+
+class Busy(UserError):
+    """The account is being written by a job now; the message says to wait."""
+
+
+def delete_account(username: str) -> tuple[str, int]:
+    """Delete a stored account (``ingest.delete_account``) unless a job is writing its posts now, which
+    would bring it back half-made; IngestError for an unknown one, Busy for one being written."""
+    if under_way_for(handles.typed(username)) is not None:
+        raise Busy(f"@{handles.typed(username)} is being fetched or imported; delete it when that is done.")
+    return ingest.delete_account(username)
+
+
+@cleanup
+def drop_staged_posts(failed_job_ids: list[int]) -> None:
+    """An import that stopped leaves its staged batches: drop them with its job, and any a day old."""
+    for job_id in failed_job_ids:
+        ingest.drop_staged(prefix=f"j{job_id}-")
+    ingest.drop_staged(older_than=uploads.KEEP)

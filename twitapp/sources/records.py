@@ -1,0 +1,56 @@
+"""Plain records that every source produces and the ingest path consumes.
+
+Sources (the X API, archives, the demo accounts) only fetch and normalise into these; they never touch
+the database. Keeping them free of Flask and SQLAlchemy lets the readers be tested on their own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text as it can be stored and hashed everywhere: no NUL characters, lone surrogates as U+FFFD.
+
+    PostgreSQL refuses NUL in text, and a lone surrogate (possible in JSON's \\uD800 escapes) cannot be
+    encoded as UTF-8; neither carries meaning in a post.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def checked_text(text: str | None, max_chars: int, empty: str, error: type[Exception], noun: str = "A post") -> str:
+    """Typed text, cleaned and trimmed, or ``error`` saying what to change when it is empty or too long."""
+    text = clean_text(text or "").strip()
+    if not text:
+        raise error(empty)
+    if len(text) > max_chars:
+        raise error(f"{noun} can be at most {max_chars} characters; this one has {len(text)}.")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """An account as a source knows it: the platform's numeric id, its handle and display name."""
+
+    id: int
+    username: str
+    name: str
+    followers_count: int | None = None  # when the source gives it
+
+
+@dataclass(frozen=True, slots=True)
+class PostRecord:
+    """One original post, normalised. ``created_at`` is always timezone-aware (UTC)."""
+
+    id: int
+    text: str
+    created_at: datetime
+    like_count: int = 0
+    retweet_count: int = 0
+    reply_count: int = 0
+    lang: str | None = None
+    has_media: bool | None = None  # a photo, video or GIF attached; None where the source does not say

@@ -1,0 +1,115 @@
+"""Will it get likes? The scoring page, and ``/models``: the registry with its champion contest, where a
+training run or the whole refresh loop is started (other capabilities add their models as panels)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+
+from twitapp import jobs
+from twitapp.auth import operator_required
+from twitapp.extensions import db
+from twitapp.models import ModelVersion
+from twitapp.virality import model as virality
+from twitapp.virality.forms import TrainViralityForm, ViralityForm
+from twitapp.web.forms import ButtonForm
+from twitapp.web.routes import accounts, recent
+from twitapp.web.security import rate_limit
+
+bp = Blueprint("virality", __name__)
+
+
+def _virality_page(form: ViralityForm, probability: float | None = None, status: int = 200):
+    row, model = virality.in_service()
+    form.username.choices = [("", "anyone (no account history)")] + [
+        (u.username, f"@{u.username}") for u, _ in accounts()
+    ]
+    return (
+        render_template(
+            "virality/virality.html",
+            form=form,
+            probability=probability,
+            model=row if model is not None else None,
+            max_chars=virality.MAX_TEXT_CHARS,
+        ),
+        status,
+    )
+
+
+@bp.route("/virality", methods=["GET", "POST"])
+@rate_limit("RATELIMIT_COMPARE")
+def virality_page():
+    """Type a post (and who would post it): the champion's probability that it gets likes."""
+    form = ViralityForm()
+    if not form.validate_on_submit():
+        return _virality_page(form, status=400 if form.is_submitted() else 200)
+    try:
+        probability, _ = virality.predict(form.text.data or "", form.username.data or None, form.media.data)
+    except virality.ViralityError as exc:
+        form.text.errors.append(str(exc))
+        return _virality_page(form, status=400)
+    return _virality_page(form, probability)
+
+
+MODEL_JOBS = ("virality-train", "refresh")
+
+
+@bp.get("/models")
+def models_page(train_form: TrainViralityForm | None = None, status: int = 200):
+    """The registry: every virality model with its standing, metrics and the decision that set it."""
+    if train_form is None:
+        champion = virality.champion_row()
+        train_form = TrainViralityForm(threshold=champion.params.get("threshold") if champion else None)
+    rows = db.session.scalars(
+        sa.select(ModelVersion).where(ModelVersion.kind == virality.KIND).order_by(ModelVersion.id)
+    ).all()
+    latest = max((j for j in map(jobs.latest_of, MODEL_JOBS) if j is not None), key=lambda j: j.id, default=None)
+    job = recent(latest)
+    return render_template(
+        "virality/models.html",
+        rows=rows,
+        chart=_auc_chart(rows),
+        job=job,
+        busy=bool(job and not job["finished"]),
+        run_form=ButtonForm(),
+        train_form=train_form,
+        online=bool(current_app.config.get("X_BEARER_TOKEN")),
+    ), status
+
+
+def _auc_chart(rows: list[ModelVersion]) -> dict | None:
+    """Points for the SVG chart of held-out ROC AUC across versions (x by version, y from 0.5 to 1)."""
+    scored = [r for r in rows if r.metrics.get("roc_auc") is not None]
+    if not scored:
+        return None
+    width, height, pad = 600, 180, 30
+    step = (width - 2 * pad) / max(len(scored) - 1, 1)
+    low = min(0.5, *(r.metrics["roc_auc"] for r in scored))
+    points = [
+        {
+            "x": round(pad + i * step, 1),
+            "y": round(height - pad - (r.metrics["roc_auc"] - low) / (1 - low) * (height - 2 * pad), 1),
+            "row": r,
+        }
+        for i, r in enumerate(scored)
+    ]
+    return {"width": width, "height": height, "pad": pad, "low": low, "points": points}
+
+
+@bp.post("/models/<kind>")
+@rate_limit("RATELIMIT_ADD")
+@operator_required
+def run_models_job(kind: str):
+    """Start a training run (``train``) or the whole loop (``refresh``) as a job this page follows."""
+    jobs_by_name = {"train": "virality-train", "refresh": "refresh"}
+    if kind not in jobs_by_name:
+        abort(404, description=f"There is nothing called {kind!r} to run here.")
+    form = TrainViralityForm() if kind == "train" else ButtonForm()
+    if not form.validate_on_submit():
+        if kind == "train" and form.errors.get("threshold"):
+            return models_page(train_form=form, status=400)
+        return redirect(url_for("virality.models_page"))
+    if not jobs.under_way_of(*MODEL_JOBS):
+        params = {"threshold": form.threshold.data} if kind == "train" else {}
+        jobs.submit(jobs_by_name[kind], **params)
+    return redirect(url_for("virality.models_page"))
