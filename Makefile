@@ -17,7 +17,7 @@ PORT ?= 5000
 # address operators must sign in (SIGN_IN_REQUIRED, on by default).
 SIGN_IN_REQUIRED ?= $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),0,1)
 
-.PHONY: run test install lint format bench
+.PHONY: run test check install lint format bench
 .DEFAULT_GOAL := run
 
 ## run: install, migrate the database, load the demo accounts into an empty one, serve on http://127.0.0.1:5000
@@ -30,6 +30,10 @@ run: install .env
 ## test: the whole suite (SQLite, PostgreSQL and browser tests; the latter skip when their server is missing)
 test: install
 	$(PIPENV) run pytest
+
+## check: lint, then the tests that need no PostgreSQL server and no browser (before every commit)
+check: lint
+	$(PIPENV) run pytest -m "not postgres and not browser"
 
 install: .venv/.synced
 

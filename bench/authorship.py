@@ -8,7 +8,7 @@ Two recipes are scored on the same sets:
 - seed: the spaCy document vector and a default LogisticRegression (the first version of the app).
   The vectors come from the app's tok2vec-only pipeline, which tests/test_embed.py shows equal to
   the full pipeline's ``nlp(text).vector``.
-- project: twitapp.predict.fit_with_trust, fed the same hashed features the app stores, fitted as a
+- project: twitapp.attribution.model.fit_with_trust, fed the same hashed features the app stores, fitted as a
   request fits (held-out fit for the trust figure and the temperature, then the final fit).
 Then the reliability of the project's probabilities (k = 2 and 4, 200 posts), and the latency of
 POST /api/predict through Flask's test client for 4 accounts with 200 and with 3,200 posts each, with
@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from twitapp.attribution import model as predict  # noqa: E402
+from twitapp.attribution import recipe, trust  # noqa: E402
 from twitapp.ingest import embed, features  # noqa: E402
 
 TEST_POSTS = 50
@@ -115,7 +116,7 @@ def project_recipe(corpus: Corpus, accounts: list[str], tempered: bool = True) -
     """
     train, test, y_train, y_test = corpus.split(accounts)
     newest_first = np.concatenate([np.arange(len(corpus.train_rows[a]))[::-1] for a in accounts])
-    data = predict.TrainingData(corpus.counts[train], y_train, newest_first)
+    data = recipe.TrainingData(corpus.counts[train], y_train, newest_first)
     model = predict.fit_with_trust(data, list(range(len(accounts)))).model
     corpus.temperatures.append(model.temperature)
     if not tempered:
@@ -154,7 +155,7 @@ def reliability(calibration: dict, size: int, ks: list[int]) -> None:
     print(
         f"\n## Calibration of the project's probabilities ({size} posts per account; temperature fitted per "
         f"comparison: median {np.median(temperatures):.2f}, range {min(temperatures):.2f}-{max(temperatures):.2f}, "
-        f"prior {predict.TEMPERATURE})"
+        f"prior {recipe.TEMPERATURE})"
     )
     edges = [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001]
     for k in ks:
@@ -183,16 +184,16 @@ def tune(accounts: dict) -> None:
     corpus = Corpus(accounts, 200, test_offset=TEST_POSTS)
     drawn = {k: candidate_sets(corpus.names, k, 10, seed=1) for k in (2, 4)}
     best = None
-    in_use = (predict.BLOCK_WEIGHTS["words"], predict.C)
+    in_use = (recipe.BLOCK_WEIGHTS["words"], recipe.C)
     for words, c in itertools.product((0.7, 1.0, 1.4), (5.0, 20.0, 80.0)):
-        predict.BLOCK_WEIGHTS["words"], predict.C = words, c
+        recipe.BLOCK_WEIGHTS["words"], recipe.C = words, c
         scores = {k: np.mean([project_recipe(corpus, s)[0] for s in sets]) for k, sets in drawn.items()}
         print(f"  words weight {words:<4} C {c:<5} k=2 {scores[2]:.3f} k=4 {scores[4]:.3f}", flush=True)
         if best is None or scores[4] > best[0]:
             best = (scores[4], words, c)
     print(f"  best on k=4: words weight {best[1]}, C {best[2]} ({best[0]:.3f}); the temperature below is")
     print(f"  fitted for the constants in use: words weight {in_use[0]}, C {in_use[1]}")
-    predict.BLOCK_WEIGHTS["words"], predict.C = in_use
+    recipe.BLOCK_WEIGHTS["words"], recipe.C = in_use
     embedding_block(corpus, drawn)
     logits, truths = [], []
     for sets in drawn.values():
@@ -233,14 +234,14 @@ def embedding_block(corpus: Corpus, drawn: dict[int, list[list[str]]]) -> None:
             accuracy = []
             for chosen in sets:
                 train, test, y_train, y_test = corpus.split(chosen)
-                weighting = predict.Weighting.fit(corpus.counts[train])
+                weighting = recipe.Weighting.fit(corpus.counts[train])
                 X_train, X_test = weighting.transform(corpus.counts[train]), weighting.transform(corpus.counts[test])
                 if weight:
                     mean, std = corpus.vectors[train].mean(axis=0), corpus.vectors[train].std(axis=0) + 1e-6
                     scale = weight / np.sqrt(embed.DIM)
                     X_train = sp.hstack([X_train, sp.csr_matrix((corpus.vectors[train] - mean) / std * scale)]).tocsr()
                     X_test = sp.hstack([X_test, sp.csr_matrix((corpus.vectors[test] - mean) / std * scale)]).tocsr()
-                model = predict.Softmax.fit(X_train, y_train)
+                model = recipe.Softmax.fit(X_train, y_train)
                 accuracy.append((model.classes[model.decision_function(X_test).argmax(axis=1)] == y_test).mean())
             scores[k] = np.mean(accuracy)
         print(f"  spaCy vector block weight {weight:<4}      k=2 {scores[2]:.3f} k=4 {scores[4]:.3f}", flush=True)
@@ -318,8 +319,8 @@ def main() -> None:
     accounts = load_accounts(args.data)
     print(f"Accounts: {', '.join(f'{n} ({len(p)})' for n, p in accounts.items())}")
     print(
-        f"Recipe: block weights {predict.BLOCK_WEIGHTS}, C {predict.C}, min df {predict.MIN_DF}, "
-        f"temperature prior {predict.TEMPERATURE} (pull {predict.TEMPERATURE_PULL})"
+        f"Recipe: block weights {recipe.BLOCK_WEIGHTS}, C {recipe.C}, min df {recipe.MIN_DF}, "
+        f"temperature prior {recipe.TEMPERATURE} (pull {trust.TEMPERATURE_PULL})"
     )
     if args.tune:
         tune(accounts)

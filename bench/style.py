@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from twitapp.attribution import model as predict  # noqa: E402
+from twitapp.style import judge, kneser_ney, sampling  # noqa: E402
 from twitapp.style import lstm as neural  # noqa: E402
 from twitapp.style import model as generate  # noqa: E402
 
@@ -46,13 +47,13 @@ def load(data: Path) -> dict[str, list[str]]:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         rows = [r for r in rows if str(r["conversation_id"]) == str(r["id"]) and not r["text"].startswith("RT @")]
         rows.sort(key=lambda r: (r["created_at"], int(r["id"])))
-        accounts[path.stem] = [t for t in (generate.normalise(r["text"]) for r in rows) if t]
+        accounts[path.stem] = [t for t in (sampling.normalise(r["text"]) for r in rows) if t]
     return accounts
 
 
 def plain_baseline(train: list[str], test: list[str]) -> float:
     alphabet = "".join(sorted({c for t in train + test for c in t}))
-    model = generate.CharModel.train(train, order=8, alphabet=alphabet)
+    model = kneser_ney.CharModel.train(train, order=8, alphabet=alphabet)
     for table in model.tables:
         table.discounts = np.array([0.75, 0.75, 0.75])
     return model.bits_per_char(test)
@@ -95,7 +96,7 @@ def main() -> None:
             for engine in engines:
                 started = time.perf_counter()
                 pool = [p for o in names if o != name for p in accounts[o][-generate.POOL_PER_ACCOUNT :]]
-                figures = generate.judge(
+                figures = judge.judge(
                     texts,
                     [accounts[o][-predict.MAX_TRAIN_POSTS :] for o in others],
                     count=args.count,

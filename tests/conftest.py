@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime, timedelta
-
 import pytest
-import sqlalchemy as sa
 
-from tests.fakex import fake_x  # noqa: F401  (a fixture other test files use)
-from tests.pgserver import PostgresServer, PostgresUnavailable
-from tests.redisserver import RedisServer, RedisUnavailable
+from tests.support.data import VOICES, count_rows, make_posts, require, stored, writers  # noqa: F401  (shared with the test files, writers as a fixture)
+from tests.support.fakex import fake_x  # noqa: F401  (a fixture other test files use)
+from tests.support.pgserver import PostgresServer, PostgresUnavailable
+from tests.support.redisserver import RedisServer, RedisUnavailable
 from twitapp import create_app, jobs
 from twitapp.config import normalise_database_url
 from twitapp.extensions import db
-from twitapp.sources.records import AccountRecord, PostRecord
-
-
-def require(component: str, reason: str):
-    """Skip when a real component is missing, unless CI demands it (REQUIRE_<COMPONENT>=1)."""
-    if os.environ.get(f"REQUIRE_{component.upper()}") == "1":
-        pytest.fail(f"{component} is required here but unavailable: {reason}")
-    pytest.skip(f"{component} unavailable: {reason}")
+from twitapp.sources.records import AccountRecord
 
 
 @pytest.fixture(scope="session")
@@ -116,43 +106,6 @@ def runner(app):
     return app.test_cli_runner()
 
 
-# Short made-up voices, distinct enough for a small model to separate them.
-VOICES = {
-    "baker": [
-        "fresh sourdough out of the oven at six, come early before it sells out",
-        "the rye loaves are proving slowly today, cold kitchen, warm hearts",
-        "flour everywhere again. croissants are worth it though",
-        "new cinnamon buns on the counter this morning, still warm",
-        "we ran out of baguettes by nine, sorry friends, more tomorrow at dawn",
-        "butter, flour, salt, patience. that is the whole secret of good bread",
-    ],
-    "commuter": [
-        "Route 12 was 14 minutes late again. Third time this week. #transit",
-        "Bike lane on 5th Street finally open: 2.3 km of protected track, 0 potholes.",
-        "Timetable update: the 7:42 express now leaves at 7:38. Plan accordingly.",
-        "Bus bunching on route 9: three buses at once, then nothing for 25 minutes.",
-        "Counted 41 cyclists at the bridge between 8 and 9am. Up from 28 last month.",
-        "Signal fault at Central station, trains delayed 10-15 min. #transit",
-    ],
-    "coder": [
-        "deployed on a friday. rolled back on a friday. classic",
-        "spent three hours on a bug that was a missing `await`",
-        "tests green, coffee cold, merge button pressed",
-        "refactored the parser today, 400 lines deleted, nothing broke",
-        "the flaky test is flaky again. adding retries feels like giving up",
-        "new laptop, new dotfiles, same typos in git commit messages",
-    ],
-}
-
-
-def make_posts(texts: list[str], start_id: int, start: datetime | None = None) -> list[PostRecord]:
-    start = start or datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
-    return [
-        PostRecord(id=start_id + i, text=text, created_at=start + timedelta(hours=i), like_count=i % 4, lang="en")
-        for i, text in enumerate(texts)
-    ]
-
-
 @pytest.fixture
 def add_account(app):
     """Store an account with the given texts through the real ingest path (embedding included)."""
@@ -182,17 +135,3 @@ def voices(add_account):
     for i, (username, texts) in enumerate(VOICES.items(), start=1):
         add_account(username, texts, account_id=i * 111)
     return list(VOICES)
-
-
-def count_rows(app, model) -> int:
-    with app.app_context():
-        return db.session.scalar(sa.select(sa.func.count()).select_from(model))
-
-
-def stored(*files: tuple[str, bytes]) -> list[int]:
-    """Files stored as a page stores what is sent (in the app context the caller holds); their upload ids."""
-    import io
-
-    from twitapp.jobs import uploads
-
-    return uploads.store([(name, io.BytesIO(raw)) for name, raw in files])

@@ -1,6 +1,7 @@
 """Author attribution, the heart of the app: which of these accounts would most likely post this text,
 how far to trust the answer, and why. A logistic regression is fitted on the chosen accounts' stored
-posts at request time (``model``)."""
+posts at request time (``model``: the request; ``recipe``: the model; ``trust``: its held-out accuracy
+and temperature; ``reasons``: the why)."""
 
 from __future__ import annotations
 

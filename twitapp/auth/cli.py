@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import click
 import sqlalchemy as sa
-from flask.cli import with_appcontext
+from flask.cli import AppGroup
 
 from twitapp.auth import OPERATOR_NAME, TOKEN_PREFIX, find_operator, hash_password, new_session_token, token_digest
 from twitapp.extensions import db
@@ -16,7 +16,7 @@ from twitapp.models import ApiToken, Operator
 
 MIN_PASSWORD, MAX_PASSWORD = 10, 1000  # the sign-in form takes at most MAX_PASSWORD characters
 
-operator_cli = click.Group("operator", help="Operators: the people who may change what this site stores.")
+operator_cli = AppGroup("operator", help="Operators: the people who may change what this site stores.")
 
 
 def _password(stdin: bool) -> str:
@@ -41,7 +41,6 @@ password_stdin = click.option("--password-stdin", is_flag=True, help="Read the p
 
 
 @operator_cli.command("create")
-@with_appcontext
 @click.argument("name")
 @password_stdin
 def create(name: str, password_stdin: bool) -> None:
@@ -59,7 +58,6 @@ def create(name: str, password_stdin: bool) -> None:
 
 
 @operator_cli.command("password")
-@with_appcontext
 @click.argument("name")
 @password_stdin
 def set_password(name: str, password_stdin: bool) -> None:
@@ -75,7 +73,6 @@ def set_password(name: str, password_stdin: bool) -> None:
 
 
 @operator_cli.command("signout")
-@with_appcontext
 @click.argument("name")
 def sign_out_everywhere(name: str) -> None:
     """End every session NAME has signed in (its API tokens stay; revoke those apart)."""
@@ -86,7 +83,6 @@ def sign_out_everywhere(name: str) -> None:
 
 
 @operator_cli.command("list")
-@with_appcontext
 def list_operators() -> None:
     """Every operator, with when it last signed in and how many live API tokens it has."""
     live = sa.func.count(ApiToken.id).filter(ApiToken.revoked_at.is_(None))
@@ -101,7 +97,6 @@ def list_operators() -> None:
 
 
 @operator_cli.command("delete")
-@with_appcontext
 @click.argument("name")
 @click.confirmation_option(prompt="Delete this operator and its API tokens?")
 def delete(name: str) -> None:
@@ -114,7 +109,6 @@ def delete(name: str) -> None:
 
 
 @operator_cli.command("token")
-@with_appcontext
 @click.argument("name")
 @click.option("--label", required=True, help="What the token is for, to recognise it later (e.g. 'nightly refresh').")
 def make_token(name: str, label: str) -> None:
@@ -132,7 +126,6 @@ def make_token(name: str, label: str) -> None:
 
 
 @operator_cli.command("tokens")
-@with_appcontext
 @click.argument("name")
 def list_tokens(name: str) -> None:
     """NAME's API tokens: id, label, when made and last used, and whether revoked."""
@@ -149,7 +142,6 @@ def list_tokens(name: str) -> None:
 
 
 @operator_cli.command("revoke")
-@with_appcontext
 @click.argument("token_id", type=click.IntRange(1, 2**31 - 1))
 def revoke(token_id: int) -> None:
     """Revoke the API token TOKEN_ID (from `flask operator tokens NAME`): it is refused from now on."""

@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 
 from twitapp.jobs.cli import run_job
 from twitapp.sources import handles
+from twitapp.style import judge
 from twitapp.style import model as generate
 
 commands = AppGroup("generate", help="Write posts in the style of a stored account.")
@@ -48,7 +49,7 @@ def generate_write(username: str, count: int, temperature: float, opening: str, 
 def generate_evaluate(username: str, against: tuple[str, ...], count: int, engine: str) -> None:
     """Held-out bits per character, distance to the real posts, copy rate and style fidelity."""
     try:
-        figures = generate.evaluate_account(username, list(against), count, engine)
+        figures = judge.evaluate_account(username, list(against), count, engine)
     except generate.StyleError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"@{figures['username']}: trained on the oldest 90% of {figures['posts']:,} posts, tested on the rest")

@@ -8,6 +8,7 @@ weights, stops after three such epochs, and keeps the best epoch.
 
 Each post is a sequence of its own: a start symbol, its characters, an end symbol, so the model learns how
 posts open and where they stop, and its bits per character are comparable with the Kneser-Ney engine's.
+Drawn posts keep to the same length limit, cut the same way (sampling.py).
 Weights are saved as NumPy arrays (``numpy.savez``), never as a pickle.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from twitapp.errors import UserError
+from twitapp.style.sampling import MAX_POST_CHARS, cut
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 HIDDEN, LAYERS, DROPOUT, EMBEDDING = 128, 2, 0.2, 48
@@ -167,8 +169,6 @@ class LSTMModel:
         return model, {"epochs": len(history), "best_epoch": best_epoch, "held_out_bits": history}
 
     def sample(self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "") -> str:
-        from twitapp.style.model import MAX_POST_CHARS, _cut
-
         torch = _torch()
         self.network.eval()
         text = list(opening)
@@ -183,7 +183,7 @@ class LSTMModel:
                     return "".join(text).strip()
                 text.append(self.alphabet[symbol - 4])
                 logits, state = self.network(torch.tensor([[symbol]]), state)
-        return _cut("".join(text))
+        return cut("".join(text))
 
     def to_bytes(self) -> bytes:
         arrays = {f"w_{k}": v.numpy() for k, v in self.network.state_dict().items()}

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from tests.test_pages import fake_posts, online
+from tests.support.data import fake_posts, online
 from twitapp import create_app, jobs
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows, make_posts
+from tests.support.data import count_rows, make_posts
 from twitapp.extensions import db
 from twitapp.ingest import embed
 from twitapp.ingest.store import IngestError, import_tweets

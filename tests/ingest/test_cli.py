@@ -2,8 +2,7 @@
 
 import json
 
-from tests.conftest import count_rows
-from tests.test_pages import fake_posts
+from tests.support.data import count_rows, fake_posts
 from twitapp.extensions import db
 from twitapp.models import Tweet, User, find_user
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.fakex import FakeXAPI, fake_x  # noqa: F401  (fake_x is a fixture used by name)
+from tests.support.fakex import FakeXAPI, fake_x  # noqa: F401  (fake_x is a fixture used by name)
 from twitapp.sources.records import AccountRecord, PostRecord
 from twitapp.sources.x import (
     AccountNotFound,

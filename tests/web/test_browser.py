@@ -21,9 +21,8 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.browser import BrowserUnavailable, LiveServer, start_chromium
-from tests.conftest import require
-from tests.test_sentiment import training_rows
+from tests.support.browser import BrowserUnavailable, LiveServer, start_chromium
+from tests.support.data import require, training_rows
 from twitapp import create_app, jobs
 from twitapp.attribution.model import MAX_TEXT_CHARS
 from twitapp.extensions import db
@@ -37,7 +36,7 @@ from twitapp.web.routes import POSTS_PER_PAGE
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 VIEWPORT = {"width": 1100, "height": 800}
 OPERATOR, OPERATOR_PASSWORD = "keeper", "lamp oil and patience"

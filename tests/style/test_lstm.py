@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from tests.conftest import require
-from tests.test_generate import voice_posts, writers  # noqa: F401  (the fixture)
+from tests.support.data import require, voice_posts
 from twitapp.style import lstm as neural
 from twitapp.style import model as generate
+from twitapp.style import sampling
 
 
 @pytest.fixture
@@ -33,11 +33,11 @@ def test_the_lstm_learns_stops_early_and_survives_storage(torch):
     assert model.bits_per_char(posts[100:]) == pytest.approx(min(bits), abs=1e-3)  # the best epoch was kept
     restored = neural.LSTMModel.from_bytes(model.to_bytes())
     assert restored.bits_per_char(posts[100:]) == pytest.approx(model.bits_per_char(posts[100:]), abs=1e-6)
-    drawn, _ = generate.draw(restored, posts, count=3, temperature=0.8, opening="rye", seed=1)
-    assert all(text.startswith("rye") and len(text) <= generate.MAX_POST_CHARS for text in drawn)
+    drawn, _ = sampling.draw(restored, posts, count=3, temperature=0.8, opening="rye", seed=1)
+    assert all(text.startswith("rye") and len(text) <= sampling.MAX_POST_CHARS for text in drawn)
 
 
-def test_an_account_can_be_written_like_with_the_lstm(app, client, runner, writers, torch, few_epochs):  # noqa: F811
+def test_an_account_can_be_written_like_with_the_lstm(app, client, runner, writers, torch, few_epochs):
     result = runner.invoke(args=["generate", "train", "coder", "--engine", "lstm"])
     assert result.exit_code == 0, result.output
     assert "Trained a style model of @coder on 80 posts: an LSTM" in result.output
@@ -48,7 +48,7 @@ def test_an_account_can_be_written_like_with_the_lstm(app, client, runner, write
     assert "(an LSTM," in page and '<option value="lstm">' in page
 
 
-def test_without_pytorch_the_lstm_is_refused_with_the_reason(app, client, writers, monkeypatch):  # noqa: F811
+def test_without_pytorch_the_lstm_is_refused_with_the_reason(app, client, writers, monkeypatch):
     monkeypatch.setattr(neural, "available", lambda: False)
     response = client.post("/api/users/baker/style", json={"engine": "lstm"})
     assert response.status_code == 400 and "needs PyTorch" in response.get_json()["message"]

@@ -6,27 +6,10 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import VOICES, count_rows, stored
+from tests.support.data import VOICES, count_rows, fake_posts, online, stored
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import Job, Tweet, Upload, UploadPart, User, find_user
-
-
-def fake_posts(start_id: int, count: int, prefix: str = "post") -> list[dict]:
-    return [
-        {
-            "id": start_id + i,
-            "text": f"{prefix} {i} about the harbour market and the rain",
-            "created_at": f"2026-03-{1 + i // 24:02d}T{i % 24:02d}:00:00.000Z",
-            "like_count": i,
-            "lang": "en",
-        }
-        for i in range(count)
-    ]
-
-
-def online(app, fake_x):
-    app.config.update(X_BEARER_TOKEN=fake_x.bearer_token, X_API_URL=fake_x.url)
 
 
 def test_home_lists_accounts_with_counts_and_says_it_is_offline(client, voices):
@@ -208,7 +191,7 @@ def send_file(client, username: str, *files: tuple[str, str]):
 
 
 def test_an_archive_sent_from_the_home_page_is_imported_as_a_job(app, client):
-    from tests.test_archive import TWEETS_JS
+    from tests.support.data import TWEETS_JS
 
     response = send_file(client, "@harbour_fan", ("tweets.js", TWEETS_JS), ("account.js", ACCOUNT_JS))  # @ or not
     assert response.status_code == 302 and response.headers["Location"].endswith("/user/harbour_fan")
@@ -278,7 +261,7 @@ def test_a_file_read_by_its_job_is_named_on_the_account_page_and_nothing_is_stor
     app, client, username, files, message
 ):
     """The file is read in the job, never in the request: a bad line is named where the job is followed."""
-    from tests.test_archive import TWEETS_JS
+    from tests.support.data import TWEETS_JS
 
     files = [(name, TWEETS_JS if text == "TWEETS" else text) for name, text in files]
     response = send_file(client, username, *files)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import VOICES
+from tests.support.data import VOICES
 
 
 def test_api_ranks_every_chosen_account_with_probabilities(client, voices):

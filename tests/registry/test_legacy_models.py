@@ -24,7 +24,7 @@ from twitapp.sentiment import model as sentiment
 from twitapp.style import model as generate
 from twitapp.virality import model as virality
 
-LEGACY = json.loads((Path(__file__).parent / "data" / "legacy_models.json").read_text(encoding="utf-8"))
+LEGACY = json.loads((Path(__file__).parents[1] / "data" / "legacy_models.json").read_text(encoding="utf-8"))
 
 
 def store_legacy_rows(kind: str) -> None:

@@ -1,43 +1,15 @@
 """Virality: the model, the registry's promotions and refusals, the refresh loop, pages, API and CLI."""
 
-import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows
-from tests.test_pages import online
+from tests.support.data import START, count_rows, liked_posts, online, store, virality_posts
 from twitapp.extensions import db
-from twitapp.ingest.store import import_tweets
 from twitapp.models import ModelVersion, Tweet, User
-from twitapp.sources.records import AccountRecord, PostRecord
+from twitapp.sources.records import PostRecord
 from twitapp.virality import model as virality
-
-LIKED = ["Huge giveaway today, win a signed copy", "Big news: our new album is out now", "Giveaway time! Tag a friend"]
-IGNORED = [
-    "minutes of the committee meeting, item four",
-    "routine notice: office closed",
-    "agenda item five, see annex",
-]
-START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
-
-
-def posts(start_id: int, count: int, start: datetime, signal: bool = True, seed: int = 0) -> list[PostRecord]:
-    """Posts every 5 hours; with ``signal``, the liked kind of text gets likes and the other kind none."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(count):
-        liked = rng.random() < 0.5
-        text = f"{rng.choice(LIKED if liked else IGNORED)} #{start_id + i}"
-        likes = (rng.randint(3, 40) if liked else 0) if signal else rng.choice([0, 0, 5])
-        out.append(PostRecord(start_id + i, text, start + timedelta(hours=5 * i), like_count=likes, lang="en"))
-    return out
-
-
-def store(app, username: str, account_id: int, records: list[PostRecord]) -> None:
-    with app.app_context():
-        import_tweets(AccountRecord(account_id, username, username.title()), records, source="archive")
 
 
 def versions(app) -> list[tuple[int, str, bool]]:
@@ -53,7 +25,7 @@ def score(client, text: str, username: str | None = None) -> float:
 
 
 def test_the_first_model_is_promoted_and_serves_what_it_learned(app, client, runner):
-    store(app, "festival", 501, posts(1_000, 160, START))
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
     result = runner.invoke(args=["virality", "train"])
     assert result.exit_code == 0, result.output
     assert "Trained virality model 1" in result.output and "promoted: it is now in service" in result.output
@@ -66,7 +38,7 @@ def test_the_first_model_is_promoted_and_serves_what_it_learned(app, client, run
 
 
 def test_a_challenger_no_better_than_the_champion_is_refused(app, client, runner):
-    store(app, "festival", 501, posts(1_000, 160, START))
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
     result = runner.invoke(args=["virality", "train"])  # nothing new: the same posts, the same model
     assert result.exit_code == 0, result.output
@@ -79,9 +51,9 @@ def test_a_challenger_no_better_than_the_champion_is_refused(app, client, runner
 
 
 def test_a_challenger_that_wins_on_fresh_posts_replaces_the_champion(app, client, runner):
-    store(app, "festival", 501, posts(1_000, 150, START, signal=False, seed=1))  # likes owe nothing to the text
+    store(app, "festival", 501, virality_posts(1_000, 150, START, signal=False, seed=1))  # likes: not the text
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
-    store(app, "festival", 501, posts(5_000, 250, START + timedelta(days=60), seed=2))  # newer posts, a pattern
+    store(app, "festival", 501, virality_posts(5_000, 250, START + timedelta(days=60), seed=2))  # newer: a pattern
     result = runner.invoke(args=["virality", "train"])
     assert result.exit_code == 0, result.output
     assert "promoted: it is now in service" in result.output and "better by" in result.output
@@ -97,7 +69,7 @@ def test_a_challenger_that_wins_on_fresh_posts_replaces_the_champion(app, client
 
 
 def test_too_few_posts_or_one_kind_of_post_is_explained_and_nothing_is_stored(app, runner):
-    store(app, "quiet", 502, posts(1_000, 30, START))
+    store(app, "quiet", 502, virality_posts(1_000, 30, START))
     result = runner.invoke(args=["virality", "train"])
     assert result.exit_code != 0 and "Training needs at least 60 posts" in result.output
     store(app, "quiet", 502, [PostRecord(9_000 + i, f"post {i}", START + timedelta(days=i), 4) for i in range(100)])
@@ -108,18 +80,6 @@ def test_too_few_posts_or_one_kind_of_post_is_explained_and_nothing_is_stored(ap
     assert result.exit_code != 0 and "All 26 held-out posts have more than 3 likes" in result.output
     assert "Wait for more varied posts" in result.output  # the median (4) would split them no better
     assert count_rows(app, ModelVersion) == 0
-
-
-def liked_posts(start_id: int, count: int, start: datetime, seed: int = 0) -> list[PostRecord]:
-    """Posts every 5 hours that all get likes: the liked kind of text 30 to 60, the other kind 1 to 10."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(count):
-        liked = rng.random() < 0.5
-        text = f"{rng.choice(LIKED if liked else IGNORED)} #{start_id + i}"
-        likes = rng.randint(30, 60) if liked else rng.randint(1, 10)
-        out.append(PostRecord(start_id + i, text, start + timedelta(hours=5 * i), like_count=likes, lang="en"))
-    return out
 
 
 def test_when_every_post_gets_likes_the_first_model_asks_about_the_median(app, runner):
@@ -155,7 +115,7 @@ def test_a_run_without_a_threshold_keeps_the_champions_question(app, runner):
 def test_posts_whose_likes_are_still_coming_in_are_left_out(app):
     now = datetime.now(UTC)
     fresh = [PostRecord(7_000 + i, f"just posted {i}", now - timedelta(hours=i), 0) for i in range(10)]
-    store(app, "festival", 501, posts(1_000, 100, START) + fresh)
+    store(app, "festival", 501, virality_posts(1_000, 100, START) + fresh)
     with app.app_context():
         settled = virality.stored_posts()
     assert len(settled) == 100 and all(p.created_at < now - virality.MATURE for p in settled)
@@ -177,7 +137,7 @@ def test_a_posts_history_holds_only_earlier_posts_whose_likes_had_settled():
 
 
 def test_a_damaged_champion_is_not_served_and_its_successor_says_why(app, client, runner):
-    store(app, "festival", 501, posts(1_000, 160, START))
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
     with app.app_context():
         db.session.execute(sa.update(ModelVersion).values(artefact=b"not the model that was hashed"))
@@ -198,7 +158,7 @@ def test_the_pages_say_what_is_missing_and_refuse_bad_input(app, client):
     assert response.status_code == 503 and "flask virality train" in response.get_json()["message"]
     assert "No model has been trained yet." in client.get("/models").get_data(as_text=True)
 
-    store(app, "festival", 501, posts(1_000, 160, START))
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
     with app.app_context():
         virality.train_and_compare()
     for body, message in [
@@ -220,7 +180,7 @@ def test_the_pages_say_what_is_missing_and_refuse_bad_input(app, client):
 
 
 def test_the_models_page_starts_a_training_job(app, client):
-    store(app, "festival", 501, posts(1_000, 160, START))
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
     response = client.post("/models/train")
     assert response.status_code == 302
     from twitapp import jobs
@@ -259,7 +219,7 @@ def x_posts(start_id: int, count: int, start: datetime, seed: int) -> list[dict]
             "like_count": p.like_count,
             "lang": "en",
         }
-        for p in posts(start_id, count, start, seed=seed)
+        for p in virality_posts(start_id, count, start, seed=seed)
     ]
 
 
@@ -286,7 +246,7 @@ def test_refresh_fetches_trains_and_promotes_then_keeps_the_champion(app, client
 
 
 def test_a_refresh_that_cannot_train_ends_well_and_says_why(app, runner):
-    store(app, "quiet", 502, posts(1_000, 30, START))
+    store(app, "quiet", 502, virality_posts(1_000, 30, START))
     result = runner.invoke(args=["refresh"])  # for a scheduler, this is no failure: nothing to learn yet
     assert result.exit_code == 0, result.output
     assert (
@@ -323,9 +283,9 @@ def test_an_update_refreshes_the_likes_of_recent_posts(app, runner, fake_x):
 
 @pytest.mark.parametrize("margin", [0.5])
 def test_the_margin_is_respected(app, runner, margin):
-    store(app, "festival", 501, posts(1_000, 150, START, signal=False, seed=1))
+    store(app, "festival", 501, virality_posts(1_000, 150, START, signal=False, seed=1))
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
-    store(app, "festival", 501, posts(5_000, 250, START + timedelta(days=60), seed=2))
+    store(app, "festival", 501, virality_posts(5_000, 250, START + timedelta(days=60), seed=2))
     result = runner.invoke(args=["virality", "train", "--margin", str(margin)])
     assert result.exit_code == 0 and f"not better by {margin}" in result.output
     assert versions(app) == [(1, "champion", True), (2, "challenger", False)]
@@ -336,7 +296,7 @@ def test_each_run_is_logged_to_mlflow_when_a_tracking_uri_is_set(app, runner, tm
     mlflow = pytest.importorskip("mlflow", reason="MLflow is optional (the Pipfile's mlflow category)")
     monkeypatch.chdir(tmp_path)  # a SQLite store keeps run artefacts in ./mlruns
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    store(app, "festival", 501, posts(1_000, 160, START))
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -356,7 +316,7 @@ def test_a_tracking_server_that_is_down_does_not_undo_the_training(app, runner, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    store(app, "festival", 501, posts(1_000, 160, START))
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
     result = runner.invoke(args=["virality", "train"])
     assert result.exit_code == 0 and "promoted" in result.output
     assert versions(app) == [(1, "champion", True)]
@@ -364,7 +324,7 @@ def test_a_tracking_server_that_is_down_does_not_undo_the_training(app, runner, 
 
 
 def test_a_refused_challenger_keeps_its_figures_and_decision_but_not_its_bytes(app, client, runner, caplog):
-    store(app, "festival", 501, posts(1_000, 160, START))
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
     assert runner.invoke(args=["virality", "train"]).exit_code == 0  # the same posts: refused
     listed = {m["version"]: m for m in client.get("/api/models").get_json()["models"]}

@@ -16,11 +16,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.test_pages import fake_posts
+from tests.support.data import fake_posts
 from twitapp.config import normalise_database_url
 
 pytestmark = pytest.mark.postgres
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

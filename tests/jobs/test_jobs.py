@@ -7,8 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows, stored
-from tests.test_pages import fake_posts, online
+from tests.support.data import count_rows, fake_posts, online, stored
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.ingest import jobs as ingest_jobs
@@ -208,6 +207,25 @@ def test_jobs_run_on_rq_workers_when_redis_is_set(app, client, fake_x, redis_url
     assert body["state"] == "done", body
     assert "Added @quaynews with 120 posts." in client.get("/user/quaynews").get_data(as_text=True)
     assert count_rows(app, Tweet) == 120 and len(job_rows(app)) == 1
+
+
+def test_a_job_queued_by_the_code_before_a_deploy_still_runs(app, fake_x, redis_url, runner):
+    """RQ keeps the dotted name of the function a job calls; jobs queued before the code moved name
+    ``twitapp.jobs.run_in_worker``, and a worker started after the deploy must still find it."""
+    online(app, fake_x)
+    app.config["REDIS_URL"] = redis_url
+    queue = jobs.rq_queue(redis_url)
+    queue.empty()
+    fake_x.add_user(78, "tidewatch", "Tide Watch", fake_posts(6000, 30))
+    with app.app_context():
+        job = jobs.create("add", "tidewatch", "rq")
+        queue.enqueue("twitapp.jobs.run_in_worker", job.id, job_id=jobs.rq_id(job.id), result_ttl=0)
+        job_id = job.id
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.get(Job, job_id).state == "done"
+    assert count_rows(app, Tweet) == 30
 
 
 def test_the_worker_command_needs_redis(runner):

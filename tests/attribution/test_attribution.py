@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import VOICES
+from tests.support.data import VOICES
 from twitapp.attribution import model as predict
+from twitapp.attribution import recipe
+from twitapp.attribution.reasons import explain
+from twitapp.attribution.trust import TEMPERATURE_RANGE, fit_temperature, holdout_mask
 from twitapp.extensions import db
 from twitapp.ingest import features
 from twitapp.models import Tweet
@@ -84,7 +87,7 @@ def test_reasons_add_up_to_the_log_odds(app, voices):
         fitted, _ = predict.fitted_for(users)
         model = fitted.model
         ids = {u.username: u.id for u in users}
-        reasons = predict.explain(model, text, ids["commuter"], ids["baker"], {u.id: u.username for u in users})
+        reasons = explain(model, text, ids["commuter"], ids["baker"], {u.id: u.username for u in users})
         logits = model.classifier.decision_function(model.weighting.transform(features.count_matrix([text])))[0]
         classes = list(model.classes)
         a, b = classes.index(ids["commuter"]), classes.index(ids["baker"])
@@ -129,9 +132,9 @@ def test_the_temperature_follows_the_held_out_answers():
     overconfident[np.arange(200), guesses] = 6.0  # about 25% right, each time 99% sure
     hesitant = np.zeros((200, 4))
     hesitant[np.arange(200), truth] = 0.5  # always right, each time 40% sure
-    assert predict.fit_temperature(overconfident, truth) > 2 * predict.TEMPERATURE
-    assert predict.fit_temperature(hesitant, truth) < predict.TEMPERATURE / 2
-    assert predict.TEMPERATURE_RANGE[0] <= predict.fit_temperature(hesitant, truth)
+    assert fit_temperature(overconfident, truth) > 2 * recipe.TEMPERATURE
+    assert fit_temperature(hesitant, truth) < recipe.TEMPERATURE / 2
+    assert TEMPERATURE_RANGE[0] <= fit_temperature(hesitant, truth)
 
 
 def test_the_cache_reuses_a_model_until_an_account_gets_new_posts(app, client, voices, add_account):
@@ -189,14 +192,14 @@ def test_the_fit_matches_scikit_learns_logistic_regression(app, voices, monkeypa
     """Run to convergence and without the temperature, the solver lands where scikit-learn's does."""
     from sklearn.linear_model import LogisticRegression
 
-    monkeypatch.setattr(predict, "GTOL", 1e-9)
-    monkeypatch.setattr(predict, "MAX_ITER", 5000)
-    monkeypatch.setattr(predict, "TEMPERATURE", 1.0)
+    monkeypatch.setattr(recipe, "GTOL", 1e-9)
+    monkeypatch.setattr(recipe, "MAX_ITER", 5000)
+    monkeypatch.setattr(recipe, "TEMPERATURE", 1.0)
     with app.app_context():
         data = predict.load_training_data([111, 222, 333])
-    model = predict.Model.fit(data.counts, data.labels)
+    model = recipe.Model.fit(data.counts, data.labels)
     X = model.weighting.transform(data.counts)
-    reference = LogisticRegression(C=predict.C, tol=1e-8, max_iter=5000).fit(X, data.labels)
+    reference = LogisticRegression(C=recipe.C, tol=1e-8, max_iter=5000).fit(X, data.labels)
     probe = features.count_matrix(["rye loaves", "Route 12 late", "tests green", "hello"])
     expected = reference.predict_proba(model.weighting.transform(probe))
     np.testing.assert_allclose(model.probabilities(probe), expected, atol=2e-3)
@@ -226,7 +229,7 @@ def test_weighting_is_sublinear_tf_idf_with_each_block_of_unit_length():
 
     texts = ["rye loaves rise", "rye crust, rye oven", "Route 12 late", "late again on route 12", "rye late"]
     counts = features.count_matrix(texts)
-    weighting = predict.Weighting.fit(counts)
+    weighting = recipe.Weighting.fit(counts)
     expected = []
     for columns in weighting.columns:
         block = counts[:, columns].astype(np.float64)
@@ -245,22 +248,22 @@ def test_both_ways_of_fitting_reach_scikit_learns_model(app, voices, add_account
     from sklearn.linear_model import LogisticRegression
 
     add_account("echo", ["same words again", "same words again", "🙂", "same words once more"] * 3, account_id=444)
-    monkeypatch.setattr(predict, "SPAN_MAX_ROWS", span_max_rows)
-    monkeypatch.setattr(predict, "GTOL", 1e-9)
-    monkeypatch.setattr(predict, "MAX_ITER", 5000)
+    monkeypatch.setattr(recipe, "SPAN_MAX_ROWS", span_max_rows)
+    monkeypatch.setattr(recipe, "GTOL", 1e-9)
+    monkeypatch.setattr(recipe, "MAX_ITER", 5000)
     ids = [111, 222, 333, 444]
     with app.app_context():
         data = predict.load_training_data(ids)
-    assert isinstance(predict.fits_for(data.counts), predict.SpanFits if span_max_rows else predict.PrimalFits)
+    assert isinstance(recipe.fits_for(data.counts), recipe.SpanFits if span_max_rows else recipe.PrimalFits)
     fitted = predict.fit_with_trust(data, ids)
     X = fitted.model.weighting.transform(data.counts)
-    reference = LogisticRegression(C=predict.C, tol=1e-10, max_iter=5000).fit(X, data.labels)
+    reference = LogisticRegression(C=recipe.C, tol=1e-10, max_iter=5000).fit(X, data.labels)
     probe = features.count_matrix(["rye loaves", "Route 12 late", "tests green", "same words", "hello"])
     expected = reference.predict_proba(fitted.model.weighting.transform(probe))
     untempered = replace(fitted.model, temperature=1.0)
     np.testing.assert_allclose(untempered.probabilities(probe), expected, atol=2e-3)
-    held_out = predict.holdout_mask(data)
-    reference = LogisticRegression(C=predict.C, tol=1e-10, max_iter=5000).fit(X[~held_out], data.labels[~held_out])
+    held_out = holdout_mask(data)
+    reference = LogisticRegression(C=recipe.C, tol=1e-10, max_iter=5000).fit(X[~held_out], data.labels[~held_out])
     assert fitted.trust.correct == int((reference.predict(X[held_out]) == data.labels[held_out]).sum())
 
 
@@ -268,12 +271,12 @@ def test_a_few_entries_and_many_are_weighted_alike(monkeypatch):
     """Binary search (a typed text) and the lookup table (a fit) map hashed columns the same way."""
     texts = ["rye loaves rise", "rye crust, rye oven", "Route 12 late", "late again on route 12", "rye late"]
     counts = features.count_matrix(texts)
-    weighting = predict.Weighting.fit(counts)
-    monkeypatch.setattr(predict, "SEARCH_MAX_NNZ", 0)
+    weighting = recipe.Weighting.fit(counts)
+    monkeypatch.setattr(recipe, "SEARCH_MAX_NNZ", 0)
     by_table = weighting.transform(counts).toarray()
-    monkeypatch.setattr(predict, "SEARCH_MAX_NNZ", 10**9)
+    monkeypatch.setattr(recipe, "SEARCH_MAX_NNZ", 10**9)
     np.testing.assert_array_equal(weighting.transform(counts).toarray(), by_table)
     unseen = features.count_matrix(["zebra quokka"])
     assert weighting.transform(unseen).nnz == 0
-    empty = predict.Weighting.fit(features.count_matrix(["a"]))  # nothing kept: every column is unseen
+    empty = recipe.Weighting.fit(features.count_matrix(["a"]))  # nothing kept: every column is unseen
     assert empty.transform(counts).nnz == 0

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.test_sentiment import training_rows
-from tests.test_virality import IGNORED, LIKED, START, liked_posts, store
+from tests.support.data import IGNORED, LIKED, START, liked_posts, store, training_rows
 from twitapp import artefacts
 from twitapp.extensions import db
 from twitapp.models import ModelVersion, SentimentModel

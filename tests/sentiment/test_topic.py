@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.test_pages import online
+from tests.support.data import online
 
 
 def harbour_posts(start_id: int, texts: list[str]) -> list[dict]:

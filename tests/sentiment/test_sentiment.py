@@ -7,26 +7,13 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows
+from tests.support.data import GOOD, PLAIN, count_rows, training_rows
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import Job, SentimentModel, Upload
 from twitapp.sentiment import labelled
 from twitapp.sentiment import model as sentiment
 from twitapp.sources.archive import ArchiveError
-
-GOOD = ["love", "great", "wonderful", "happy", "fantastic", "brilliant", "excellent", "delightful"]
-BAD = ["hate", "awful", "terrible", "sad", "horrible", "dreadful", "miserable", "disgusting"]
-PLAIN = ["Tuesday", "the report", "a meeting", "the bus", "page four", "the schedule", "a form", "the list"]
-
-
-def training_rows() -> list[tuple[str, str]]:
-    rows = []
-    for i in range(40):
-        rows.append((f"I {GOOD[i % 8]} the {PLAIN[(i * 3) % 8]}, truly {GOOD[(i + 3) % 8]} #{i}", "positive"))
-        rows.append((f"I {BAD[i % 8]} the {PLAIN[(i * 5) % 8]}, so {BAD[(i + 2) % 8]} #{i}", "negative"))
-        rows.append((f"The {PLAIN[i % 8]} is on {PLAIN[(i + 1) % 8]} number {i}", "neutral"))
-    return rows
 
 
 @pytest.fixture
@@ -280,7 +267,7 @@ def test_large_batches_can_skip_the_per_word_weights(client):
 def test_an_account_page_charts_its_sentiment_month_by_month(app, client, add_account):
     from datetime import UTC, datetime, timedelta
 
-    from tests.conftest import make_posts
+    from tests.support.data import make_posts
     from twitapp.ingest.store import import_tweets
     from twitapp.sources.records import AccountRecord
 

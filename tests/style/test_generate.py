@@ -1,64 +1,19 @@
 """Write like them: the character model, drawing posts, the account page, the API and the CLI."""
 
-import random
 import re
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows
+from tests.support.data import count_rows, generate_time, voice_posts
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.ingest.store import import_tweets
 from twitapp.models import ModelVersion, Tweet, User
 from twitapp.sources.records import AccountRecord, PostRecord
+from twitapp.style import kneser_ney, sampling
 from twitapp.style import model as generate
-
-PARTS = {
-    "baker": (
-        ["fresh sourdough", "rye loaves", "cinnamon buns", "croissants", "seeded rolls", "focaccia", "brioche"],
-        ["out at six", "proving slowly", "still warm", "on the counter", "cooling now", "in the oven"],
-        ["come early", "sold out by nine", "flour everywhere", "see you soon", "patience pays", "warm hearts"],
-        ["friends", "neighbours", "all", "early birds", "regulars", "market folk"],
-    ),
-    "commuter": (
-        ["Route 12", "The 7:42", "Bus 9", "The tram", "The night bus", "Line 4", "The ferry"],
-        ["was late again", "left early", "skipped Central", "is bunching", "broke down", "ran on time"],
-        ["#transit", "plan ahead.", "third time.", "so it goes.", "no notice.", "eyes rolling."],
-        ["Monday", "today", "this week", "again", "at rush hour", "tonight"],
-    ),
-    "coder": (
-        ["deployed on friday", "the flaky test", "the parser", "new dotfiles", "the build", "a missing await"],
-        ["rolled back", "failed twice", "got refactored", "went green", "ate my morning", "broke prod"],
-        ["classic", "coffee cold", "merge pressed", "sigh", "lesson learned", "never again"],
-        ["lol", "again", "today", "as usual", "somehow", "of course"],
-    ),
-}
-
-
-def voice_posts(voice: str, count: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(slot) for slot in PARTS[voice]) for _ in range(count)]
-
-
-@pytest.fixture
-def writers(app):
-    """Three stored accounts of 80 posts each, in three voices."""
-    for number, voice in enumerate(PARTS, start=1):
-        posts = [
-            PostRecord(number * 10_000 + i, text, generate_time(i), like_count=i % 3)
-            for i, text in enumerate(voice_posts(voice, 80, seed=number))
-        ]
-        with app.app_context():
-            import_tweets(AccountRecord(number * 7, voice, voice.title()), posts, source="archive")
-    return list(PARTS)
-
-
-def generate_time(i: int):
-    from datetime import UTC, datetime, timedelta
-
-    return datetime(2025, 3, 1, tzinfo=UTC) + timedelta(hours=7 * i)
 
 
 def trained(app, username: str) -> ModelVersion:
@@ -72,25 +27,25 @@ def trained(app, username: str) -> ModelVersion:
 
 
 def test_every_next_character_distribution_sums_to_one():
-    model = generate.CharModel.train(voice_posts("baker", 60), order=6)
+    model = kneser_ney.CharModel.train(voice_posts("baker", 60), order=6)
     rng = np.random.default_rng(0)
     for text in voice_posts("commuter", 5):  # contexts the model never saw, and characters it never saw
-        ids = [model.index.get(c, generate.UNK) for c in text]
+        ids = [model.index.get(c, sampling.UNK) for c in text]
         for cut in rng.integers(0, len(ids), 4):
             p = model.next_distribution(ids[:cut])
-            assert (p >= 0).all() and p[generate.BOS] == p[generate.UNK] == 0 and p.sum() == pytest.approx(1.0)
+            assert (p >= 0).all() and p[sampling.BOS] == p[sampling.UNK] == 0 and p.sum() == pytest.approx(1.0)
 
 
 def test_drawing_and_scoring_give_each_character_the_same_probability():
     """Drawing (next_distribution, one context for every symbol) and scoring (probabilities, every symbol
     of a post at once) compute the blend apart; they must agree, less the start and unknown symbols'
     share, which drawing removes."""
-    model = generate.CharModel.train(voice_posts("baker", 60), order=6)
+    model = kneser_ney.CharModel.train(voice_posts("baker", 60), order=6)
     for post in [*voice_posts("baker", 3, seed=9), *voice_posts("commuter", 2)]:  # seen and unseen contexts
         scored = model.probabilities([post])
-        ids = [model.index.get(c, generate.UNK) for c in post] + [generate.EOS]
+        ids = [model.index.get(c, sampling.UNK) for c in post] + [sampling.EOS]
         for i, symbol in enumerate(ids):
-            if symbol == generate.UNK:
+            if symbol == sampling.UNK:
                 continue
             drawn = model.next_distribution(ids[:i])[symbol]
             assert drawn == pytest.approx(scored[i], rel=0.05), (post, i)  # the removed share is small
@@ -99,23 +54,23 @@ def test_drawing_and_scoring_give_each_character_the_same_probability():
 
 def test_bits_per_character_are_honest_and_survive_storage():
     posts = voice_posts("baker", 80)
-    model = generate.CharModel.train(posts[:70], order=8)
+    model = kneser_ney.CharModel.train(posts[:70], order=8)
     by_hand = []
     for post in posts[70:73]:  # the same figure, one symbol at a time from the full distribution
-        ids = [model.index.get(c, generate.UNK) for c in post] + [generate.EOS]
+        ids = [model.index.get(c, sampling.UNK) for c in post] + [sampling.EOS]
         for i, symbol in enumerate(ids):
-            hashes = np.full(model.vocabulary, generate._SEED, dtype=np.uint64)
+            hashes = np.full(model.vocabulary, kneser_ney._SEED, dtype=np.uint64)
             p = np.full(model.vocabulary, 1.0 / model.vocabulary)
-            context = [generate.BOS] * (model.order - 1) + ids[:i]
+            context = [sampling.BOS] * (model.order - 1) + ids[:i]
             for k in range(1, model.order + 1):
                 if k > 1:
-                    hashes = generate._extend(hashes, np.full(model.vocabulary, context[-(k - 1)], dtype=np.int32))
-                keys = generate._key(hashes, np.arange(model.vocabulary))
-                p = generate._interpolate(model.tables[k - 1], hashes, keys, p, model.scale)
+                    hashes = kneser_ney._extend(hashes, np.full(model.vocabulary, context[-(k - 1)], dtype=np.int32))
+                keys = kneser_ney._key(hashes, np.arange(model.vocabulary))
+                p = kneser_ney._interpolate(model.tables[k - 1], hashes, keys, p, model.scale)
             assert p.sum() == pytest.approx(1.0)
             by_hand.append(-np.log2(p[symbol]))
     assert model.bits_per_char(posts[70:73]) == pytest.approx(np.mean(by_hand))
-    restored = generate.CharModel.from_bytes(model.to_bytes())
+    restored = kneser_ney.CharModel.from_bytes(model.to_bytes())
     assert restored.bits_per_char(posts[70:]) == pytest.approx(model.bits_per_char(posts[70:]))
     # It has learned this voice: its own unseen posts cost far fewer bits than another voice's.
     assert model.bits_per_char(posts[70:]) < 0.6 * model.bits_per_char(voice_posts("coder", 10))
@@ -123,47 +78,47 @@ def test_bits_per_character_are_honest_and_survive_storage():
 
 def test_the_order_is_chosen_on_held_out_posts():
     posts = voice_posts("commuter", 100)
-    trial = generate.CharModel.train(posts[:90], order=generate.MAX_ORDER, every_order=True)
+    trial = kneser_ney.CharModel.train(posts[:90], order=kneser_ney.MAX_ORDER, every_order=True)
     order, scale, grid = trial.choose(posts[90:])
-    assert grid[(order, scale)] == min(grid.values()) and len(grid) == len(generate.ORDERS) * 4
+    assert grid[(order, scale)] == min(grid.values()) and len(grid) == len(kneser_ney.ORDERS) * 4
     assert grid[(3, 1.0)] > grid[(order, scale)]  # three characters of context are not enough here
 
 
 def test_drawn_posts_end_naturally_keep_the_opening_and_never_copy():
     posts = voice_posts("baker", 80)
     model, figures = generate.fit(posts)
-    drawn, _ = generate.draw(model, posts, count=8, temperature=0.9, opening="fresh sourdough", seed=3)
+    drawn, _ = sampling.draw(model, posts, count=8, temperature=0.9, opening="fresh sourdough", seed=3)
     assert len(drawn) == 8
     for text in drawn:
-        assert text.startswith("fresh sourdough") and len(text) <= generate.MAX_POST_CHARS
-        assert not generate.copies(text, posts)
-    assert figures["order"] in generate.ORDERS and figures["posts"] == 80
+        assert text.startswith("fresh sourdough") and len(text) <= sampling.MAX_POST_CHARS
+        assert not sampling.copies(text, posts)
+    assert figures["order"] in kneser_ney.ORDERS and figures["posts"] == 80
 
 
 def test_a_model_that_can_only_copy_gives_nothing_rather_than_a_copy():
     line = "the one and only thing this account ever says, word for word, every single day"
-    model = generate.CharModel.train([line] * 30, order=12)
-    drawn, rejected = generate.draw(model, [line], count=3, temperature=0.2, seed=0, tries=5)
+    model = kneser_ney.CharModel.train([line] * 30, order=12)
+    drawn, rejected = sampling.draw(model, [line], count=3, temperature=0.2, seed=0, tries=5)
     assert drawn == [] and rejected == 15
-    assert generate.copies(line[:45] + " and more", [line]) and not generate.copies(line[:39] + "!", [line])
+    assert sampling.copies(line[:45] + " and more", [line]) and not sampling.copies(line[:39] + "!", [line])
 
 
 def test_links_are_dropped_before_learning():
-    assert generate.normalise("Read it https://t.co/abc &amp; share  pic.twitter.com/xyz") == "Read it & share"
-    assert generate.normalise("Tune in: http://example.com/a-long-pa … #kent") == "Tune in: #kent"
+    assert sampling.normalise("Read it https://t.co/abc &amp; share  pic.twitter.com/xyz") == "Read it & share"
+    assert sampling.normalise("Tune in: http://example.com/a-long-pa … #kent") == "Tune in: #kent"
 
 
 def test_a_small_account_borrows_language_from_others_and_keeps_a_working_mixture():
     own = voice_posts("baker", 30, seed=1)
     lent = voice_posts("baker", 300, seed=2)  # others who write much like it: the pool should help
     model, figures = generate.fit(own, pool=lent)
-    assert isinstance(model, generate.Mixture) and figures["own_weight"] < 1.0 and figures["pool_posts"] == 300
+    assert isinstance(model, kneser_ney.Mixture) and figures["own_weight"] < 1.0 and figures["pool_posts"] == 300
     _, alone = generate.fit(own)  # both figures: trained on the oldest 27, scored on the newest 3
     assert figures["held_out_bits_per_char"] < 0.9 * alone["held_out_bits_per_char"]
     p = model.next_distribution([model.index[c] for c in "rye "])
     assert p.sum() == pytest.approx(1.0)
-    restored = generate.CharModel.from_bytes(model.to_bytes())
-    assert isinstance(restored, generate.Mixture) and restored.weight == model.weight
+    restored = kneser_ney.CharModel.from_bytes(model.to_bytes())
+    assert isinstance(restored, kneser_ney.Mixture) and restored.weight == model.weight
     assert restored.bits_per_char(own) == pytest.approx(model.bits_per_char(own))
     # Unrelated posts lend nothing: the account keeps its own model.
     model, figures = generate.fit(voice_posts("coder", 40), pool=[f"{n} {n * 7} {n * 13}" for n in range(200)])
@@ -174,7 +129,7 @@ def test_a_draft_that_repeats_a_lent_post_is_drawn_again():
     line = "a sentence the other accounts keep posting, word for word, every single day of the week"
     own = voice_posts("baker", 25)
     model, _ = generate.fit(own, pool=[line] * 200)
-    drafts, rejected = generate.draw(model, [*own, line], count=5, temperature=0.3, seed=0, tries=10)
+    drafts, rejected = sampling.draw(model, [*own, line], count=5, temperature=0.3, seed=0, tries=10)
     assert rejected > 0 and not any(line[:40] in d for d in drafts)
 
 
@@ -282,7 +237,7 @@ def test_an_account_model_records_the_posts_it_borrowed_and_copies_none_of_them(
     assert row.metrics["own_weight"] < 1.0 and row.params["pool"] == {"2": 5_299}
     body = client.post("/api/users/cornerbakery/generate", json={"count": 5, "temperature": 0.5}).get_json()
     real = [p.text for p in small + large]
-    assert body["posts"] and not any(generate.copies(post, real) for post in body["posts"])
+    assert body["posts"] and not any(sampling.copies(post, real) for post in body["posts"])
 
 
 def per_account_pool(user_id: int, until: dict | None) -> tuple[list[str], dict[str, int]]:
@@ -317,7 +272,7 @@ def test_the_pool_is_read_in_one_query_and_matches_reading_it_account_by_account
 
         sa.event.listen(db.engine, "before_cursor_execute", counted)
         try:
-            texts, reached = generate._pool(ids["baker"])
+            texts, reached = generate.pool_of(ids["baker"])
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", counted)
         assert len(statements) == 1
@@ -325,9 +280,9 @@ def test_the_pool_is_read_in_one_query_and_matches_reading_it_account_by_account
         assert list(reached) == [str(ids["commuter"]), str(ids["coder"])] and len(texts) == 50
         # Read again as a stored model's params name it: in that order, up to each share's newest post.
         until = {str(ids["coder"]): reached[str(ids["coder"])] - 40, "2": None, str(ids["commuter"]): None}
-        assert generate._pool(ids["baker"], until) == per_account_pool(ids["baker"], until)
-        assert list(generate._pool(ids["baker"], until)[1]) == [str(ids["coder"]), str(ids["commuter"])]
-        assert generate._pool(ids["baker"], {}) == ([], {})
+        assert generate.pool_of(ids["baker"], until) == per_account_pool(ids["baker"], until)
+        assert list(generate.pool_of(ids["baker"], until)[1]) == [str(ids["coder"]), str(ids["commuter"])]
+        assert generate.pool_of(ids["baker"], {}) == ([], {})
 
 
 def test_a_style_model_is_loaded_once_and_again_when_a_new_one_is_trained(app, client, writers, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.datastructures import FileStorage
 
-from tests.conftest import VOICES, count_rows
+from tests.support.data import VOICES, count_rows
 from twitapp.extensions import db
 from twitapp.models import Job, Tweet, Upload, User
 

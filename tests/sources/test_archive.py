@@ -5,18 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.support.data import TWEETS_JS
 from twitapp.sources import archive, demo, handles
 from twitapp.sources.archive import ArchiveError, read_file
-
-TWEETS_JS = """window.YTD.tweets.part0 = [
-  {"tweet": {"id_str": "1500000000000000001", "full_text": "Fish &amp; chips at the harbour https://t.co/abc",
-             "created_at": "Wed Oct 10 20:19:24 +0000 2018", "favorite_count": "7", "retweet_count": "2",
-             "lang": "en", "entities": {"urls": [{"url": "https://t.co/abc", "expanded_url": "https://example.com/menu"}]}}},
-  {"tweet": {"id_str": "1500000000000000002", "full_text": "RT @someone: not mine",
-             "created_at": "Wed Oct 10 21:00:00 +0000 2018", "favorite_count": "0", "retweet_count": "0"}},
-  {"tweet": {"id_str": "1500000000000000003", "full_text": "@friend thanks!", "in_reply_to_status_id_str": "42",
-             "created_at": "Wed Oct 10 22:00:00 +0000 2018", "favorite_count": "1", "retweet_count": "0"}}
-]"""
 
 
 def test_tweets_js_keeps_original_posts_and_restores_text(tmp_path):

@@ -12,7 +12,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows
+from tests.support.data import count_rows
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import ApiToken, Job, ModelVersion, Operator, SentimentModel, Tweet, Upload, User
