@@ -13,7 +13,8 @@ from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.ingest import backup
 from twitapp.models import Job, Tweet, User
-from twitapp.sources import archive
+from twitapp.sources import formats
+from twitapp.sources.fields import ArchiveError
 
 # The app fixture is made once per test, not per example: that is the point (state must survive).
 # On CI the examples are derandomised, so a run is repeatable; locally each run explores new ones.
@@ -132,7 +133,7 @@ def test_the_restore_form_never_fails_and_a_refused_file_stores_nothing(app, cli
 
 
 @pytest.mark.parametrize(
-    "reader", [archive.read_jsonl, archive.read_csv, archive.read_tweets_js], ids=["jsonl", "csv", "tweets.js"]
+    "reader", [formats.read_jsonl, formats.read_csv, formats.read_tweets_js], ids=["jsonl", "csv", "tweets.js"]
 )
 def test_file_readers_accept_or_refuse_but_never_crash(reader):
     lines = st.lists(
@@ -150,7 +151,7 @@ def test_file_readers_accept_or_refuse_but_never_crash(reader):
     def fuzz(lines, prefix):
         try:
             parsed = reader(prefix + "\n".join(lines))
-        except archive.ArchiveError:
+        except ArchiveError:
             return
         assert all(post.created_at.tzinfo is not None for post in parsed.posts)
 
@@ -172,7 +173,7 @@ def test_import_and_restore_refuse_bad_files_without_writing(app, runner, voices
                 assert state(app)[:2] == before[:2], result.output
 
     fuzz()
-    with pytest.raises(archive.ArchiveError):
+    with pytest.raises(ArchiveError):
         backup.ExportFile.on_disk(path.with_name("absent.jsonl")).check()
 
 
@@ -236,10 +237,10 @@ def test_json_nested_deep_is_refused_with_a_message(app, client, voices, depth):
         response = client.post(path, data=nested, content_type="application/json")
         assert response.status_code == 400, (path, depth)
         assert response.get_json()["message"].startswith(("Send a JSON object", "The JSON is nested too deeply"))
-    with pytest.raises(archive.ArchiveError, match=r"nested too deeply|expected a JSON object"):
-        archive.read_jsonl(nested + "\n")
-    with pytest.raises(archive.ArchiveError, match=r"nested too deeply|should hold a list|expected an object"):
-        archive.read_tweets_js("window.YTD.tweets.part0 = [" + nested + "]")
+    with pytest.raises(ArchiveError, match=r"nested too deeply|expected a JSON object"):
+        formats.read_jsonl(nested + "\n")
+    with pytest.raises(ArchiveError, match=r"nested too deeply|should hold a list|expected an object"):
+        formats.read_tweets_js("window.YTD.tweets.part0 = [" + nested + "]")
 
 
 @given(depth=st.integers(min_value=0, max_value=5_000))
@@ -250,6 +251,6 @@ def test_file_readers_refuse_any_nesting_depth_without_crashing(depth):
         '{"id": "1", "text": "hi", "created_at": "2026-01-01T00:00:00Z", "x": ' + "[" * depth + "0" + "]" * depth + "}"
     )
     try:
-        archive.read_jsonl(line)
-    except archive.ArchiveError as exc:
+        formats.read_jsonl(line)
+    except ArchiveError as exc:
         assert "nested too deeply" in str(exc)

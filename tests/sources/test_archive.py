@@ -7,7 +7,8 @@ import pytest
 
 from tests.support.data import TWEETS_JS
 from twitapp.sources import archive, demo, handles
-from twitapp.sources.archive import ArchiveError, read_file
+from twitapp.sources.archive import read_file
+from twitapp.sources.fields import ArchiveError, media_in
 
 
 def test_tweets_js_keeps_original_posts_and_restores_text(tmp_path):
@@ -33,7 +34,7 @@ def test_tweets_js_keeps_original_posts_and_restores_text(tmp_path):
     ],
 )
 def test_whether_a_post_carries_media_is_read_where_the_source_says(fields, media):
-    assert archive.media_in(fields) is media
+    assert media_in(fields) is media
 
 
 def test_tweets_js_takes_the_account_from_account_js_beside_it(tmp_path):

@@ -31,15 +31,9 @@ from twitapp.extensions import db
 from twitapp.ingest.store import IngestResult, import_tweets, stored_shapes
 from twitapp.models import Tweet, User
 from twitapp.sources import handles
-from twitapp.sources.archive import (
-    ArchiveError,
-    json_lines,
-    parse_count,
-    parse_id,
-    parse_time,
-    post_record,
-    text_stream,
-)
+from twitapp.sources.archive import text_stream
+from twitapp.sources.fields import ArchiveError, parse_count, parse_id, parse_time, post_record
+from twitapp.sources.formats import json_lines
 from twitapp.sources.records import AccountRecord, PostRecord, clean_text
 
 FORMAT = "hypotweet-export"

@@ -18,12 +18,13 @@ from twitapp.ingest.store import IngestError, delete_all, import_tweets
 from twitapp.jobs.cli import JobLine, bar_progress, run_job
 from twitapp.models import Job, User
 from twitapp.sources import archive, demo, handles
+from twitapp.sources.formats import ParsedArchive
 from twitapp.sources.records import AccountRecord
 
 commands = AppGroup("ingest")
 
 
-def _import(account: AccountRecord, parsed: archive.ParsedArchive, source: str, label: str):
+def _import(account: AccountRecord, parsed: ParsedArchive, source: str, label: str):
     progress, close = bar_progress(label)
     try:
         return import_tweets(account, parsed.posts, source=source, progress=progress)

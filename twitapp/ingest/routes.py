@@ -27,8 +27,8 @@ from twitapp.ingest.jobs import NO_TOKEN, Busy, delete_account
 from twitapp.ingest.store import IngestError
 from twitapp.jobs import uploads
 from twitapp.models import Job, find_user_or_404, tweet_counts
-from twitapp.sources import archive
-from twitapp.sources.archive import ArchiveError
+from twitapp.sources import formats
+from twitapp.sources.fields import ArchiveError
 from twitapp.web.forms import ButtonForm
 from twitapp.web.routes import home_page, recent
 from twitapp.web.security import rate_limit
@@ -66,14 +66,14 @@ def import_file():
         return home_page(409, import_=form)
     chosen = chosen_files(form.files)
     try:
-        account_js = [f for f in chosen if archive.is_account_js(file_head(f))]
+        account_js = [f for f in chosen if formats.is_account_js(file_head(f))]
         posts = [f for f in chosen if f not in account_js]
         if len(posts) != 1 or len(account_js) > 1:
             raise ArchiveError(
                 "Choose one file of posts: tweets.js from an X archive (with the account.js beside it, if you "
                 "like), a JSONL file of X API posts, or a CSV."
             )
-        archive.kind_of(archive.head_of(file_head(posts[0])), posts[0].filename)
+        formats.kind_of(formats.head_of(file_head(posts[0])), posts[0].filename)
     except ArchiveError as exc:
         form.files.errors = [str(exc)]
         return home_page(400, import_=form)

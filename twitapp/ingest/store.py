@@ -4,7 +4,8 @@ Posts arrive as a stream. They are deduplicated, and each batch is embedded and 
 ``staged_posts`` in its own short transaction, so memory stays flat however many there are and other
 writers wait only moments. Then one last short transaction creates or updates the account and moves the
 staged posts into ``tweets``: a failure or a kill at any point before it leaves the stored data exactly as
-it was (the staged rows are dropped), and after it everything is there.
+it was (the staged rows are dropped), and after it everything is there. The statements on the staged rows
+are in ``staging``; none of them commits.
 
 What happens to what is stored already is the caller's ``policy``:
 
@@ -28,7 +29,8 @@ from flask import current_app
 
 from twitapp.errors import UserError
 from twitapp.extensions import db
-from twitapp.ingest import embed, features
+from twitapp.ingest import embed, features, staging
+from twitapp.ingest.staging import COUNTS
 from twitapp.models import Job, ModelVersion, StagedPost, Tweet, User, find_user
 from twitapp.sources import handles
 from twitapp.sources.records import AccountRecord, PostRecord, clean_text
@@ -38,7 +40,6 @@ METRICS_WINDOW = timedelta(days=7)
 CHUNK = 500  # ids per IN (...) query: well under SQLite's limit on bound parameters
 BATCH = 1000  # posts embedded and staged per transaction (INGEST_BATCH overrides it)
 POLICIES = ("refresh", "keep", "replace")
-COUNTS = ("like_count", "retweet_count", "reply_count")
 
 
 class IngestError(UserError, ValueError):
@@ -217,40 +218,16 @@ def _stage(
     if progress is not None:
         progress(0, total or 0)
     for group in _batches(posts, size):
-        fresh: dict[int, PostRecord] = {}
-        for post in group:
-            if post.id in seen:
-                _restage_counts(batch, post)  # a later copy of a post carries the fresher counts
-            else:
-                fresh[post.id] = post
-        seen.update(fresh)
+        fresh = _first_copies(batch, group, seen)
         known = _stored(list(fresh))
-        foreign = [i for i, row in known.items() if row.user_id != account.id]
-        if foreign:
-            raise IngestError(
-                f"{len(foreign)} of these posts (for example {foreign[0]}) are stored under another "
-                "account; a file must hold one account's posts"
-            )
+        _refuse_foreign(known, account.id)
         new = [p for p in fresh.values() if p.id not in known]
-        texts = [clean_text(p.text) for p in new]
-        vectors = embed.embed_texts(texts, current_app.config["SPACY_MODEL"]) if texts else []
-        rows = [
-            _staged(batch, post, text, embed.to_bytes(vector), blob)
-            for post, text, vector, blob in zip(new, texts, vectors, features.encode(texts), strict=True)
-        ]
-        for post in fresh.values():
-            row = known.get(post.id)
-            if row is None:
-                continue
-            counts.matched += 1
-            # Staged whenever the source's counts differ (or X refreshes them all): the last transaction
-            # counts them for a keep and applies them otherwise, a later copy of the post included.
-            if policy == "refresh" or tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS):
-                rows.append(_staged(batch, post, "", None, None, known=True))
+        rows = _new_post_rows(batch, new) + _stored_count_rows(batch, fresh.values(), known, policy)
         if rows:
             db.session.execute(sa.insert(StagedPost), rows)
         db.session.commit()
         counts.added += len(new)
+        counts.matched += len(known)
         counts.newest = max([counts.newest, *fresh])
         done += len(group)
         if progress is not None:
@@ -263,34 +240,49 @@ def _stage(
     return counts
 
 
-def _staged(batch: str, post: PostRecord, text: str, vector: bytes | None, blob: bytes | None, known=False) -> dict:
-    return {
-        "batch": batch,
-        "id": post.id,
-        "known": known,
-        "text": text,
-        "created_at": post.created_at,
-        "like_count": post.like_count,
-        "retweet_count": post.retweet_count,
-        "reply_count": post.reply_count,
-        "lang": post.lang,
-        "has_media": post.has_media,
-        "embedding": vector,
-        "features": blob,
-        "staged_at": datetime.now(UTC),
-    }
+def _first_copies(batch: str, group: list[PostRecord], seen: set[int]) -> dict[int, PostRecord]:
+    """The group's posts not read before, by id (``seen`` takes them); a later copy of a post read in an
+    earlier group has its fresher counts restaged instead."""
+    fresh: dict[int, PostRecord] = {}
+    for post in group:
+        if post.id in seen:
+            staging.restage_counts(batch, post)  # a later copy of a post carries the fresher counts
+        else:
+            fresh[post.id] = post
+    seen.update(fresh)
+    return fresh
 
 
-def _restage_counts(batch: str, post: PostRecord) -> None:
-    """A later copy of a post already read: its counts replace the staged ones, or, where the first copy
-    matched what is stored (nothing staged), are staged now if the post is stored."""
-    updated = db.session.execute(
-        sa.update(StagedPost)
-        .where(StagedPost.batch == batch, StagedPost.id == post.id)
-        .values(**{c: getattr(post, c) for c in COUNTS})
-    ).rowcount
-    if not updated and db.session.scalar(sa.select(Tweet.id).where(Tweet.id == post.id)) is not None:
-        db.session.execute(sa.insert(StagedPost), [_staged(batch, post, "", None, None, known=True)])
+def _refuse_foreign(known: dict[int, sa.Row], account_id: int) -> None:
+    """IngestError if any of these stored posts belongs to another account."""
+    foreign = [i for i, row in known.items() if row.user_id != account_id]
+    if foreign:
+        raise IngestError(
+            f"{len(foreign)} of these posts (for example {foreign[0]}) are stored under another "
+            "account; a file must hold one account's posts"
+        )
+
+
+def _new_post_rows(batch: str, new: list[PostRecord]) -> list[dict]:
+    """The staged rows of posts not stored yet: cleaned text, embedding and hashed features."""
+    texts = [clean_text(p.text) for p in new]
+    vectors = embed.embed_texts(texts, current_app.config["SPACY_MODEL"]) if texts else []
+    return [
+        staging.staged_row(batch, post, text, embed.to_bytes(vector), blob)
+        for post, text, vector, blob in zip(new, texts, vectors, features.encode(texts), strict=True)
+    ]
+
+
+def _stored_count_rows(batch: str, fresh: Iterable[PostRecord], known: dict[int, sa.Row], policy: str) -> list[dict]:
+    """The staged rows of stored posts' counts: staged whenever the source's counts differ (or X refreshes
+    them all), so the last transaction counts them for a keep and applies them otherwise, a later copy of
+    the post included."""
+    return [
+        staging.staged_row(batch, post, "", None, None, known=True)
+        for post in fresh
+        if (row := known.get(post.id)) is not None
+        and (policy == "refresh" or tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS))
+    ]
 
 
 def _stored(ids: list[int]) -> dict[int, sa.Row]:
@@ -312,58 +304,16 @@ def _finish(
     newest_tweet_id: int | None,
     takes_handle: bool,
 ) -> IngestResult:
-    """The last transaction: the account made or updated, the staged posts moved into ``tweets``."""
+    """The last transaction: the account made or updated, the staged posts moved into ``tweets``.
+
+    Every step below writes in this one transaction, committed at its end or rolled back whole."""
     try:
-        user = db.session.get(User, account.id)
-        created = user is None
-        kept_handle = kept_name = None
-        if created:
-            user = User(id=account.id, username=account.username, name=account.name, source=source)
-            user.fetched_at = fetched_at or datetime.now(UTC)
-            db.session.add(user)
-        else:
-            if takes_handle:
-                user.username = account.username
-            elif account.username != user.username:
-                kept_handle = account.username
-            if policy != "keep":
-                user.name = account.name or user.name
-            elif account.name and account.name != user.name:
-                kept_name = account.name
-            if user.source == "demo" and source != "demo":
-                user.source = source
-            if counts.added or policy != "keep":
-                user.fetched_at = datetime.now(UTC)
-        if account.followers_count is not None and (created or policy != "keep"):
-            user.followers_count = account.followers_count
+        user, created, kept_handle, kept_name = _save_account(account, source, policy, counts, fetched_at, takes_handle)
         db.session.flush()
-        differing = sa.or_(*(getattr(Tweet, c) != getattr(StagedPost, c) for c in COUNTS))
-        differ = db.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(StagedPost)
-            .join(Tweet, Tweet.id == StagedPost.id)
-            .where(StagedPost.batch == batch, StagedPost.known, differing)
-        )
-        staged = sa.select(StagedPost).where(StagedPost.batch == batch).subquery()
-        columns = ["id", "text", "created_at", *COUNTS, "lang", "has_media", "embedding", "features"]
-        inserted = db.session.execute(
-            sa.insert(Tweet).from_select(
-                [*columns, "user_id"],
-                sa.select(*(staged.c[c] for c in columns), sa.literal(account.id, sa.BigInteger)).where(
-                    ~staged.c.known, ~sa.exists().where(Tweet.id == staged.c.id)
-                ),
-            )
-        )
+        differ = staging.count_differing(batch)
+        inserted = staging.move_new_posts(batch, account.id)
         if policy != "keep":
-            refreshed = sa.select(StagedPost).where(StagedPost.batch == batch, StagedPost.known).subquery()
-            values = {c: sa.select(refreshed.c[c]).where(refreshed.c.id == Tweet.id).scalar_subquery() for c in COUNTS}
-            values["has_media"] = sa.func.coalesce(
-                sa.select(refreshed.c.has_media).where(refreshed.c.id == Tweet.id).scalar_subquery(), Tweet.has_media
-            )
-            db.session.execute(
-                sa.update(Tweet).where(Tweet.id.in_(sa.select(refreshed.c.id))).values(**values),
-                execution_options={"synchronize_session": False},
-            )
+            staging.apply_staged_counts(batch)
         newest = max(counts.newest, newest_tweet_id or 0, user.newest_tweet_id or 0)
         user.newest_tweet_id = newest or None
         total = db.session.scalar(sa.select(sa.func.count()).where(Tweet.user_id == account.id)) or 0
@@ -374,10 +324,10 @@ def _finish(
         db.session.rollback()
         raise
     # Staged as new but stored meanwhile by another writer: matched, not added.
-    raced = counts.added - inserted.rowcount
+    raced = counts.added - inserted
     return IngestResult(
         username,
-        inserted.rowcount,
+        inserted,
         counts.matched + raced,
         total,
         created,
@@ -386,6 +336,41 @@ def _finish(
         kept_handle=kept_handle,
         kept_name=kept_name,
     )
+
+
+def _save_account(
+    account: AccountRecord,
+    source: str,
+    policy: str,
+    counts: _Counts,
+    fetched_at: datetime | None,
+    takes_handle: bool,
+) -> tuple[User, bool, str | None, str | None]:
+    """The account made, or updated under ``policy`` (not committed): the user, whether it was made, and
+    the source's handle and name where a keep did not take them."""
+    user = db.session.get(User, account.id)
+    created = user is None
+    kept_handle = kept_name = None
+    if created:
+        user = User(id=account.id, username=account.username, name=account.name, source=source)
+        user.fetched_at = fetched_at or datetime.now(UTC)
+        db.session.add(user)
+    else:
+        if takes_handle:
+            user.username = account.username
+        elif account.username != user.username:
+            kept_handle = account.username
+        if policy != "keep":
+            user.name = account.name or user.name
+        elif account.name and account.name != user.name:
+            kept_name = account.name
+        if user.source == "demo" and source != "demo":
+            user.source = source
+        if counts.added or policy != "keep":
+            user.fetched_at = datetime.now(UTC)
+    if account.followers_count is not None and (created or policy != "keep"):
+        user.followers_count = account.followers_count
+    return user, created, kept_handle, kept_name
 
 
 def add_or_update_user(

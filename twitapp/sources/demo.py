@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from twitapp.sources.archive import ParsedArchive, read_jsonl
+from twitapp.sources.formats import ParsedArchive, read_jsonl
 from twitapp.sources.records import AccountRecord
 
 DEMO_DIR = Path(__file__).parents[1] / "data" / "demo"

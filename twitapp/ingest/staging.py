@@ -1,0 +1,89 @@
+"""The statements on ``staged_posts``, the table where an import's posts wait for its last transaction.
+
+Each works in the session's transaction and never commits: ``store`` decides when a batch is staged and
+when the staged rows move into ``tweets``, all in one last transaction (see ``store``'s docstring).
+A row is a new post (embedded, with its features) or, ``known``, the counts of a post stored already.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from twitapp.extensions import db
+from twitapp.models import StagedPost, Tweet
+from twitapp.sources.records import PostRecord
+
+COUNTS = ("like_count", "retweet_count", "reply_count")
+
+
+def staged_row(batch: str, post: PostRecord, text: str, vector: bytes | None, blob: bytes | None, known=False) -> dict:
+    """A row to stage: a new post with its cleaned text, embedding and features, or (``known``) a stored
+    post's counts from the source."""
+    return {
+        "batch": batch,
+        "id": post.id,
+        "known": known,
+        "text": text,
+        "created_at": post.created_at,
+        "like_count": post.like_count,
+        "retweet_count": post.retweet_count,
+        "reply_count": post.reply_count,
+        "lang": post.lang,
+        "has_media": post.has_media,
+        "embedding": vector,
+        "features": blob,
+        "staged_at": datetime.now(UTC),
+    }
+
+
+def restage_counts(batch: str, post: PostRecord) -> None:
+    """A later copy of a post already read: its counts replace the staged ones, or, where the first copy
+    matched what is stored (nothing staged), are staged now if the post is stored."""
+    updated = db.session.execute(
+        sa.update(StagedPost)
+        .where(StagedPost.batch == batch, StagedPost.id == post.id)
+        .values(**{c: getattr(post, c) for c in COUNTS})
+    ).rowcount
+    if not updated and db.session.scalar(sa.select(Tweet.id).where(Tweet.id == post.id)) is not None:
+        db.session.execute(sa.insert(StagedPost), [staged_row(batch, post, "", None, None, known=True)])
+
+
+def count_differing(batch: str) -> int:
+    """How many stored posts have counts staged that differ from theirs."""
+    differing = sa.or_(*(getattr(Tweet, c) != getattr(StagedPost, c) for c in COUNTS))
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(StagedPost)
+        .join(Tweet, Tweet.id == StagedPost.id)
+        .where(StagedPost.batch == batch, StagedPost.known, differing)
+    )
+
+
+def move_new_posts(batch: str, account_id: int) -> int:
+    """Copy the staged new posts into ``tweets`` (those stored meanwhile left out); how many went in."""
+    staged = sa.select(StagedPost).where(StagedPost.batch == batch).subquery()
+    columns = ["id", "text", "created_at", *COUNTS, "lang", "has_media", "embedding", "features"]
+    inserted = db.session.execute(
+        sa.insert(Tweet).from_select(
+            [*columns, "user_id"],
+            sa.select(*(staged.c[c] for c in columns), sa.literal(account_id, sa.BigInteger)).where(
+                ~staged.c.known, ~sa.exists().where(Tweet.id == staged.c.id)
+            ),
+        )
+    )
+    return inserted.rowcount
+
+
+def apply_staged_counts(batch: str) -> None:
+    """Stored posts take their staged counts (and media, where the source says): a refresh or a replace."""
+    refreshed = sa.select(StagedPost).where(StagedPost.batch == batch, StagedPost.known).subquery()
+    values = {c: sa.select(refreshed.c[c]).where(refreshed.c.id == Tweet.id).scalar_subquery() for c in COUNTS}
+    values["has_media"] = sa.func.coalesce(
+        sa.select(refreshed.c.has_media).where(refreshed.c.id == Tweet.id).scalar_subquery(), Tweet.has_media
+    )
+    db.session.execute(
+        sa.update(Tweet).where(Tweet.id.in_(sa.select(refreshed.c.id))).values(**values),
+        execution_options={"synchronize_session": False},
+    )
