@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from twitapp.virality import contest  # noqa: E402
 from twitapp.virality import model as virality  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def main() -> None:
     if not any(args.data.glob("*.jsonl")):
         sys.exit(f"no JSONL files in {args.data}; pass --data PATH to the authorship-dev folder")
     posts = read_posts(args.data)
-    cut = int(len(posts) * (1 - virality.HELD_OUT))
+    cut = int(len(posts) * (1 - contest.HELD_OUT))
     train, test = posts[:cut], posts[cut:]
     print(
         f"{len(posts):,} posts; train {len(train):,} (to {train[-1].created_at:%Y-%m-%d}), "

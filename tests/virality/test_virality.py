@@ -9,7 +9,9 @@ from tests.support.data import START, count_rows, liked_posts, online, store, vi
 from twitapp.extensions import db
 from twitapp.models import ModelVersion, Tweet, User
 from twitapp.sources.records import PostRecord
+from twitapp.virality import features as virality_features
 from twitapp.virality import model as virality
+from twitapp.virality import tracking
 
 
 def versions(app) -> list[tuple[int, str, bool]]:
@@ -118,7 +120,7 @@ def test_posts_whose_likes_are_still_coming_in_are_left_out(app):
     store(app, "festival", 501, virality_posts(1_000, 100, START) + fresh)
     with app.app_context():
         settled = virality.stored_posts()
-    assert len(settled) == 100 and all(p.created_at < now - virality.MATURE for p in settled)
+    assert len(settled) == 100 and all(p.created_at < now - virality_features.MATURE for p in settled)
     assert {p.media for p in settled} == {None}  # stored without a word on media: read from the text
     assert settled[50].history and all(at < settled[50].created_at for _, at in settled[50].history)
 
@@ -127,7 +129,7 @@ def test_a_posts_history_holds_only_earlier_posts_whose_likes_had_settled():
     """A post a day older still gathers likes: training would see its final count, a live answer a partial
     one, so neither counts it; posts older than MATURE do."""
     at = START + timedelta(days=30)
-    settled = (50, at - virality.MATURE - timedelta(hours=1))
+    settled = (50, at - virality_features.MATURE - timedelta(hours=1))
     unsettled = (3, at - timedelta(days=1))
     with_both = virality.Post("a post", at, history=(settled, unsettled))
     settled_only = virality.Post("a post", at, history=(settled,))
@@ -300,7 +302,7 @@ def test_each_run_is_logged_to_mlflow_when_a_tracking_uri_is_set(app, runner, tm
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
     assert runner.invoke(args=["virality", "train"]).exit_code == 0
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=[virality.MLFLOW_EXPERIMENT], output_format="list")
+    runs = mlflow.search_runs(experiment_names=[tracking.MLFLOW_EXPERIMENT], output_format="list")
     by_name = {run.info.run_name: run for run in runs}
     assert set(by_name) == {"virality-1", "virality-2"}
     assert by_name["virality-1"].data.tags["status"] == "champion"

@@ -1,129 +1,47 @@
 """Will it get likes? A model of P(likes > threshold) from what is known when a post goes out.
 
-Features (all known at posting time):
-- the text: word unigrams and bigrams, character n-grams within words (TF-IDF);
-- its shape: length, words, hashtags, mentions, links, whether it carries media (as the source recorded
-  it, else a photo link in the text), whether it opens with a mention, questions and exclamations;
-- when: hour of day and day of week (UTC);
-- who: the account's follower count when the source gave one, and how its earlier posts did: the share
-  that got likes and their mean likes (log), over its last HISTORY posts at least MATURE old
-  when this one went out (younger posts' likes are still coming in).
-
-The model is a logistic regression without class weights, so its probabilities can be read as they are.
-``TEXT_ONLY`` recipes use the text alone: the baseline the full model has to beat (bench/virality.py).
+The model reads a post's text (TF-IDF word and character n-grams) and, unless ``text_only``, its dense
+features: shape, time, followers and history (features.py). It is a logistic regression without class
+weights, so its probabilities can be read as they are. ``TEXT_ONLY`` recipes use the text alone: the
+baseline the full model has to beat (bench/virality.py).
 
 Versions live in the registry (``ModelVersion``, kind "virality"; registry.py): one champion in service,
 challengers that lost (their figures and decision kept, their bytes dropped), and retired champions.
 ``train_and_compare`` trains a challenger on the older posts, scores it and the champion on the same
-fresh held-out posts (newer than anything either was trained on), and promotes it only when its ROC AUC
-is better by ``margin``. The champion is never removed before its successor is stored, so the service
+fresh held-out posts, and lets the contest's rules decide (contest.py); each run is copied to MLflow when
+one is set up (tracking.py). The champion is never removed before its successor is stored, so the service
 always has a model once it has had one. A model is stored as arrays and text (artefacts.py), never as a
 pickle: a row of the registry is data, never code.
+
+This module is the virality capability's model for the pages, API, commands and jobs: the names they and
+the tests use from its other modules (``Post``, ``MARGIN``, ``ViralityError``, ...) are here too.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import os
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import scipy.sparse as sp
-import sqlalchemy as sa
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from twitapp import artefacts, registry
-from twitapp.errors import UserError
 from twitapp.extensions import db
-from twitapp.models import ModelVersion, Tweet, User, find_user
-from twitapp.sources.records import checked_text, clean_text
-
-log = logging.getLogger(__name__)
+from twitapp.models import ModelVersion
+from twitapp.virality import contest
+from twitapp.virality.contest import MARGIN
+from twitapp.virality.errors import NoViralityModel, ViralityError
+from twitapp.virality.features import HISTORY, Post, normalise_text, post_to_score, shape_features, stored_posts
+from twitapp.virality.tracking import log_to_mlflow
 
 KIND = "virality"
 # Bump when the stored layout changes; older versions are then never loaded. Format 1 was a pickle, which is
 # never read: such a champion is not in service, and the next run trains its successor.
 FORMAT = 2
-MAX_TEXT_CHARS = 280
-# Posts younger than this may still gather likes: they are neither trained nor tested on.
-MATURE = timedelta(days=2)
-HELD_OUT = 0.2  # the newest share of posts held out to compare models on
-MIN_POSTS = 60
-MIN_HELD_OUT = 20
-MIN_PER_CLASS = 5  # held-out posts needed on each side of the threshold to measure a model
-MARGIN = 0.01  # ROC AUC a challenger must gain over the champion to replace it
-HISTORY = 100
-HISTORY_PRIOR = 5.0  # pseudo-posts pulling a short history's like share toward the overall share
 C = 1.0
-MLFLOW_EXPERIMENT = "hypotweet-virality"
-
-_LINK = re.compile(r"https?://\S+|\bpic\.twitter\.com/\S+")
-_MEDIA = re.compile(r"\bpic\.twitter\.com/|/photo/\d|/video/\d")
-
-
-class ViralityError(UserError, ValueError):
-    """The request cannot be answered as asked; the message says what to change."""
-
-
-class NoViralityModel(ViralityError):
-    """No model is in service yet (or the champion's bytes no longer match their hash)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    """A post as the model sees it. ``history`` is the account's earlier (likes, posted at), oldest first."""
-
-    text: str
-    created_at: datetime
-    likes: int = 0
-    followers: int | None = None
-    history: tuple[tuple[int, datetime], ...] = ()
-    media: bool | None = None  # None: not known, so read from the text (a photo link)
-
-
-def _normalise(text: str) -> str:
-    text = _LINK.sub(" http ", text)
-    return re.sub(r"@\w+", "@user", text)
-
-
-def shape_features(posts: Sequence[Post], threshold: int) -> np.ndarray:
-    """The dense part: shape, time, followers and history, roughly on unit scales."""
-    rows = []
-    for post in posts:
-        text = post.text
-        hour, weekday = post.created_at.astimezone(UTC).hour, post.created_at.astimezone(UTC).weekday()
-        shape = [
-            math.log1p(len(text)) / 6,
-            math.log1p(len(text.split())) / 4,
-            min(text.count("#"), 5) / 5,
-            min(len(re.findall(r"@\w+", text)), 5) / 5,
-            min(len(_LINK.findall(text)), 3) / 3,
-            float(post.media if post.media is not None else bool(_MEDIA.search(text))),
-            float(text.lstrip().startswith("@")),
-            float("?" in text),
-            min(text.count("!"), 3) / 3,
-        ]
-        when = [0.0] * 31
-        when[hour] = 1.0
-        when[24 + weekday] = 1.0
-        known = post.followers is not None
-        who = [float(known), math.log1p(post.followers or 0) / 15 if known else 0.0]
-        cutoff = post.created_at - MATURE  # earlier posts count once their likes have settled, as in training
-        earlier = [likes for likes, at in post.history if at <= cutoff][-HISTORY:]
-        liked = sum(likes > threshold for likes in earlier)
-        who += [
-            (liked + HISTORY_PRIOR * 0.5) / (len(earlier) + HISTORY_PRIOR),
-            math.log1p(np.mean(earlier)) / 10 if earlier else 0.0,
-            math.log1p(len(earlier)) / math.log1p(HISTORY),
-        ]
-        rows.append(shape + when + who)
-    return np.asarray(rows, dtype=np.float64)
 
 
 class ViralityModel:
@@ -137,7 +55,7 @@ class ViralityModel:
         self.classifier = LogisticRegression(C=C, max_iter=2000)
 
     def _design(self, posts: Sequence[Post], fit: bool = False) -> sp.csr_matrix:
-        texts = [_normalise(p.text) for p in posts]
+        texts = [normalise_text(p.text) for p in posts]
         if fit:
             self.words.fit(texts)
             self.chars.fit(texts)
@@ -205,49 +123,7 @@ def evaluate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Posts from the database
-
-
-def stored_posts() -> list[Post]:
-    """Every stored post old enough for its likes to have settled, oldest first, with its account's history."""
-    cutoff = datetime.now(UTC) - MATURE
-    rows = db.session.execute(
-        sa.select(Tweet.user_id, Tweet.text, Tweet.created_at, Tweet.like_count, Tweet.has_media, User.followers_count)
-        .join(User, User.id == Tweet.user_id)
-        .order_by(Tweet.created_at, Tweet.id)
-    ).all()
-    histories: dict[int, list[tuple[int, datetime]]] = {}
-    posts = []
-    for user_id, text, created_at, likes, media, followers in rows:
-        history = histories.setdefault(user_id, [])
-        if created_at <= cutoff:
-            posts.append(Post(clean_text(text), created_at, likes, followers, tuple(history[-2 * HISTORY :]), media))
-        history.append((likes, created_at))
-    return posts
-
-
-def post_to_score(text: str, username: str | None = None, media: bool | None = None) -> Post:
-    """A typed text as if posted now by a stored account, whose stored posts are its history; ``media``:
-    whether a photo or video goes with it (None: read from the text)."""
-    text = checked_text(text, MAX_TEXT_CHARS, "Type the text of a post to score.", ViralityError)
-    at = datetime.now(UTC)
-    if not username:
-        return Post(text, at, media=media)
-    account = find_user(username)
-    if account is None:
-        raise ViralityError(f"No stored account is called @{username.strip().lstrip('@')}.")
-    history = db.session.execute(
-        sa.select(Tweet.like_count, Tweet.created_at)
-        .where(Tweet.user_id == account.id)
-        .order_by(Tweet.created_at.desc())
-        .limit(2 * HISTORY)
-    ).all()
-    earlier = tuple((likes, when) for likes, when in reversed(history))
-    return Post(text, at, 0, account.followers_count, earlier, media)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The registry
+# The registry and the champion in service
 
 
 def champion_row() -> ModelVersion | None:
@@ -295,6 +171,10 @@ def predict(text: str, username: str | None = None, media: bool | None = None) -
     return float(model.probabilities([post])[0]), row
 
 
+# ---------------------------------------------------------------------------------------------------
+# A training run: the challenger against the champion
+
+
 def train_and_compare(
     threshold: int | None = None,
     margin: float = MARGIN,
@@ -311,75 +191,38 @@ def train_and_compare(
     step(0, 4, "Reading the stored posts.")
     posts = stored_posts()
     champion, champion_model = in_service()
-    champion_id = champion.id if champion is not None else None
     outdated = outdated_champion() if champion is None else None
-    asked = champion if champion is not None else outdated  # an outdated champion's question still stands
-    champion_threshold = asked.params.get("threshold") if asked is not None else None
-    if threshold is None and asked is not None:
-        threshold = int(champion_threshold or 0)
-    if outdated is not None:
-        uncontested = f"The champion (version {outdated.id}) was stored in an older format, which is no longer read."
-    elif champion is None:
-        uncontested = "No champion was in service."
-    elif champion_threshold != threshold:
-        champion_model = None  # it answers another question; the challenger replaces it without a contest
-        uncontested = "The champion answered another threshold."
-    else:
-        uncontested = (
-            "The champion's stored model could not be loaded (its bytes do not match their hash, "
-            "or are not a model this code reads)."
-        )
-    fresh_after = champion.trained_to if champion_model is not None else None
+    found = contest.standing(champion, champion_model is not None, outdated, threshold)
     db.session.rollback()  # all read: no transaction stays open while the model is fitted
-    chosen_because = None
-    cut = int(len(posts) * (1 - HELD_OUT))
-    if fresh_after is not None:
-        cut = max(cut, sum(p.created_at <= fresh_after for p in posts))
-    train, held_out = posts[:cut], posts[cut:]
-    if len(train) < MIN_POSTS:
-        raise ViralityError(
-            f"Training needs at least {MIN_POSTS} posts at least {MATURE.days} days old; {len(train)} are stored."
-        )
-    if len(held_out) < MIN_HELD_OUT:
-        raise ViralityError(
-            f"Only {len(held_out)} posts are newer than what the champion (version {champion_id}) was trained "
-            f"on; at least {MIN_HELD_OUT} are needed to compare fairly. Fetch newer posts first (flask refresh)."
-            if fresh_after is not None
-            else f"At least {MIN_HELD_OUT} posts must be held out to test on; {len(held_out)} are."
-        )
-    median = int(np.median([p.likes for p in train]))
-    if threshold is None:
-        threshold = 0
-        rare = _fewer_side(held_out, 0)
-        if rare < MIN_PER_CLASS <= _fewer_side(held_out, median):
-            threshold = median
-            chosen_because = (
-                f"Asked about more than {median} likes (the training posts' median): more than 0 left only "
-                f"{rare:,} of the {len(held_out):,} newest posts on one side."
-            )
-    check_question(held_out, threshold, median)
+    train, held_out = contest.split_posts(posts, found)
+    threshold, because = contest.choose_threshold(train, held_out, found.threshold)
     step(1, 4, f"Training a challenger on {len(train):,} posts.")
     challenger = ViralityModel(threshold).fit(train)
-    truth = challenger.labels(held_out)
     step(2, 4, f"Scoring it and the champion on the {len(held_out):,} newest posts.")
-    metrics = evaluate(challenger.probabilities(held_out), truth)
-    contest = {"margin": margin, "held_out": len(held_out), "held_out_from": held_out[0].created_at.isoformat()}
-    if champion_model is not None:
-        theirs = evaluate(champion_model.probabilities(held_out), truth)
-        contest["champion"] = {"version": champion_id, **theirs}
-        gain = metrics["roc_auc"] - theirs["roc_auc"]  # both sides hold posts (check_question), so both are set
-        promote = gain >= margin
-        contest["reason"] = (
-            f"ROC AUC {metrics['roc_auc']} against the champion's {theirs['roc_auc']} on the same posts: "
-            + (f"better by {gain:.4f}, at least the margin {margin}." if promote else f"not better by {margin}.")
-        )
-    else:
-        promote = True
-        contest["reason"] = uncontested
-    if chosen_because:
-        contest["reason"] = f"{chosen_because} {contest['reason']}"
-    contest["promoted"] = promote
+    metrics, theirs = _score(challenger, champion_model if found.contested else None, held_out)
+    decision = contest.decide(metrics, theirs, found, held_out, margin, because)
     step(3, 4, "Recording the outcome.")
+    row = _record(challenger, train, metrics, decision)
+    log_to_mlflow(row, len(train))
+    step(4, 4, "Done.")
+    return row
+
+
+def _score(
+    challenger: ViralityModel, champion: ViralityModel | None, held_out: Sequence[Post]
+) -> tuple[dict, dict | None]:
+    """The challenger's figures on the held-out posts, and the champion's on the same posts (None: none)."""
+    truth = challenger.labels(held_out)
+    metrics = evaluate(challenger.probabilities(held_out), truth)
+    theirs = evaluate(champion.probabilities(held_out), truth) if champion is not None else None
+    return metrics, theirs
+
+
+def _record(challenger: ViralityModel, train: Sequence[Post], metrics: dict, decision: dict) -> ModelVersion:
+    """Store the challenger's row: promoted, it becomes the champion and retires the old one in the same
+    transaction, before it is stored; refused, its bytes go, and its row, figures and decision stay for the
+    registry's pages."""
+    promote = decision["promoted"]
     blob = challenger.to_bytes()
     row = ModelVersion(
         kind=KIND,
@@ -388,78 +231,15 @@ def train_and_compare(
         created_at=datetime.now(UTC),
         trained_from=train[0].created_at,
         trained_to=train[-1].created_at,
-        params={"threshold": threshold, "c": C, "history": HISTORY},
+        params={"threshold": challenger.threshold, "c": C, "history": HISTORY},
         metrics=metrics,
-        decision=contest,
+        decision=decision,
         sha256=artefacts.digest(blob),
         artefact=blob,
     )
-    if not promote:  # it lost: its bytes go, its row, metrics and decision stay for the registry's pages
+    if not promote:
         registry.prune(row)
-    registry.record(row)  # a new champion retires the old one in the same transaction, before it is stored
+    registry.record(row)
     db.session.commit()
     _service.clear()
-    log_to_mlflow(row, len(train))
-    step(4, 4, "Done.")
     return row
-
-
-def _fewer_side(posts: Sequence[Post], threshold: int) -> int:
-    """How many posts fall on the rarer side of ``threshold`` likes."""
-    above = sum(p.likes > threshold for p in posts)
-    return min(above, len(posts) - above)
-
-
-def check_question(held_out: Sequence[Post], threshold: int, median: int) -> None:
-    """Refuse a threshold that leaves too few held-out posts on one side to measure a model on."""
-    fewer = _fewer_side(held_out, threshold)
-    if fewer >= MIN_PER_CLASS:
-        return
-    n, above = len(held_out), sum(p.likes > threshold for p in held_out)
-    if fewer == 0:
-        counted = f"All {n:,} held-out posts have {'more than' if above else 'at most'} {threshold} likes"
-    else:
-        side = "at most" if above > n - above else "more than"
-        counted = (
-            f"Only {fewer:,} of the {n:,} held-out posts {'has' if fewer == 1 else 'have'} {side} {threshold} likes"
-        )
-    hint = (
-        f" A question with two real answers, such as more than {median} likes (the training posts' median), "
-        f"can be asked with --threshold {median} or the threshold field on the models page."
-        if median != threshold and _fewer_side(held_out, median) >= MIN_PER_CLASS
-        else " Wait for more varied posts, or ask about another number of likes."
-    )
-    raise ViralityError(
-        f"{counted}: at least {MIN_PER_CLASS} on each side are needed to tell a model better or worse.{hint}"
-    )
-
-
-def log_to_mlflow(row: ModelVersion, trained_on: int) -> None:
-    """With ``MLFLOW_TRACKING_URI`` set (and MLflow installed), record the run there too.
-
-    The registry in the database is what the service reads; MLflow is a copy for people who track runs
-    there, so a tracking server that is down is logged and does not undo the training.
-    """
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        return
-    try:
-        import mlflow
-    except ImportError:
-        log.warning("MLFLOW_TRACKING_URI is set but MLflow is not installed (pipenv install mlflow-skinny)")
-        return
-    try:
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(MLFLOW_EXPERIMENT)
-        with mlflow.start_run(run_name=f"virality-{row.id}"):
-            mlflow.log_params(
-                {**row.params, "version": row.id, "trained_on": trained_on, "margin": row.decision["margin"]}
-            )
-            mlflow.log_metrics({k: v for k, v in row.metrics.items() if isinstance(v, int | float)})
-            champion = row.decision.get("champion")
-            if champion and champion.get("roc_auc") is not None:
-                mlflow.log_metric("champion_roc_auc", champion["roc_auc"])
-            mlflow.set_tags({"status": row.status, "promoted": str(row.decision["promoted"]).lower()})
-            mlflow.log_dict(row.decision, "decision.json")
-    except Exception:
-        log.exception("virality model %s could not be logged to MLflow at %s", row.id, uri)

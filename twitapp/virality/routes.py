@@ -10,6 +10,7 @@ from twitapp import jobs
 from twitapp.auth import operator_required
 from twitapp.extensions import db
 from twitapp.models import ModelVersion
+from twitapp.virality import features
 from twitapp.virality import model as virality
 from twitapp.virality.forms import TrainViralityForm, ViralityForm
 from twitapp.web.forms import ButtonForm
@@ -30,7 +31,7 @@ def _virality_page(form: ViralityForm, probability: float | None = None, status:
             form=form,
             probability=probability,
             model=row if model is not None else None,
-            max_chars=virality.MAX_TEXT_CHARS,
+            max_chars=features.MAX_TEXT_CHARS,
         ),
         status,
     )
