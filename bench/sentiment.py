@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from twitapp.sentiment import labelled  # noqa: E402
+from twitapp.sentiment import labelled, vader  # noqa: E402
 from twitapp.sentiment import model as sentiment  # noqa: E402
 
 TEST_FILE = "twitter-2016test-A.txt"
@@ -53,17 +53,17 @@ def main() -> None:
         started = time.perf_counter()
         model = sentiment.TrainedModel().fit([r.text for r in train], [r.label for r in train])
         fit_seconds = time.perf_counter() - started
-        vader = sentiment.evaluate(test, None)
+        vader_metrics = sentiment.evaluate(test, None)
         trained = sentiment.evaluate(test, model)
         print("\n## Macro-averaged recall on the test file")
-        for name, metrics in (("VADER", vader), ("trained model", trained)):
+        for name, metrics in (("VADER", vader_metrics), ("trained model", trained)):
             per_class = ", ".join(f"{label} {value:.3f}" for label, value in metrics["recall"].items())
             print(f"  {name:<14} {metrics['macro_recall']:.3f}   ({per_class})")
         print(f"  (the trained model took {fit_seconds:.0f} s to fit, C = {sentiment.C})")
 
         texts = [r.text for r in test]
         print("\n## Batch scoring on one core (batches of 1,000)")
-        for name, score in (("VADER", sentiment.score_vader), ("trained model", model.score)):
+        for name, score in (("VADER", vader.score_vader), ("trained model", model.score)):
             for explain in (False, True):
                 started = time.perf_counter()
                 scored = 0

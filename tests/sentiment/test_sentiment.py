@@ -11,7 +11,7 @@ from tests.support.data import GOOD, PLAIN, count_rows, training_rows
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import Job, SentimentModel, Upload
-from twitapp.sentiment import labelled
+from twitapp.sentiment import labelled, vader
 from twitapp.sentiment import model as sentiment
 from twitapp.sources.archive import ArchiveError
 
@@ -112,10 +112,10 @@ def test_without_a_trained_model_vader_scores_and_explains(client):
 )
 def test_vader_word_shading_follows_its_rules_and_adds_up_to_its_score(text):
     """Negation, intensifiers, capitals, "but" and emoji change a word's pull; the pulls make the score."""
-    tokens = sentiment.VaderTokens.of(text)
-    assert tokens.compound() == sentiment._vader().polarity_scores(text)["compound"]
-    [with_words] = sentiment.score_vader([text])
-    [without] = sentiment.score_vader([text], explain=False)
+    tokens = vader.VaderTokens.of(text)
+    assert tokens.compound() == vader.analyzer().polarity_scores(text)["compound"]
+    [with_words] = vader.score_vader([text])
+    [without] = vader.score_vader([text], explain=False)
     assert with_words.score == without.score and with_words.label == without.label
 
 
@@ -124,12 +124,12 @@ def test_vader_credits_each_rule_to_the_word_it_changed():
     in, and "kind of" on the word it softens, none on the modifiers themselves."""
     words = dict(
         zip(
-            sentiment._words("VERY GOOD but kind of sad \U0001f622!"),
-            sentiment.VaderTokens.of("VERY GOOD but kind of sad \U0001f622!").per_word(),
+            vader.words_of("VERY GOOD but kind of sad \U0001f622!"),
+            vader.VaderTokens.of("VERY GOOD but kind of sad \U0001f622!").per_word(),
             strict=True,
         )
     )
-    lexicon = sentiment._vader().lexicon
+    lexicon = vader.analyzer().lexicon
     assert words["VERY"] == words["but"] == words["kind"] == words["of"] == 0
     assert words["GOOD"] > lexicon["good"] * 0.5  # boosted and capitalised, then halved by the later "but"
     assert words["sad"] < lexicon["sad"] < 0  # "kind of" softens, "but" weighs it 1.5 times
@@ -220,7 +220,7 @@ def test_character_features_built_from_remembered_words_match_the_vectorizer():
     rows = training_rows()
     model = sentiment.TrainedModel().fit([t for t, _ in rows], [label for _, label in rows])
     texts = ["I LOVE the list, truly brilliant!!", "  spaced   out\ttext ", "Émile's café, naïve #7 @user", "x"]
-    normalised = [sentiment.normalise(t) for t in texts]
+    normalised = [vader.normalise(t) for t in texts]
     for _ in range(2):  # the second time from the remembered words
         built = model._char_tfidf(normalised).toarray()
         assert np.allclose(built, model.chars.transform(normalised).toarray())

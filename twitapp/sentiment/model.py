@@ -1,6 +1,6 @@
 """How does it feel? One interface over two ways of scoring a post's sentiment.
 
-- VADER (``vaderSentiment``): a lexicon with rules for negation, intensifiers, caps and emoji. Needs no
+- VADER (``vader``): a lexicon with rules for negation, intensifiers, caps and emoji. Needs no
   training; the default, and the fallback whenever no trained model can be used.
 - A trained model: a multinomial logistic regression over word unigrams and bigrams (words after a
   negation marked, so "not good" differs from "good"), character n-grams within words, and VADER's own
@@ -13,12 +13,9 @@ Both give a label (negative / neutral / positive), a score from -1 to 1, and wha
 
 from __future__ import annotations
 
-import functools
 import itertools
-import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -29,20 +26,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import normalize
-from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
-from vaderSentiment.vaderSentiment import normalize as vader_normalize
 
 from twitapp import artefacts, registry
 from twitapp.errors import UserError
 from twitapp.extensions import db
 from twitapp.models import SentimentModel, Tweet
+from twitapp.sentiment import vader
 from twitapp.sentiment.labelled import LABELS, LabelledText
+from twitapp.sentiment.vader import Scored
 from twitapp.sources.records import clean_text
 
 MAX_TEXTS = 1000  # per API call
 MAX_TEXT_CHARS = 1000
-# VADER's customary cut-offs on its compound score.
-VADER_POSITIVE, VADER_NEGATIVE = 0.05, -0.05
 # Chosen on the development protocol (bench/sentiment.py): C, and the held-out share when training.
 C = 0.25
 HOLDOUT = 0.1
@@ -51,152 +46,13 @@ GRAM_CACHE_WORDS = 50_000  # distinct words whose n-gram columns are remembered 
 # is never read: such a model must be trained again.
 MODEL_FORMAT = 2
 
-_TOKEN = re.compile(r"[#@]?\w+(?:'\w+)?|[^\w\s]")
-_NEGATIONS = frozenset(("not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "without"))
-_NEGATIONS |= frozenset(("cannot", "cant", "dont", "wont", "isnt", "wasnt", "arent", "aint"))
-_CLAUSE_END = frozenset(".,!?;:")
-
-
-@functools.cache
-def _vader() -> SentimentIntensityAnalyzer:
-    """Built on first use: reading its lexicon is not work for every `flask` command at start-up."""
-    return SentimentIntensityAnalyzer()
-
 
 class SentimentError(UserError, ValueError):
     """The request cannot be scored as asked; the message says what to change."""
 
 
-@dataclass(frozen=True)
-class Scored:
-    text: str
-    label: str
-    score: float  # -1 (negative) to 1 (positive)
-    words: list[tuple[str, float]]  # each word and its pull, positive toward positive
-
-    def as_dict(self) -> dict:
-        return {
-            "text": self.text,
-            "label": self.label,
-            "score": round(self.score, 4),
-            "words": [{"text": w, "weight": round(v, 4)} for w, v in self.words],
-        }
-
-
-def normalise(text: str) -> str:
-    """Links and mentions carry no sentiment of their own: one token each."""
-    text = re.sub(r"https?://\S+", " http ", text)
-    return re.sub(r"@\w+", "@user", text)
-
-
-def _mark(words: Sequence[str]) -> list[list[str]]:
-    """Each word's tokens, lowercased, with ``_neg`` on those between a negation and the end of its clause.
-
-    The state carries from word to word, so the tokens of a text are those of its words laid end to end.
-    """
-    out, negated = [], False
-    for word in words:
-        tokens = []
-        for token in _TOKEN.findall(word.lower()):
-            if token in _CLAUSE_END:
-                negated = False
-                tokens.append(token)
-                continue
-            tokens.append(token + "_neg" if negated else token)
-            if token in _NEGATIONS or token.endswith("n't"):
-                negated = True
-        out.append(tokens)
-    return out
-
-
-def negation_marked(text: str) -> str:
-    """A text's tokens with negated words marked, joined by spaces (the word n-grams' input)."""
-    return " ".join(token for tokens in _mark(text.split()) for token in tokens)
-
-
-def vader_scores(texts: Sequence[str]) -> np.ndarray:
-    rows = []
-    for text in texts:
-        s = _vader().polarity_scores(text)
-        rows.append((s["compound"], s["pos"], s["neg"], s["neu"]))
-    return np.array(rows, dtype=np.float64).reshape(len(texts), 4)
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\S+", text)
-
-
 # ---------------------------------------------------------------------------------------------------
 # VADER
-
-
-def score_vader(texts: Sequence[str], explain: bool = True) -> list[Scored]:
-    if not explain:
-        compounds = vader_scores(texts)[:, 0]
-        return [Scored(text, _vader_label(c), float(c), []) for text, c in zip(texts, compounds, strict=True)]
-    out = []
-    for text in texts:  # the tokens' valences give the score as well, so VADER's rules run once per text
-        valued = VaderTokens.of(text)
-        compound = valued.compound()
-        words = [(w, float(v) / 4) for w, v in zip(_words(text), valued.per_word(), strict=True)]
-        out.append(Scored(text, _vader_label(compound), compound, words))
-    return out
-
-
-def _vader_label(compound: float) -> str:
-    return "positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral"
-
-
-@dataclass(frozen=True)
-class VaderTokens:
-    """A text as VADER scores it: its tokens' valences after VADER's rules, and the word each came from.
-
-    VADER sums the valences of a text's tokens once negation ("not great"), intensifiers, capitals and a
-    contrastive "but" have adjusted them. A word's shading is the sum of its tokens' adjusted valences,
-    so it agrees with the score. The tokens are VADER's own: its emoji become their descriptions, which
-    are credited to the word the emoji was in.
-    """
-
-    text: str
-    owners: list[int]  # the whitespace-separated word of each token
-    valences: list[float]
-
-    @classmethod
-    def of(cls, text: str) -> VaderTokens:
-        vader = _vader()
-        owners: list[int] = []
-        tokens: list[str] = []
-        for n, word in enumerate(_words(text)):
-            # VADER's emoji rule: a description, preceded by a space unless the emoji starts a word.
-            converted = "".join(
-                (vader.emojis[c] if i == 0 else " " + vader.emojis[c]) if c in vader.emojis else c
-                for i, c in enumerate(word)
-            )
-            for token in converted.split():
-                owners.append(n)
-                tokens.append(token)
-        sentitext = SentiText(" ".join(tokens))
-        items = sentitext.words_and_emoticons
-        valences: list[float] = []
-        for i, item in enumerate(items):
-            lower = item.lower()
-            if lower in BOOSTER_DICT or (lower == "kind" and i + 1 < len(items) and items[i + 1].lower() == "of"):
-                valences.append(0.0)  # modifiers carry no valence of their own; they adjust their neighbours'
-            else:
-                vader.sentiment_valence(0.0, sentitext, item, i, valences)
-        return cls(text, owners, vader._but_check(items, valences))
-
-    def per_word(self) -> np.ndarray:
-        values = np.zeros(len(_words(self.text)))
-        np.add.at(values, np.array(self.owners, dtype=np.int64), np.array(self.valences, dtype=np.float64))
-        return values
-
-    def compound(self) -> float:
-        """VADER's compound score: the valences summed in its order, emphasised by "!" and "?", squashed."""
-        total = float(sum(self.valences))
-        emphasis = _vader()._punctuation_emphasis(self.text)
-        total += emphasis if total > 0 else -emphasis if total < 0 else 0.0
-        return round(vader_normalize(total), 4)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -212,13 +68,13 @@ class TrainedModel:
         self.classifier = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
 
     def _design(self, texts: Sequence[str], fit: bool = False) -> sp.csr_matrix:
-        normalised = [normalise(t) for t in texts]
-        marked = [negation_marked(t) for t in normalised]
+        normalised = [vader.normalise(t) for t in texts]
+        marked = [vader.negation_marked(t) for t in normalised]
         if fit:
             self.words.fit(marked)
             self.chars.fit(normalised)
         chars = self.chars.transform(normalised) if fit else self._char_tfidf(normalised)
-        parts = [self.words.transform(marked), chars, sp.csr_matrix(vader_scores(texts))]
+        parts = [self.words.transform(marked), chars, sp.csr_matrix(vader.vader_scores(texts))]
         return sp.hstack(parts, format="csr")
 
     def _columns(self, word: str) -> list[int]:
@@ -315,11 +171,11 @@ class TrainedModel:
         share: list[float] = []
         width = X.shape[1]
         for t, text in enumerate(texts):
-            first_word, words = len(every_word), _words(text)
+            first_word, words = len(every_word), vader.words_of(text)
             every_word += words
-            normalised = [normalise(w) for w in words]
+            normalised = [vader.normalise(w) for w in words]
             sequence: list[tuple[str, int]] = []  # every token of the text with the word it belongs to
-            for w, tokens in enumerate(_mark(normalised), start=first_word):
+            for w, tokens in enumerate(vader.mark(normalised), start=first_word):
                 sequence += [(token, w) for token in tokens]
                 found = [t * width + c for c in map(vocabulary.get, tokens) if c is not None]
                 owner += [w] * len(found)
@@ -348,7 +204,7 @@ class TrainedModel:
             totals = np.bincount(np.asarray(owner), weights=parts, minlength=len(every_word))
         out, start = [], 0
         for text in texts:
-            end = start + len(_words(text))
+            end = start + len(vader.words_of(text))
             out.append(list(zip(every_word[start:end], totals[start:end].tolist(), strict=True)))
             start = end
         return out
@@ -361,7 +217,7 @@ def _macro_recall(truth: Sequence[str], predicted: Sequence[str]) -> float:
 def evaluate(rows: Sequence[LabelledText], model: TrainedModel | None) -> dict:
     """Macro-averaged recall (and per class) of a model, or of VADER when ``model`` is None."""
     texts, truth = [r.text for r in rows], [r.label for r in rows]
-    predicted = model.predict(texts) if model is not None else [s.label for s in score_vader(texts)]
+    predicted = model.predict(texts) if model is not None else [s.label for s in vader.score_vader(texts)]
     per_class = recall_score(truth, list(predicted), labels=list(LABELS), average=None, zero_division=0)
     return {
         "macro_recall": round(_macro_recall(truth, predicted), 4),
@@ -479,7 +335,7 @@ def analyse(
     if model is None:
         if backend == "trained":
             raise SentimentError("No trained model is stored yet; train one with `flask sentiment train`.")
-        return "vader", None, score_vader(texts, explain)
+        return "vader", None, vader.score_vader(texts, explain)
     return "trained", row, model.score(texts, explain)
 
 
