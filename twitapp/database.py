@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from twitapp.extensions import db
+from twitapp.models import User
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,6 @@ def problem() -> str | None:
 
 
 def _read_problem(engine: sa.Engine) -> str | None:
-    from twitapp.models import User
-
     try:
         db.session.execute(sa.select(User.id).limit(1))
         if engine.dialect.name == "postgresql":

@@ -10,7 +10,14 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from twitapp.auth import OPERATOR_NAME, TOKEN_PREFIX, find_operator, hash_password, new_session_token, token_digest
+from twitapp.auth.operators import (
+    OPERATOR_NAME,
+    TOKEN_PREFIX,
+    find_operator,
+    hash_password,
+    new_session_token,
+    token_digest,
+)
 from twitapp.extensions import db
 from twitapp.models import ApiToken, Operator
 

@@ -1,11 +1,4 @@
-"""Operators and visitors.
-
-Operators run a deployment: they add, update, import, restore, export and delete accounts and train
-models. Visitors only ask questions of what is stored. Pages know an operator by the signed session
-cookie (Flask-Login, after ``/signin``); the JSON API only by ``Authorization: Bearer TOKEN``, never by
-the cookie, so a page on another site cannot make a signed-in browser call it (the API carries no CSRF
-token). Where ``SIGN_IN_REQUIRED`` is off (``make run`` on 127.0.0.1), every caller is an operator.
-"""
+"""Who is an operator: sessions (Flask-Login), API tokens, passwords, and ``operator_required``."""
 
 from __future__ import annotations
 
@@ -19,7 +12,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, abort, current_app, flash, g, make_response, redirect, request, url_for
+from flask import abort, current_app, flash, g, make_response, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -28,8 +21,6 @@ from twitapp.models import ApiToken, Operator
 from twitapp.web.errors import error_response
 
 log = logging.getLogger(__name__)
-
-bp = Blueprint("auth", __name__, template_folder="../templates")
 
 TOKEN_PREFIX = "ht_"
 # A token's last use is written at most this often, so the API is not slowed by a write per call.
@@ -45,17 +36,6 @@ API_NEEDS_TOKEN = (
 API_BAD_TOKEN = "That API token is not known, or it has been revoked."
 # Compared against when the name is unknown, so a wrong name takes as long as a wrong password.
 _NOBODY = generate_password_hash(secrets.token_hex(16))
-
-
-def init_app(app: Flask) -> None:
-    login_manager.init_app(app)
-    app.register_blueprint(bp)
-    app.context_processor(
-        lambda: {"is_operator": is_operator, "sign_in_required": sign_in_required, "sign_in_url": sign_in_url}
-    )
-    from twitapp.auth.cli import operator_cli
-
-    app.cli.add_command(operator_cli)
 
 
 @login_manager.user_loader
@@ -199,6 +179,3 @@ def find_operator(name: str) -> Operator | None:
     if not OPERATOR_NAME.fullmatch(name):
         return None
     return db.session.scalar(sa.select(Operator).where(sa.func.lower(Operator.name) == name.lower()))
-
-
-from twitapp.auth import routes  # noqa: E402,F401  (the routes register themselves on bp)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from twitapp.auth import (
+from twitapp.auth.forms import SignInForm, SignOutForm
+from twitapp.auth.operators import (
     NO_OPERATOR,
-    bp,
     check_password,
     new_session_token,
     operators_exist,
     safe_next,
     sign_in_required,
 )
-from twitapp.auth.forms import SignInForm, SignOutForm
 from twitapp.extensions import db, limiter
+
+bp = Blueprint("auth", __name__, template_folder="../templates")
 
 FAILED = "That name and password do not match an operator of this site."
 

@@ -7,9 +7,9 @@ from flask import Blueprint, abort, request
 
 from twitapp.sentiment import model as sentiment
 from twitapp.sentiment import topic
+from twitapp.sentiment.topic import topic_limit
 from twitapp.sources.x import XAPIError
 from twitapp.web.api import api_limit, json_object
-from twitapp.web.security import topic_limit
 
 bp = Blueprint("sentiment", __name__)
 

@@ -15,10 +15,11 @@ from twitapp.models import SentimentModel
 from twitapp.sentiment import labelled, topic
 from twitapp.sentiment import model as sentiment
 from twitapp.sentiment.forms import SentimentForm, TrainSentimentForm
+from twitapp.sentiment.topic import topic_limit
 from twitapp.sources.archive import ArchiveError
 from twitapp.sources.x import XAPIError
 from twitapp.web.routes import recent
-from twitapp.web.security import rate_limit, topic_limit
+from twitapp.web.security import rate_limit
 
 bp = Blueprint("sentiment", __name__)
 

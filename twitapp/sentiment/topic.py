@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, request
 
 from twitapp.errors import UserError
-from twitapp.extensions import db
+from twitapp.extensions import db, limiter
 from twitapp.models import Tweet, User
 from twitapp.sentiment import model as sentiment
 from twitapp.sentiment.labelled import LABELS
@@ -152,3 +152,15 @@ def recent(query: str | None, since_id: int | None = None) -> TopicPosts:
         for (post_id, text, name, created_at), result in zip(rows, scored, strict=True)
     ]
     return TopicPosts(query, source, backend, row.id if row else None, posts)
+
+
+def _spends_no_quota() -> bool:
+    """Offline (topics are read from the database), or the query's last search still answers."""
+    return not current_app.config.get("X_BEARER_TOKEN") or fresh((request.args.get("q") or "").strip())
+
+
+# A topic read from X spends the operator's quota: its own budget per address (the topic page and the API
+# share it), on top of the page's or the API's own, counted only for the requests that search X.
+topic_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_TOPIC"], scope="topic", exempt_when=_spends_no_quota
+)

@@ -4,15 +4,13 @@ answered as HTML or JSON, security headers and rate limits, template filters, ``
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
-
-bp = Blueprint("web", __name__)
+from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from twitapp.web import errors, filters, panels, routes, security  # noqa: F401  (routes register on bp)
+    from twitapp.web import errors, filters, panels, routes, security
 
-    app.register_blueprint(bp)
+    app.register_blueprint(routes.bp)
     errors.init_app(app)
     security.init_app(app)
     filters.init_app(app)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import current_app, render_template
+from flask import Blueprint, current_app, render_template
 
 from twitapp import database, jobs
 from twitapp.extensions import db
 from twitapp.models import Job, User, find_user, find_user_or_404, newest_posts, tweet_counts
-from twitapp.web import bp
 from twitapp.web.paging import page_of
+
+bp = Blueprint("web", __name__)
 
 POSTS_PER_PAGE = 25
 # An account page shows its latest job while it runs, and its outcome for this long after.

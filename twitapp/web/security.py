@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import click
-from flask import Flask, current_app, request
+from flask import Flask, current_app
 from flask_limiter.errors import RateLimitExceeded
 from flask_talisman import Talisman
 
@@ -62,20 +62,6 @@ def rate_limit_scope(app: Flask) -> str:
     if not app.config.get("RATELIMIT_ENABLED", True):
         return "off"
     return "per process" if app.config.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory") else "shared"
-
-
-def _spends_no_quota() -> bool:
-    """Offline (topics are read from the database), or the query's last search still answers."""
-    from twitapp.sentiment.topic import fresh
-
-    return not current_app.config.get("X_BEARER_TOKEN") or fresh((request.args.get("q") or "").strip())
-
-
-# A topic read from X spends the operator's quota: its own budget per address (the topic page and the API
-# share it), on top of the page's or the API's own, counted only for the requests that search X.
-topic_limit = limiter.shared_limit(
-    lambda: current_app.config["RATELIMIT_TOPIC"], scope="topic", exempt_when=_spends_no_quota
-)
 
 
 def too_many_requests(exc: RateLimitExceeded):
