@@ -64,6 +64,7 @@ VISITOR_API = [
     ("GET", "/api/users/baker/tweets", None),
     ("POST", "/api/predict", {"usernames": ["baker", "coder"], "text": "fresh bread"}),
     ("POST", "/api/sentiment", {"texts": ["lovely"]}),
+    ("GET", "/api/sentiment/models", None),
     ("GET", "/api/topic?q=bread", None),
     ("POST", "/api/virality", {"text": "fresh bread"}),
     ("GET", "/api/models", None),

@@ -356,3 +356,19 @@ def test_training_from_the_page_works_through_an_rq_worker(app, client, runner, 
     assert result.exit_code == 0, result.output
     assert "trained model 1" in client.get("/sentiment").get_data(as_text=True)
     assert count_rows(app, Upload) == 0
+
+
+def test_the_trained_models_are_listed_by_the_api_and_the_cli_with_the_one_in_service(app, client, runner, tmp_path):
+    assert client.get("/api/sentiment/models").get_json() == {"models": []}
+    assert "No sentiment model is trained yet" in runner.invoke(args=["sentiment", "models"]).output
+    path = tmp_path / "labelled.csv"
+    with path.open("w", newline="") as out:
+        csv.writer(out).writerows([("text", "label"), *training_rows()])
+    for _ in range(2):
+        assert runner.invoke(args=["sentiment", "train", str(path)]).exit_code == 0
+    listed = client.get("/api/sentiment/models").get_json()["models"]
+    assert [m["version"] for m in listed] == [2, 1] and [m["in_service"] for m in listed] == [True, False]
+    assert listed[0]["texts"] > 0 and listed[0]["files"] == ["labelled.csv"]
+    assert 0 <= listed[0]["held_out_macro_recall"] <= 1
+    lines = runner.invoke(args=["sentiment", "models"]).output.splitlines()
+    assert lines[0].split()[0] == "2" and lines[0].endswith("in service") and not lines[1].endswith("in service")

@@ -14,6 +14,13 @@ from twitapp.web.api import api_limit, json_object
 bp = Blueprint("sentiment", __name__)
 
 
+@bp.get("/sentiment/models")
+@api_limit
+def sentiment_models():
+    """Every trained sentiment model, newest first, and which one is in service (none: VADER scores)."""
+    return {"models": sentiment.history()}
+
+
 @bp.post("/sentiment")
 @api_limit
 def score_sentiment():

@@ -57,3 +57,17 @@ def sentiment_score(text: str) -> None:
     ):
         if pulls:
             click.echo(f"  toward {direction}: " + ", ".join(f"{word} ({weight:+.2f})" for word, weight in pulls[:5]))
+
+
+@commands.command("models")
+def sentiment_models() -> None:
+    """The trained models, newest first: held-out macro-averaged recall beside VADER's, and which serves."""
+    listed = sentiment.history()
+    if not listed:
+        click.echo("No sentiment model is trained yet; VADER scores every text.")
+        return
+    for m in listed:
+        recall, vader = m["held_out_macro_recall"], m["vader_held_out_macro_recall"]
+        line = f"{m['version']:>4}  {m['created_at'][:16].replace('T', ' ')}  {m['texts']:>8,} texts  "
+        line += f"recall {recall:.3f} (VADER {vader:.3f})"
+        click.echo(line + ("  in service" if m["in_service"] else ""))

@@ -378,3 +378,23 @@ def account_mix(user_id: int) -> list[tuple[str, dict[str, int]]]:
         while len(_mix_cache) > MIX_CACHE_ENTRIES:
             _mix_cache.pop(next(iter(_mix_cache)))
     return mix
+
+
+def history(limit: int | None = None) -> list[dict]:
+    """The trained models, newest first, as the page's table lists them: which one serves, when each was
+    trained, on how many texts, and how it scored on its held-out tenth beside VADER."""
+    serving, _ = in_service()
+    query = sa.select(SentimentModel).order_by(SentimentModel.id.desc())
+    rows = db.session.scalars(query.limit(limit) if limit else query).all()
+    return [
+        {
+            "version": row.id,
+            "in_service": serving is not None and row.id == serving.id,
+            "created_at": row.created_at.isoformat(),
+            "texts": row.data.get("rows"),
+            "files": [f["file"] for f in row.data.get("files", [])],
+            "held_out_macro_recall": row.metrics["held_out"]["macro_recall"],
+            "vader_held_out_macro_recall": row.metrics["vader_held_out"]["macro_recall"],
+        }
+        for row in rows
+    ]
