@@ -221,7 +221,7 @@ def accounts_panel(accounts: list, forms: dict, **_) -> str:
     return render_template(
         "ingest/accounts_panel.html",
         accounts=accounts,
-        add_form=forms.get("add") or AddAccountForm(formdata=None),
+        add_form=forms.get("add") or AddAccountForm(),  # as typed, when another form was refused
         import_form=forms.get("import_") or ImportForm(formdata=None),
         restore_form=forms.get("restore") or RestoreForm(formdata=None),
         restore_job=recent(jobs.latest_of("restore")),
