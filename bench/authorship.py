@@ -6,7 +6,7 @@ Protocol (../shared/data/README.md): original posts only; for each account the n
 and the 200 (or 1,000) just before them trained; candidate sets of k accounts drawn with a fixed seed.
 Two recipes are scored on the same sets:
 - seed: the spaCy document vector and a default LogisticRegression (the first version of the app).
-  The vectors come from the app's tok2vec-only pipeline, which tests/test_embed.py shows equal to
+  The vectors come from the app's tok2vec-only pipeline, which tests/ingest/test_embed.py shows equal to
   the full pipeline's ``nlp(text).vector``.
 - project: twitapp.attribution.model.fit_with_trust, fed the same hashed features the app stores, fitted as a
   request fits (held-out fit for the trust figure and the temperature, then the final fit).

@@ -21,7 +21,7 @@ seconds in, then PostgreSQL is restarted. Afterwards every account and post writ
 there and the app must answer again; prints what the clients saw during the faults.
 
 Hostile phase (--hostile-seconds, 0 skips it): gunicorn is started again as a deployment runs it, with
-rate limits on and counted in a throwaway Redis (tests/redisserver.py) that both workers share,
+rate limits on and counted in a throwaway Redis (tests/support/redisserver.py) that both workers share,
 RATELIMIT_API set to its default of 120 per minute, TRUSTED_PROXIES 0 (its default: no proxy in front,
 so X-Forwarded-For is not believed), and one `flask worker` process that runs the import jobs. After
 10 s of ordinary traffic that is not counted (each worker fits each set of accounts once), the same mix
@@ -74,8 +74,8 @@ from requests.adapters import HTTPAdapter
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.pgserver import PostgresServer, _free_port  # noqa: E402
-from tests.redisserver import RedisServer  # noqa: E402
+from tests.support.pgserver import PostgresServer, free_port  # noqa: E402
+from tests.support.redisserver import RedisServer  # noqa: E402
 from twitapp.config import normalise_database_url  # noqa: E402
 
 PER_ACCOUNT = 200
@@ -160,7 +160,7 @@ def load_accounts(env: dict, data: Path, workdir: Path) -> list[str]:
 
 class Gunicorn:
     def __init__(self, env: dict, workers: int = 2, worker_class: str = "sync", threads: int = 1) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         binary = str(Path(sys.executable).parent / "gunicorn")
         args = [binary, "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}", "--log-level", "error"]

@@ -77,8 +77,8 @@ def app(request, database_url, tmp_path):
             "X_API_URL": None,
             "TWEETS_PER_USER": 400,
             "X_RETRY_BACKOFF": 0.01,
-            "RATELIMIT_ENABLED": False,  # tests/test_security.py turns them on
-            "SIGN_IN_REQUIRED": False,  # the local default (make run); tests/test_auth.py turns it on
+            "RATELIMIT_ENABLED": False,  # tests/web/test_security.py turns them on
+            "SIGN_IN_REQUIRED": False,  # the local default (make run); tests/auth/test_auth.py turns it on
             "JOB_BEAT_SECONDS": 0,  # no beating thread outliving its test's database; tests beat by hand
             **settings,
         }

@@ -27,5 +27,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
-# Limits are set per route (views.py, api.py); storage is memory, or Redis when REDIS_URL is set.
+# Limits are set per route (each routes.py; web/api.py for the API); memory, or Redis when REDIS_URL is set.
 limiter = Limiter(get_remote_address, default_limits=[])

@@ -3,7 +3,7 @@
 tests/data/legacy_models.json holds rows of the ``sentiment_models`` and ``model_versions`` tables as the
 code at commit 9593954 wrote them (every column; bytes in base64, timestamps in ISO 8601), and what that
 code answered with them: a sentiment model trained on a small made-up labelled file, a virality model
-trained as tests/test_virality.py trains one, and a Kneser-Ney style model of a small made-up account.
+trained as tests/virality/test_virality.py trains one, and a Kneser-Ney style model of a small made-up account.
 Deployments hold such rows; each test puts them into the database as they are and asks through the
 app's usual paths for the model in service, which must serve the answers recorded then. A change to
 the stored layout that makes them unreadable needs a migration of the rows, not a new recording.

@@ -26,7 +26,8 @@ def _binary(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -38,7 +39,7 @@ class PostgresServer:
     def __init__(self) -> None:
         self.initdb = _binary("initdb")
         self.pg_ctl = _binary("pg_ctl")
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="hypotweet-pg-"))
         self.data = self.dir / "data"
         self.run_as: list[str] = []

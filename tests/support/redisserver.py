@@ -9,15 +9,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.pgserver import free_port
+
 
 class RedisUnavailable(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:
@@ -27,7 +23,7 @@ class RedisServer:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise RedisUnavailable("redis-server not found (install Debian's redis-server package)")
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="hypotweet-redis-"))
         self.process: subprocess.Popen | None = None
 

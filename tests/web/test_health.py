@@ -52,7 +52,7 @@ def names_in_file(path: Path) -> list[str]:
 
 
 def health(response) -> dict:
-    """/healthz's answer without where rate limits are counted (tests/test_security.py covers that)."""
+    """/healthz's answer without where rate limits are counted (tests/web/test_security.py covers that)."""
     body = response.get_json()
     body.pop("rate_limits", None)
     return body
