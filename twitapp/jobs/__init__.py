@@ -26,11 +26,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from twitapp.jobs.abandoned import ORPHANED_ERROR, beat, cleanup, is_stale, sweep
-
 # The public face of the package. ``run_in_worker`` must stay importable as ``twitapp.jobs.run_in_worker``:
 # RQ jobs queued before a deploy name it so.
-from twitapp.jobs.holders import holder_state, worker_id
+from twitapp.jobs.abandoned import beat, cleanup, is_stale, sweep
+from twitapp.jobs.holders import worker_id
 from twitapp.jobs.redis_queue import rq_id, rq_queue, run_in_worker
 from twitapp.jobs.runner import (
     ACTIVE,
@@ -39,40 +38,30 @@ from twitapp.jobs.runner import (
     STALE_RUNNING,
     JobFailed,
     Reporter,
-    beat_seconds,
     execute,
     handler,
     now,
-    orphaned,
 )
 from twitapp.jobs.status import as_dict, latest_for, latest_of, under_way_for, under_way_of
-from twitapp.jobs.workers import ThreadWorker, create, dispatch, run_here, start, submit, thread_worker
-from twitapp.models import Job
+from twitapp.jobs.workers import create, run_here, start, submit, thread_worker
 
 __all__ = [
     "ACTIVE",
     "HANDLERS",
-    "ORPHANED_ERROR",
     "STALE_QUEUED",
     "STALE_RUNNING",
-    "Job",
     "JobFailed",
     "Reporter",
-    "ThreadWorker",
     "as_dict",
     "beat",
-    "beat_seconds",
     "cleanup",
     "create",
-    "dispatch",
     "execute",
     "handler",
-    "holder_state",
     "is_stale",
     "latest_for",
     "latest_of",
     "now",
-    "orphaned",
     "rq_id",
     "rq_queue",
     "run_here",
