@@ -417,3 +417,39 @@ def test_a_restore_whose_process_dies_leaves_its_staged_posts_for_the_sweep(
         db.session.commit()
         assert jobs.sweep() == 1
     assert count_rows(app, StagedPost) == 0 and count_rows(app, User) == 0
+
+
+def test_a_backup_whose_handle_another_stored_account_holds_is_refused_before_anything_is_stored(
+    app, runner, add_account, tmp_path
+):
+    """The restore stores one account after another: a clash found only when its turn came would leave
+    the accounts before it stored. The check of the whole file finds it first."""
+    add_account("newone", ["first post"], account_id=100)
+    add_account("quaynews", ["harbour news"], account_id=200)
+    path = exported(runner, tmp_path)
+    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
+    add_account("quaynews", ["another quaynews"], account_id=9)
+    before = snapshot(app)
+    result = runner.invoke(args=["restore", str(path)])
+    assert result.exit_code != 0 and "@quaynews is already stored as a different account (id 9)" in result.output
+    assert snapshot(app) == before
+
+
+def test_a_backup_holding_a_post_stored_under_another_account_is_refused_before_anything_is_stored(
+    app, runner, add_account, tmp_path
+):
+    add_account("newone", ["first post"], account_id=100)
+    add_account("other", ["a post", "another post"], account_id=200)
+    path = exported(runner, tmp_path)
+
+    def steal(record):
+        if "post" in record and record["post"]["id"] == "200001":
+            record["post"]["id"] = "9000"  # the post of the account stored below
+
+    changed = changed_export(path, tmp_path, steal)
+    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
+    add_account("stored", ["mine"], account_id=9)
+    before = snapshot(app)
+    result = runner.invoke(args=["restore", changed])
+    assert result.exit_code != 0 and "post 9000 is stored under another account (id 9)" in result.output
+    assert snapshot(app) == before

@@ -28,7 +28,7 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from twitapp.extensions import db
-from twitapp.ingest.store import IngestResult, import_tweets, stored_shapes
+from twitapp.ingest.store import CHUNK, IngestResult, import_tweets, stored_shapes
 from twitapp.models import Tweet, User
 from twitapp.sources import handles
 from twitapp.sources.archive import text_stream
@@ -226,6 +226,7 @@ class ExportFile:
         summary = ExportSummary(version=export_version(first[1] if first else {}, self.name))
         seen_accounts: set[int] = set()
         seen_posts: set[int] = set()
+        owned = _OwnedElsewhere(self.name)  # posts of the file stored under another account
         end = None
         for where, row in rows:
             if end is not None:
@@ -243,6 +244,8 @@ class ExportFile:
                 if post.id in seen_posts:
                     raise ArchiveError(f"{where}: post {post.id} appears twice")
                 seen_posts.add(post.id)
+                if check_handles:
+                    owned.add(summary.accounts[-1].record.id, post.id, where)
                 summary.accounts[-1].posts += 1
                 summary.posts += 1
             elif "end" in row and summary.version >= 2:
@@ -252,6 +255,7 @@ class ExportFile:
         if summary.version >= 2:
             self._verify_end(end, summary)
         if check_handles:
+            owned.flush()
             in_file = {saved.record.id for saved in summary.accounts}
             shapes = stored_shapes()
             stored = {owner: name for name, owner, _ in shapes}
@@ -364,6 +368,13 @@ def _check_handle(
     (the app stored them side by side); only a look-alike of another stored account is refused."""
     try:
         now_stored = stored.get(saved.record.id)
+        kept = now_stored if now_stored is not None and policy == "keep" else saved.record.username
+        holder = next((owner for owner, name in stored.items() if name.lower() == kept.lower()), None)
+        if holder is not None and holder != saved.record.id:
+            raise handles.HandleError(
+                f"@{stored[holder]} is already stored as a different account (id {holder}); it may have been "
+                "renamed. Delete it first, or restore into a database without it."
+            )
         if now_stored is None or (policy == "replace" and now_stored != saved.record.username):
             handles.check_stored_form(saved.record.username)
             other = handles.look_alike(saved.record.username, shapes, saved.record.id, ignore=in_file)
@@ -374,6 +385,38 @@ def _check_handle(
                 )
     except handles.HandleError as exc:
         raise ArchiveError(f"{where}: account {saved.record.id}: {exc}") from None
+
+
+class _OwnedElsewhere:
+    """Checks, a chunk at a time, that no post of the file is stored under another account: the restore
+    stores one account after another, so such a post found while storing would leave the accounts before
+    it stored and the rest not."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.account: int | None = None
+        self.pending: dict[int, str] = {}  # post id -> where in the file
+
+    def add(self, account_id: int, post_id: int, where: str) -> None:
+        if account_id != self.account or len(self.pending) >= CHUNK:
+            self.flush()
+            self.account = account_id
+        self.pending[post_id] = where
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        query = sa.select(Tweet.id, Tweet.user_id).where(
+            Tweet.id.in_(list(self.pending)), Tweet.user_id != self.account
+        )
+        found = db.session.execute(query.limit(1)).first()
+        db.session.rollback()
+        if found is not None:
+            raise ArchiveError(
+                f"{self.pending[found.id]}: post {found.id} is stored under another account (id {found.user_id}), "
+                f"not account {self.account}; nothing was restored."
+            )
+        self.pending.clear()
 
 
 def restore_accounts(
