@@ -49,6 +49,15 @@ def test_import_a_jsonl_file_then_reimport_is_idempotent(app, runner, tmp_path):
         assert (user.id, user.name, user.source) == (321, "Ann Imported", "archive")
 
 
+def test_a_post_too_long_to_be_one_is_named_and_nothing_is_stored(app, runner, tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text(f"id,created_at,text\n1,2024-05-01T09:00:00Z,short\n2,2024-05-02T09:00:00Z,{'a' * 60_000}\n")
+    result = runner.invoke(args=["import", str(path), "--username", "longwinded"])
+    assert result.exit_code != 0
+    assert "row 3: the post has 60,000 characters; a post has at most 50,000" in result.output, result.output
+    assert count_rows(app, User) == 0 and count_rows(app, Tweet) == 0
+
+
 def test_import_csv_without_ids_gets_a_stable_local_account(app, runner, tmp_path):
     path = tmp_path / "posts.csv"
     path.write_text("id,created_at,text\n1,2024-01-01T00:00:00Z,hello\n2,2024-01-02T00:00:00Z,again\n")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from twitapp.errors import UserError
-from twitapp.sources.records import PostRecord
+from twitapp.sources.records import MAX_POST_CHARS, PostRecord
 
 
 class ArchiveError(UserError, ValueError):
@@ -84,6 +84,8 @@ def post_record(
     """A checked PostRecord from a file's raw fields; ``counts`` are like_count, retweet_count, reply_count."""
     if not isinstance(text, str) or not text.strip():
         raise ArchiveError(f"{where}: the post has no text")
+    if len(text) > MAX_POST_CHARS:
+        raise ArchiveError(f"{where}: the post has {len(text):,} characters; a post has at most {MAX_POST_CHARS:,}")
     return PostRecord(
         id=parse_id(id_, where),
         text=text,

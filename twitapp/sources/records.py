@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# The longest post any source may bring. X's own longest posts are 25,000 characters; more is not a post
+# (and the embedding's pipeline refuses a text of a million characters).
+MAX_POST_CHARS = 50_000
 
 
 def clean_text(text: str) -> str:

@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from twitapp.errors import UserError
-from twitapp.sources.records import AccountRecord, PostRecord
+from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord
 
 X_HOST = "https://api.twitter.com"
 TIMELINE_CAP = 3200  # X serves at most this many of an account's most recent posts.
@@ -395,6 +395,8 @@ def _parse_post(item: Any, doing: str) -> PostRecord:
     text = post.get("text")
     if not isinstance(text, str):
         raise XUnavailable(f"X sent a malformed post while {doing}: a post has no text.")
+    if len(text) > MAX_POST_CHARS:
+        raise XUnavailable(f"X sent a malformed post while {doing}: a post of {len(text):,} characters.")
     metrics = post.get("public_metrics")
     metrics = metrics if isinstance(metrics, dict) else {}
     lang = post.get("lang")
