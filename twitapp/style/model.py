@@ -9,6 +9,7 @@ none repeats a post its model learned from; judge.py measures how well the draft
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from twitapp import artefacts, registry
 from twitapp.errors import UserError
 from twitapp.extensions import db
 from twitapp.models import ModelVersion, Tweet, User, find_user
+from twitapp.sources import handles
 from twitapp.style import kneser_ney, lstm
 from twitapp.style.sampling import COPY_RUN, SPACE, CopyIndex, draw, normalise
 
@@ -85,7 +87,13 @@ def fit(
 
 
 def load(engine: str, blob: bytes) -> StyleModel:
-    return lstm.LSTMModel.from_bytes(blob) if engine == "lstm" else kneser_ney.CharModel.from_bytes(blob)
+    """The model in ``blob``; an ArtefactError (the registry then serves none, and says why in the log)
+    for bytes that match their hash but are not a model this code stored: a missing array, a damaged or
+    foreign file."""
+    try:
+        return lstm.LSTMModel.from_bytes(blob) if engine == "lstm" else kneser_ney.CharModel.from_bytes(blob)
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise artefacts.ArtefactError(f"not a {engine} model: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -96,7 +104,7 @@ def account_named(username: str) -> User:
     """The stored account of that handle (with or without its @), or a StyleError."""
     account = find_user(username)
     if account is None:
-        raise StyleError(f"No stored account is called @{username.strip().lstrip('@')}.")
+        raise StyleError(f"No stored account is called @{handles.typed(username)}.")
     return account
 
 
