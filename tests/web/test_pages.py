@@ -428,3 +428,25 @@ def test_an_upload_dropped_while_its_job_reads_it_is_an_error_not_a_shorter_file
             stream.read()
         with pytest.raises(uploads.UploadGone, match="is gone"):
             uploads.open_upload(upload)
+
+
+def test_an_accounts_page_typed_with_its_at_shows_its_job_and_a_job_ended_lately_still_shows(app, client):
+    """``/user/@carol`` is the same page as ``/user/carol``: the import under way for it, before any post
+    is stored; and a job shows its outcome for a while after it ended, however long it ran."""
+    from datetime import timedelta
+
+    from twitapp import jobs
+    from twitapp.models import Job
+
+    with app.app_context():
+        job_id = jobs.create("import-file", "carol").id
+    for path in ("/user/carol", "/user/@carol"):
+        page = client.get(path)
+        assert page.status_code == 200 and "Importing the file" in page.get_data(as_text=True), path
+    with app.app_context():  # ran for half an hour, ended a minute ago
+        job = db.session.get(Job, job_id)
+        job.state, job.message = "done", "Imported 3 posts."
+        job.created_at = jobs.now() - timedelta(minutes=31)
+        job.finished_at = jobs.now() - timedelta(minutes=1)
+        db.session.commit()
+    assert "Imported 3 posts." in client.get("/user/@carol").get_data(as_text=True)

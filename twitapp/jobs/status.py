@@ -9,10 +9,12 @@ from twitapp.extensions import db
 from twitapp.jobs.abandoned import ORPHANED_ERROR, is_stale
 from twitapp.jobs.runner import ACTIVE, WRITES_ALL, WRITES_ONE
 from twitapp.models import Job
-from twitapp.sources.handles import STORED_HANDLE
+from twitapp.sources.handles import STORED_HANDLE, typed
 
 
 def latest_for(username: str) -> Job | None:
+    """The newest job of an account, typed with or without its @."""
+    username = typed(username)
     if not STORED_HANDLE.fullmatch(username):
         return None
     return db.session.scalars(

@@ -11,7 +11,7 @@ from twitapp.sentiment import model as sentiment
 from twitapp.sources import archive
 
 
-@handler("sentiment-train", title="Training the sentiment model")
+@handler("sentiment-train", title="Training a sentiment model")
 def _sentiment_train(params: dict, report: Reporter) -> tuple[str, dict]:
     """Train a sentiment model on labelled files (paths, or files sent through the page) and put it in service."""
     rows, files = [], []

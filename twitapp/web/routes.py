@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, render_template
 from twitapp import database, jobs
 from twitapp.extensions import db
 from twitapp.models import Job, User, find_user, find_user_or_404, newest_posts, tweet_counts
+from twitapp.sources import x
 from twitapp.web.paging import page_of
 
 bp = Blueprint("web", __name__)
@@ -31,7 +32,7 @@ def start_jobs() -> None:
 
 def recent(job: Job | None) -> dict | None:
     """A job worth showing: under way, or ended within RECENT_JOB."""
-    if job is None or not (job.state in jobs.ACTIVE or jobs.now() - job.created_at < RECENT_JOB):
+    if job is None or not (job.state in jobs.ACTIVE or jobs.now() - (job.finished_at or job.created_at) < RECENT_JOB):
         return None
     return jobs.as_dict(job)
 
@@ -43,15 +44,10 @@ def accounts() -> list[tuple[User, int]]:
     return [(u, counts.get(u.id, 0)) for u in users]
 
 
-def online() -> bool:
-    """Whether accounts can be fetched from X (a token is set)."""
-    return bool(current_app.config.get("X_BEARER_TOKEN"))
-
-
 def home_page(status: int = 200, **forms):
     """The home page; ``forms``: a refused form by the name its panel knows it (``compare``, ``add`` ...)."""
     listed = accounts()
-    return render_template("web/index.html", accounts=listed, forms=forms, online=online()), status
+    return render_template("web/index.html", accounts=listed, forms=forms, online=x.online()), status
 
 
 @bp.get("/")
