@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -34,8 +35,13 @@ API_NEEDS_TOKEN = (
     "(`flask operator token NAME` makes one)."
 )
 API_BAD_TOKEN = "That API token is not known, or it has been revoked."
-# Compared against when the name is unknown, so a wrong name takes as long as a wrong password.
-_NOBODY = generate_password_hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _nobody() -> str:
+    """A hash to check against when the name is unknown, so a wrong name takes as long as a wrong password.
+    Made at the first sign-in, not at import: an scrypt hash takes a tenth of a second and 32 MiB."""
+    return generate_password_hash(secrets.token_hex(16))
 
 
 @login_manager.user_loader
@@ -165,7 +171,7 @@ def check_password(name: str, password: str) -> Operator | None:
     """The operator with this name and password; None for either being wrong, in the same time."""
     operator = find_operator(name)
     if operator is None:
-        check_password_hash(_NOBODY, password)
+        check_password_hash(_nobody(), password)
         return None
     return operator if check_password_hash(operator.password_hash, password) else None
 

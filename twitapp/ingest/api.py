@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app
+from flask import Blueprint, abort
 
 from twitapp import jobs
 from twitapp.auth import operator_required
@@ -11,7 +11,7 @@ from twitapp.ingest.routes import export_response
 from twitapp.ingest.store import IngestError
 from twitapp.jobs.routes import job_url
 from twitapp.models import find_user_or_404
-from twitapp.sources import handles
+from twitapp.sources import handles, x
 from twitapp.web.api import api_limit, json_object
 
 bp = Blueprint("ingest", __name__)
@@ -27,7 +27,7 @@ def add_user():
         handle = handles.check_typed(body["username"])
     except handles.HandleError as exc:
         abort(400, description=str(exc))
-    if not current_app.config.get("X_BEARER_TOKEN"):
+    if not x.online():
         abort(503, description=NO_TOKEN)
     job = jobs.submit("add", handle)
     url = job_url(job)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import AppGroup
 
 from twitapp.extensions import db
@@ -17,7 +16,7 @@ from twitapp.ingest.jobs import Busy, delete_account, import_account
 from twitapp.ingest.store import IngestError, delete_all, import_tweets
 from twitapp.jobs.cli import JobLine, bar_progress, run_job
 from twitapp.models import Job, User
-from twitapp.sources import archive, demo, handles
+from twitapp.sources import archive, demo, handles, x
 from twitapp.sources.formats import ParsedArchive
 from twitapp.sources.records import AccountRecord
 
@@ -139,7 +138,7 @@ def restore(path: str, replace: bool, yes: bool) -> None:
 
 
 def _require_token() -> None:
-    if not current_app.config.get("X_BEARER_TOKEN"):
+    if not x.online():
         raise click.ClickException("X_BEARER_TOKEN is not set; see the README on getting an X API token.")
 
 

@@ -11,6 +11,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -27,7 +28,7 @@ from twitapp.ingest.jobs import NO_TOKEN, Busy, delete_account
 from twitapp.ingest.store import IngestError
 from twitapp.jobs import uploads
 from twitapp.models import Job, find_user_or_404, tweet_counts
-from twitapp.sources import formats
+from twitapp.sources import formats, x
 from twitapp.sources.fields import ArchiveError
 from twitapp.web.forms import ButtonForm
 from twitapp.web.routes import home_page, recent
@@ -44,7 +45,7 @@ def add_user():
     form = AddAccountForm()
     if not form.validate_on_submit():
         return home_page(400, add=form)
-    if not current_app.config.get("X_BEARER_TOKEN"):
+    if not x.online():
         form.username.errors.append(NO_TOKEN)
         return home_page(400, add=form)
     job = jobs.submit("add", form.username.data)
@@ -211,9 +212,16 @@ def export_response() -> Response:
 def update_user(username: str):
     """Fetch an account's newer posts, as a job shown on its page."""
     account = find_user_or_404(username)
-    if ButtonForm().validate_on_submit() and current_app.config.get("X_BEARER_TOKEN") and account.source == "x":
+    if ButtonForm().validate_on_submit() and x.online() and account.source == "x":
         jobs.submit("add", account.username)
     return redirect(url_for("web.user", username=account.username))
+
+
+def _restore_job() -> dict | None:
+    """The restore under way, or the one just ended: read once for the home page's two panels that show it."""
+    if "restore_job" not in g:
+        g.restore_job = recent(jobs.latest_of("restore"))
+    return g.restore_job
 
 
 def accounts_panel(accounts: list, forms: dict, **_) -> str:
@@ -224,14 +232,14 @@ def accounts_panel(accounts: list, forms: dict, **_) -> str:
         add_form=forms.get("add") or AddAccountForm(),  # as typed, when another form was refused
         import_form=forms.get("import_") or ImportForm(formdata=None),
         restore_form=forms.get("restore") or RestoreForm(formdata=None),
-        restore_job=recent(jobs.latest_of("restore")),
+        restore_job=_restore_job(),
         max_upload_mb=uploads.limit_mb(),
     )
 
 
 def account_actions(user, job: dict | None, **_) -> str:
     """On an account's page: fetch its newer posts (an account from X, with a token set)."""
-    can_update = bool(current_app.config.get("X_BEARER_TOKEN")) and user.source == "x"
+    can_update = x.online() and user.source == "x"
     return render_template(
         "ingest/account_actions.html", user=user, job=job, update_form=ButtonForm() if can_update else None
     )
@@ -243,5 +251,5 @@ def account_links(user, **_) -> str:
 
 def restore_job_panel(**_) -> str | None:
     """Under the accounts: the restore under way, or the one just ended."""
-    job = recent(jobs.latest_of("restore"))
+    job = _restore_job()
     return render_template("ingest/restore_job.html", restore_job=job) if job else None

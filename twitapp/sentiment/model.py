@@ -52,10 +52,6 @@ class SentimentError(UserError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------------------
-# VADER
-
-
-# ---------------------------------------------------------------------------------------------------
 # The trained model
 
 
@@ -277,11 +273,6 @@ def save(model: TrainedModel, metrics: dict, data: dict) -> SentimentModel:
     db.session.commit()
     _service.clear()
     return row
-
-
-def load(row: SentimentModel) -> TrainedModel | None:
-    """The row's model, or None when its bytes do not match their hash or are not a model this code stored."""
-    return registry.read(row, _from_row, "sentiment model")
 
 
 def _from_row(row: SentimentModel) -> TrainedModel:

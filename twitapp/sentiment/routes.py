@@ -16,6 +16,7 @@ from twitapp.sentiment import labelled, topic
 from twitapp.sentiment import model as sentiment
 from twitapp.sentiment.forms import SentimentForm, TrainSentimentForm
 from twitapp.sentiment.topic import topic_limit
+from twitapp.sources import x
 from twitapp.sources.archive import ArchiveError
 from twitapp.sources.x import XAPIError
 from twitapp.web.routes import recent
@@ -108,7 +109,7 @@ def topic_page():
             error, status = str(exc), 400
         except XAPIError as exc:
             error, status = str(exc), 502
-    online = bool(current_app.config.get("X_BEARER_TOKEN"))
+    online = x.online()
     poll = current_app.config["TOPIC_CACHE_SECONDS"] if online else 5
     return render_template(
         "sentiment/topic.html", query=query, found=found, error=error, online=online, poll_seconds=poll

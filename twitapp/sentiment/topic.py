@@ -20,7 +20,8 @@ from twitapp.extensions import db, limiter
 from twitapp.models import Tweet, User
 from twitapp.sentiment import model as sentiment
 from twitapp.sentiment.labelled import LABELS
-from twitapp.sources.records import checked_text
+from twitapp.sources import x
+from twitapp.sources.records import checked_text, clean_text
 from twitapp.sources.x import client_from_config
 
 MAX_QUERY_CHARS = 200
@@ -135,7 +136,8 @@ def recent(query: str | None, since_id: int | None = None) -> TopicPosts:
         statement = statement.order_by(Tweet.created_at.desc(), Tweet.id.desc()).limit(PER_POLL)
         rows = [(str(i), text, name, at) for i, text, name, at in db.session.execute(statement)]
         source = "stored"
-    rows = [r for r in rows if r[1].strip() and len(r[1]) <= sentiment.MAX_TEXT_CHARS]
+    # Only what the scorer takes: the same cleaning it applies (a post of NUL characters is empty).
+    rows = [r for r in rows if 0 < len(clean_text(r[1]).strip()) <= sentiment.MAX_TEXT_CHARS]
     if not rows:
         row, model = sentiment.in_service()
         return TopicPosts(query, source, "trained" if model else "vader", row.id if row else None, [])
@@ -156,7 +158,7 @@ def recent(query: str | None, since_id: int | None = None) -> TopicPosts:
 
 def _spends_no_quota() -> bool:
     """Offline (topics are read from the database), or the query's last search still answers."""
-    return not current_app.config.get("X_BEARER_TOKEN") or fresh((request.args.get("q") or "").strip())
+    return not x.online() or fresh((request.args.get("q") or "").strip())
 
 
 # A topic read from X spends the operator's quota: its own budget per address (the topic page and the API

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import requests
 import tweepy
 import urllib3.exceptions
+from flask import current_app
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -159,11 +160,6 @@ class XClient:
         # itself, instead of tweepy's models raising bare KeyErrors (or warning) on odd data.
         self._tweepy = tweepy.Client(bearer_token=bearer_token.strip(), return_type=dict, wait_on_rate_limit=False)
         self._tweepy.session.mount(X_HOST + "/", _XTransport(timeout, self._api_url, retries, backoff))
-
-    @property
-    def session(self) -> requests.Session:
-        """The HTTP session tweepy sends through (exposed for tests and for closing)."""
-        return self._tweepy.session
 
     def close(self) -> None:
         self._tweepy.session.close()
@@ -345,6 +341,11 @@ def _timed_out(exc: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
         reason, urllib3.exceptions.NewConnectionError
     )
+
+
+def online() -> bool:
+    """Whether accounts can be fetched from X here: a bearer token is set (the app runs offline without)."""
+    return bool(current_app.config.get("X_BEARER_TOKEN"))
 
 
 def client_from_config(config: Mapping[str, Any]) -> XClient | None:

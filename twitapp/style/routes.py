@@ -3,13 +3,11 @@ both on the account's page and its models on ``/models``."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from twitapp import jobs
+from twitapp import jobs, registry
 from twitapp.auth import operator_required
-from twitapp.extensions import db
-from twitapp.models import ModelVersion, find_user_or_404
+from twitapp.models import find_user_or_404
 from twitapp.style import lstm as neural
 from twitapp.style import model as generate
 from twitapp.style.forms import WriteForm
@@ -69,7 +67,5 @@ def account_panel(user, job: dict | None, forms: dict, written: list[str] | None
 
 def models_panel(**_) -> str:
     """On ``/models``: the accounts' style models, newest first."""
-    styles = db.session.scalars(
-        sa.select(ModelVersion).where(ModelVersion.kind == generate.KIND).order_by(ModelVersion.id.desc()).limit(50)
-    ).all()
+    styles = registry.versions(generate.KIND, newest_first=True, limit=50)
     return render_template("style/models_panel.html", styles=styles)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import click
-import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from twitapp.extensions import db
+from twitapp import registry
 from twitapp.jobs.cli import run_job
-from twitapp.models import ModelVersion
 from twitapp.virality import model as virality
 from twitapp.web.filters import format_percent
 
@@ -54,10 +52,7 @@ def virality_score(text: str, username: str | None) -> None:
 @commands.command("models")
 def virality_models() -> None:
     """The registry: every version, its standing and its held-out ROC AUC."""
-    rows = db.session.scalars(
-        sa.select(ModelVersion).where(ModelVersion.kind == virality.KIND).order_by(ModelVersion.id)
-    )
-    for row in rows:
+    for row in registry.versions(virality.KIND):
         click.echo(
             f"{row.id:>4}  {row.status:<10}  {row.created_at:%Y-%m-%d %H:%M}  ROC AUC {row.metrics['roc_auc']}  "
             f"on {row.metrics['rows']:,} posts  {row.decision['reason']}"

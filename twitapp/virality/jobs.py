@@ -3,10 +3,9 @@ loop (newer posts for every account, then a training run)."""
 
 from __future__ import annotations
 
-from flask import current_app
-
 from twitapp.ingest.jobs import update_all
 from twitapp.jobs import Reporter, handler
+from twitapp.sources import x
 from twitapp.virality import model as virality
 
 
@@ -34,7 +33,7 @@ def _refresh(params: dict, report: Reporter) -> tuple[str, dict]:
     A model that cannot be trained (too few fresh posts, say) is not a failure of the loop: the champion
     stays in service and the message says why nothing changed.
     """
-    if current_app.config.get("X_BEARER_TOKEN"):
+    if x.online():
         fetched_message, fetched = update_all(params, report)
     else:
         fetched_message, fetched = "No X token is set: retraining on the stored posts.", {}

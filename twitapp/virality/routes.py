@@ -3,13 +3,12 @@ training run or the whole refresh loop is started (other capabilities add their 
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, abort, redirect, render_template, url_for
 
-from twitapp import jobs
+from twitapp import jobs, registry
 from twitapp.auth import operator_required
-from twitapp.extensions import db
 from twitapp.models import ModelVersion
+from twitapp.sources import x
 from twitapp.virality import features
 from twitapp.virality import model as virality
 from twitapp.virality.forms import TrainViralityForm, ViralityForm
@@ -61,9 +60,7 @@ def models_page(train_form: TrainViralityForm | None = None, status: int = 200):
     if train_form is None:
         champion = virality.champion_row()
         train_form = TrainViralityForm(threshold=champion.params.get("threshold") if champion else None)
-    rows = db.session.scalars(
-        sa.select(ModelVersion).where(ModelVersion.kind == virality.KIND).order_by(ModelVersion.id)
-    ).all()
+    rows = registry.versions(virality.KIND)
     latest = max((j for j in map(jobs.latest_of, MODEL_JOBS) if j is not None), key=lambda j: j.id, default=None)
     job = recent(latest)
     return render_template(
@@ -74,7 +71,7 @@ def models_page(train_form: TrainViralityForm | None = None, status: int = 200):
         busy=bool(job and not job["finished"]),
         run_form=ButtonForm(),
         train_form=train_form,
-        online=bool(current_app.config.get("X_BEARER_TOKEN")),
+        online=x.online(),
     ), status
 
 

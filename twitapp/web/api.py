@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, Flask, abort, current_app, request
 
+from twitapp import registry
 from twitapp.extensions import csrf, db, limiter
 from twitapp.models import ModelVersion, Tweet, User, find_user_or_404, newest_posts, tweet_counts
 from twitapp.web.paging import page_of
@@ -149,5 +150,4 @@ def models():
     kind = request.args.get("kind", kinds[0] if kinds else "")
     if kind not in kinds:
         abort(400, description='"kind" must be ' + " or ".join(kinds) + ".")
-    rows = db.session.scalars(sa.select(ModelVersion).where(ModelVersion.kind == kind).order_by(ModelVersion.id))
-    return {"models": [model_json(r) for r in rows]}
+    return {"models": [model_json(r) for r in registry.versions(kind)]}
