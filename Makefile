@@ -56,9 +56,13 @@ format: install
 	$(PIPENV) run ruff check --fix .
 	$(PIPENV) run ruff format .
 
-## bench: embedding throughput, attribution accuracy and latency, load and faults (needs ../shared/data)
+## bench: every benchmark: embedding, attribution, load and faults, sentiment, virality, style, import and
+## export at scale (needs ../shared/data; some tens of minutes)
 bench: install
 	$(PIPENV) run python bench/ingest.py --data ../shared/data/authorship-dev
 	$(PIPENV) run python bench/authorship.py --data ../shared/data/authorship-dev
 	$(PIPENV) run python bench/load.py --data ../shared/data/authorship-dev
 	$(PIPENV) run python bench/sentiment.py --data ../shared/data/sentiment-train
+	$(PIPENV) run python bench/virality.py --data ../shared/data/authorship-dev
+	$(PIPENV) run python bench/style.py --data ../shared/data/authorship-dev
+	$(PIPENV) run python bench/backup.py --data ../shared/data/authorship-dev

@@ -12,6 +12,7 @@ the stored layout that makes them unreadable needs a migration of the rows, not 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,8 +43,13 @@ def store_legacy_rows(kind: str) -> None:
     db.session.commit()
 
 
-def test_the_recorded_rows_are_what_the_earlier_code_wrote():
+def test_the_recording_holds_whole_rows_of_each_kind_that_pass_the_hash_check():
+    """The file is what the earlier code stored: one row of each kind, bytes that match their hash."""
     assert LEGACY["written_by"] == "9593954"
+    for kind in ("sentiment", "virality", "style"):
+        for stored in LEGACY[kind]["rows"]:
+            artefact = base64.b64decode(stored["row"]["artefact"])
+            assert artefact and hashlib.sha256(artefact).hexdigest() == stored["row"]["sha256"], kind
     assert [(r["table"], r["format"]) for r in LEGACY["sentiment"]["rows"]] == [("sentiment_models", 2)]
     assert [(r["table"], r["format"], r["row"]["kind"]) for r in LEGACY["virality"]["rows"]] == [
         ("model_versions", 2, "virality")

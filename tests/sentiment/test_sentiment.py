@@ -372,3 +372,11 @@ def test_the_trained_models_are_listed_by_the_api_and_the_cli_with_the_one_in_se
     assert 0 <= listed[0]["held_out_macro_recall"] <= 1
     lines = runner.invoke(args=["sentiment", "models"]).output.splitlines()
     assert lines[0].split()[0] == "2" and lines[0].endswith("in service") and not lines[1].endswith("in service")
+    with app.app_context():  # the newest is damaged: the one before it serves, and both lists say so
+        db.session.execute(sa.update(SentimentModel).where(SentimentModel.id == 2).values(sha256="0" * 64))
+        db.session.commit()
+        sentiment._service.clear()
+    listed = client.get("/api/sentiment/models").get_json()["models"]
+    assert [(m["version"], m["in_service"]) for m in listed] == [(2, False), (1, True)]
+    lines = runner.invoke(args=["sentiment", "models"]).output.splitlines()
+    assert not lines[0].endswith("in service") and lines[1].endswith("in service")

@@ -265,22 +265,28 @@ def test_the_pool_is_read_in_one_query_and_matches_reading_it_account_by_account
         db.session.add(User(id=2, username="silent", name="Silent", source="demo"))  # an account without posts
         db.session.commit()
         ids = dict(db.session.execute(sa.select(User.username, User.id)).all())
-        statements = []
 
-        def counted(connection, cursor, statement, *args):
-            statements.append(statement)
+        def queries(*args):
+            """``pool_of(*args)`` and the statements it sent."""
+            statements = []
 
-        sa.event.listen(db.engine, "before_cursor_execute", counted)
-        try:
-            texts, reached = generate.pool_of(ids["baker"])
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", counted)
+            def counted(connection, cursor, statement, *rest):
+                statements.append(statement)
+
+            sa.event.listen(db.engine, "before_cursor_execute", counted)
+            try:
+                return generate.pool_of(*args), statements
+            finally:
+                sa.event.remove(db.engine, "before_cursor_execute", counted)
+
+        (texts, reached), statements = queries(ids["baker"])
         assert len(statements) == 1
         assert (texts, reached) == per_account_pool(ids["baker"], None)
         assert list(reached) == [str(ids["commuter"]), str(ids["coder"])] and len(texts) == 50
         # Read again as a stored model's params name it: in that order, up to each share's newest post.
         until = {str(ids["coder"]): reached[str(ids["coder"])] - 40, "2": None, str(ids["commuter"]): None}
-        assert generate.pool_of(ids["baker"], until) == per_account_pool(ids["baker"], until)
+        again, statements = queries(ids["baker"], until)
+        assert len(statements) == 1 and again == per_account_pool(ids["baker"], until)
         assert list(generate.pool_of(ids["baker"], until)[1]) == [str(ids["coder"]), str(ids["commuter"])]
         assert generate.pool_of(ids["baker"], {}) == ([], {})
 
