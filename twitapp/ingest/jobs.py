@@ -140,7 +140,8 @@ def _import_file(params: dict, report: Reporter) -> tuple[str, dict]:
                     account_js = raw.read(archive.MAX_FILE_BYTES)
             posts = archive.PostFile(name, opener, account_js)
         message, result = _import_posts(params, posts, report)
-        inputs.keep = result["withheld"] > 0  # for a replace, if the operator asks for one
+        # For a replace, if the operator asks for one; a replace itself is the last use.
+        inputs.keep = result["withheld"] > 0 and params.get("policy") != "replace"
         return message, result
 
 
@@ -243,7 +244,7 @@ def _restore(params: dict, report: Reporter) -> tuple[str, dict]:
         results = backup.restore_accounts(
             export, summary, params.get("policy", "keep"), report.progress, label=f"j{report.job_id}"
         )
-        inputs.keep = sum(r.withheld for r in results) > 0
+        inputs.keep = sum(r.withheld for r in results) > 0 and params.get("policy") != "replace"
     added = sum(r.added for r in results)
     matched = sum(r.matched for r in results)
     message = f"Restored {len(results)} accounts: {added:,} new posts, {matched:,} already stored."

@@ -142,15 +142,15 @@ def _lost_in_redis(job: Job, redis_url: str | None, worker_alive: bool) -> str |
 
 
 def _drop_unread_uploads() -> None:
-    """Uploads that no job under way will read, and no finished one keeps for a replace, once past the
-    moment between a page storing them and queuing their job."""
+    """Uploads that no job under way will read, and no job finished within a day kept (a job that did not
+    keep its files dropped them as it ended), once past the moment between a page storing them and
+    queuing their job."""
     wanted = uploads.uploads_in_use()
-    finished = db.session.execute(
-        sa.select(Job.params, Job.result).where(Job.state == "done", Job.created_at > now() - uploads.KEEP)
+    finished = db.session.scalars(
+        sa.select(Job.params).where(Job.state == "done", Job.created_at > now() - uploads.KEEP)
     ).all()
-    for params, result in finished:
-        if (result or {}).get("withheld"):
-            wanted.update((params or {}).get("uploads", []))
+    for params in finished:
+        wanted.update((params or {}).get("uploads", []))
     stray = db.session.scalars(sa.select(Upload.id).where(Upload.created_at < now() - UNQUEUED_UPLOAD)).all()
     db.session.rollback()
     uploads.discard([i for i in stray if i not in wanted])

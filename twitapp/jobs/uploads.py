@@ -150,8 +150,8 @@ class Inputs:
 @contextmanager
 def inputs(params: dict) -> Iterator[Inputs]:
     """The files a page sent for this job (none for the CLI, which passes paths). They are dropped
-    afterwards, used or refused, unless the job keeps them for a replace the operator may ask for; no
-    transaction is left open."""
+    afterwards, used or refused, unless the job sets ``keep`` (for a second run the operator may ask for,
+    up to a day later); no transaction is left open."""
     ids = params.get("uploads", [])
     inputs = None
     try:
@@ -165,5 +165,5 @@ def inputs(params: dict) -> Iterator[Inputs]:
         yield inputs
     finally:
         db.session.rollback()
-        if inputs is None or not inputs.keep or params.get("policy") == "replace":
+        if inputs is None or not inputs.keep:
             discard(ids)
