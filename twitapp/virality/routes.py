@@ -3,33 +3,37 @@ training run or the whole refresh loop is started (other capabilities add their 
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, url_for
 
 from twitapp import jobs, registry
 from twitapp.auth import operator_required
-from twitapp.models import ModelVersion
+from twitapp.extensions import db
+from twitapp.models import ModelVersion, User
 from twitapp.sources import x
 from twitapp.virality import features
 from twitapp.virality import model as virality
 from twitapp.virality.forms import TrainViralityForm, ViralityForm
 from twitapp.web.forms import ButtonForm
-from twitapp.web.routes import accounts, recent
+from twitapp.web.routes import recent
 from twitapp.web.security import rate_limit
 
 bp = Blueprint("virality", __name__)
 
 
-def _virality_page(form: ViralityForm, probability: float | None = None, status: int = 200):
-    row, model = virality.in_service()
-    form.username.choices = [("", "anyone (no account history)")] + [
-        (u.username, f"@{u.username}") for u, _ in accounts()
-    ]
+def _virality_page(form: ViralityForm, probability: float | None = None, status: int = 200, scored_by=None):
+    """The page; ``scored_by``: the model that gave ``probability`` (else the one in service now is named)."""
+    if scored_by is None:
+        row, model = virality.in_service()
+        scored_by = row if model is not None else None
+    handles = db.session.scalars(sa.select(User.username).order_by(sa.func.lower(User.username)))
+    form.username.choices = [("", "anyone (no account history)")] + [(h, f"@{h}") for h in handles]
     return (
         render_template(
             "virality/virality.html",
             form=form,
             probability=probability,
-            model=row if model is not None else None,
+            model=scored_by,
             max_chars=features.MAX_TEXT_CHARS,
         ),
         status,
@@ -44,11 +48,11 @@ def virality_page():
     if not form.validate_on_submit():
         return _virality_page(form, status=400 if form.is_submitted() else 200)
     try:
-        probability, _ = virality.predict(form.text.data or "", form.username.data or None, form.media.data)
+        probability, row = virality.predict(form.text.data or "", form.username.data or None, form.media.data)
     except virality.ViralityError as exc:
         form.text.errors.append(str(exc))
         return _virality_page(form, status=400)
-    return _virality_page(form, probability)
+    return _virality_page(form, probability, scored_by=row)
 
 
 MODEL_JOBS = ("virality-train", "refresh")
