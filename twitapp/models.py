@@ -59,7 +59,26 @@ class User(db.Model):
         return f"<User @{self.username}>"
 
 
-class Tweet(db.Model):
+class PostFields:
+    """The columns a stored post (``Tweet``) and a post staged by an import (``StagedPost``) share."""
+
+    text: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    like_count: Mapped[int] = mapped_column(default=0)
+    retweet_count: Mapped[int] = mapped_column(default=0)
+    reply_count: Mapped[int] = mapped_column(default=0)
+    lang: Mapped[str | None] = mapped_column(sa.String(8))
+    # A photo, video or GIF attached; NULL where the source did not say.
+    has_media: Mapped[bool | None] = mapped_column(sa.Boolean)
+    # Hashed n-gram counts from features.encode(); NULL or an older version is recomputed on first use.
+    features: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+
+# What an import copies from a staged post into a stored one, besides the id and the embedding.
+POST_FIELDS = tuple(PostFields.__annotations__)
+
+
+class Tweet(PostFields, db.Model):
     """One original post with its public metrics and its spaCy document vector."""
 
     __tablename__ = "tweets"
@@ -70,18 +89,8 @@ class Tweet(db.Model):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
-    text: Mapped[str] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    like_count: Mapped[int] = mapped_column(default=0)
-    retweet_count: Mapped[int] = mapped_column(default=0)
-    reply_count: Mapped[int] = mapped_column(default=0)
-    lang: Mapped[str | None] = mapped_column(sa.String(8))
-    # A photo, video or GIF attached; NULL where the source did not say.
-    has_media: Mapped[bool | None] = mapped_column(sa.Boolean)
     # float32 bytes from embed.to_bytes(); never a pickle, which would run code on load.
     embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)
-    # Hashed n-gram counts from features.encode(); NULL or an older version is recomputed on first use.
-    features: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
 
     user: Mapped[User] = relationship(back_populates="tweets")
 
@@ -189,7 +198,7 @@ class UploadPart(db.Model):
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
-class StagedPost(db.Model):
+class StagedPost(PostFields, db.Model):
     """A post read and embedded by an import that is not over yet, waiting to be stored with the rest.
 
     An import writes its posts here a batch at a time (each batch its own short transaction, so memory
@@ -203,15 +212,7 @@ class StagedPost(db.Model):
     batch: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     known: Mapped[bool] = mapped_column(default=False)
-    text: Mapped[str] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    like_count: Mapped[int] = mapped_column(default=0)
-    retweet_count: Mapped[int] = mapped_column(default=0)
-    reply_count: Mapped[int] = mapped_column(default=0)
-    lang: Mapped[str | None] = mapped_column(sa.String(8))
-    has_media: Mapped[bool | None] = mapped_column(sa.Boolean)
-    embedding: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    features: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    embedding: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # none for a post stored already
     staged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from twitapp.auth.forms import SignInForm, SignOutForm
@@ -16,15 +16,16 @@ from twitapp.auth.operators import (
     safe_next,
     sign_in_required,
 )
-from twitapp.extensions import db, limiter
+from twitapp.extensions import db
+from twitapp.web.security import rate_limit
 
-bp = Blueprint("auth", __name__, template_folder="../templates")
+bp = Blueprint("auth", __name__)
 
 FAILED = "That name and password do not match an operator of this site."
 
 
 @bp.route("/signin", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_SIGN_IN"], methods=["POST"])
+@rate_limit("RATELIMIT_SIGN_IN")
 def sign_in():
     """The operator sign-in form; afterwards back to ``next`` (a path on this site only)."""
     next_page = safe_next(request.values.get("next")) or url_for("web.index")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from twitapp.extensions import db
-from twitapp.models import StagedPost, Tweet
+from twitapp.models import POST_FIELDS, StagedPost, Tweet
 from twitapp.sources.records import PostRecord
 
 COUNTS = ("like_count", "retweet_count", "reply_count")
@@ -64,7 +64,7 @@ def count_differing(batch: str) -> int:
 def move_new_posts(batch: str, account_id: int) -> int:
     """Copy the staged new posts into ``tweets`` (those stored meanwhile left out); how many went in."""
     staged = sa.select(StagedPost).where(StagedPost.batch == batch).subquery()
-    columns = ["id", "text", "created_at", *COUNTS, "lang", "has_media", "embedding", "features"]
+    columns = ["id", "embedding", *POST_FIELDS]
     inserted = db.session.execute(
         sa.insert(Tweet).from_select(
             [*columns, "user_id"],
