@@ -37,19 +37,32 @@ def checked_text(text: str | None, max_chars: int, empty: str, error: type[Excep
 
 @dataclass(frozen=True, slots=True)
 class AccountRecord:
-    """An account as a source knows it: the platform's numeric id, its handle and display name."""
+    """An account as a source knows it: the platform's id for it, its full handle and display name.
 
-    id: int
+    ``id``: X's number; a Bluesky DID ("did:plc:..."); for Mastodon, the instance and the account's id
+    there ("mastodon.social/109..."), since an id means something only on its instance. ``username``: the
+    full handle without its @ ("ana", "ana.bsky.social", "ana@mastodon.social").
+    """
+
+    id: int | str
     username: str
     name: str
     followers_count: int | None = None  # when the source gives it
+    platform: str = "x"  # "x", "bluesky" or "mastodon"
+    # The id the account had before it moved (a Mastodon account that moved instance): the stored account
+    # under that id follows it.
+    moved_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PostRecord:
-    """One original post, normalised. ``created_at`` is always timezone-aware (UTC)."""
+    """One original post, normalised. ``created_at`` is always timezone-aware (UTC).
 
-    id: int
+    ``id``: the platform's id for the post: X's number, a Bluesky post's AT URI, a Mastodon status's
+    instance and id ("mastodon.social/1131...").
+    """
+
+    id: int | str
     text: str
     created_at: datetime
     like_count: int = 0

@@ -27,7 +27,7 @@ from flask import current_app
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from twitapp.errors import UserError
+from twitapp.sources import errors
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord
 
 X_HOST = "https://api.twitter.com"
@@ -38,31 +38,27 @@ TWEET_FIELDS = ["created_at", "public_metrics", "lang", "attachments"]
 _USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")
 
 
-class XAPIError(UserError):
+class XAPIError(errors.SourceError):
     """Any failure to get what was asked of X; the message is written for the person who asked."""
 
 
-class AccountNotFound(XAPIError):
+class AccountNotFound(XAPIError, errors.AccountNotFound):
     """X knows no such account, or no longer shows it (suspended or deactivated)."""
 
 
-class AccountProtected(XAPIError):
+class AccountProtected(XAPIError, errors.AccountProtected):
     """The account's posts are protected: X shows them only to followers it approved."""
 
 
-class XAuthError(XAPIError):
+class XAuthError(XAPIError, errors.SourceAuthError):
     """X refused our credentials (401) or our access level (403); retrying will not help."""
 
 
-class XRateLimited(XAPIError):
+class XRateLimited(XAPIError, errors.RateLimited):
     """X wants us to slow down; ``reset_at`` is when the window reopens, when X said so."""
 
-    def __init__(self, message: str, reset_at: datetime | None = None) -> None:
-        super().__init__(message)
-        self.reset_at = reset_at
 
-
-class XUnavailable(XAPIError):
+class XUnavailable(XAPIError, errors.SourceUnavailable):
     """X could not be reached or answered with something unusable; worth retrying later."""
 
 
@@ -206,15 +202,17 @@ class XClient:
 
     def fetch_timeline(
         self,
-        user_id: int,
+        user_id: int | str,
         *,
-        since_id: int | None = None,
+        since_id: int | str | None = None,
+        since_time: datetime | None = None,
         limit: int = 400,
         progress: Callable[[int], None] | None = None,
     ) -> list[PostRecord]:
         """Collect an account's own posts (no replies or reposts), newest first, as X orders them.
 
-        ``since_id`` asks only for posts newer than one already stored, so a refresh costs one small page.
+        ``since_id`` asks only for posts newer than one already stored, so a refresh costs one small page
+        (X's ids count up with time, so ``since_time``, which other networks use, is not needed).
         ``limit`` is capped at 3200 because X will not page further back than that anyway.
         """
         wanted = min(max(limit, 0), TIMELINE_CAP)
