@@ -1,5 +1,7 @@
 """The Alembic revisions build the schema the models describe, on SQLite and PostgreSQL."""
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -42,17 +44,26 @@ def test_upgrade_from_empty_matches_the_models(app):
         assert "users" not in sa.inspect(db.engine).get_table_names()
 
 
-def test_migrated_schema_enforces_case_blind_unique_usernames(app):
+def test_migrated_schema_enforces_case_blind_unique_usernames_per_network(app):
     with app.app_context():
         db.drop_all()
         upgrade()
-        db.session.execute(sa.text("INSERT INTO users (id, username, name, source) VALUES (1, 'Ann', '', 'demo')"))
-        try:
-            db.session.execute(sa.text("INSERT INTO users (id, username, name, source) VALUES (2, 'aNN', '', 'demo')"))
-        except sa.exc.IntegrityError:
-            db.session.rollback()
-        else:
-            raise AssertionError("a second @ann was accepted")
+        insert = sa.text(
+            "INSERT INTO users (platform, platform_id, username, name, source) VALUES (:platform, :id, :name, '', 'x')"
+        )
+        db.session.execute(insert, {"platform": "x", "id": "1", "name": "Ann"})
+        db.session.execute(insert, {"platform": "bluesky", "id": "did:plc:ann", "name": "ann"})  # another network
+        for clash in ({"platform": "x", "id": "2", "name": "aNN"}, {"platform": "x", "id": "1", "name": "bob"}):
+            savepoint = db.session.begin_nested()
+            try:
+                db.session.execute(insert, clash)
+            except sa.exc.IntegrityError:
+                savepoint.rollback()
+            else:
+                raise AssertionError(f"a second account was accepted: {clash}")
+        keys = db.session.execute(sa.text("SELECT id FROM users ORDER BY id")).scalars().all()
+        assert len(keys) == 2 and keys[0] < keys[1]  # the key counts up by itself
+        db.session.rollback()
         downgrade(revision="base")
 
 
@@ -125,5 +136,100 @@ def test_an_upgrade_keeps_the_newest_of_two_champions_and_drops_refused_challeng
         insert_version(8, "virality", None, "champion", b"")  # without the index, the database takes it
         db.session.commit()
         db.session.execute(sa.text("DELETE FROM model_versions WHERE id = 8"))
+        db.session.commit()
+        downgrade(revision="base")
+
+
+def fill_every_table_at_0011() -> None:
+    """Rows in every table, as the code of revision 0011 wrote them (X ids as keys), in SQL."""
+    statements = [
+        "INSERT INTO users (id, username, name, newest_tweet_id, source, followers_count, fetched_at) VALUES "
+        "(1500000000000000001, 'HarbourNews', 'Harbour News', 1600000000000000002, 'x', 12, CURRENT_TIMESTAMP), "
+        "(-77, 'csvfan', 'CSV Fan', NULL, 'archive', NULL, CURRENT_TIMESTAMP)",
+        "INSERT INTO tweets (id, user_id, text, created_at, like_count, retweet_count, reply_count, lang, has_media, "
+        "embedding, features) VALUES "
+        "(1600000000000000001, 1500000000000000001, 'ferry at noon', CURRENT_TIMESTAMP, 3, 1, 0, 'en', :yes, :vector, :blob), "
+        "(1600000000000000002, 1500000000000000001, 'ferry late', CURRENT_TIMESTAMP, 5, 0, 2, 'en', NULL, :vector, NULL), "
+        "(9, -77, 'kettle on', CURRENT_TIMESTAMP, 0, 0, 0, NULL, NULL, :vector, :blob)",
+        "INSERT INTO jobs (id, kind, username, params, state, done, total, message, created_at) VALUES "
+        "(4, 'add', 'HarbourNews', '{\"username\": \"HarbourNews\"}', 'done', 2, 2, 'Added @HarbourNews', "
+        "CURRENT_TIMESTAMP)",
+        "INSERT INTO sentiment_models (id, format, created_at, data, metrics, sha256, artefact) VALUES "
+        "(1, 1, CURRENT_TIMESTAMP, '{}', '{\"macro_recall\": 0.6}', 'abc', :blob)",
+        "INSERT INTO uploads (id, name, size, sha256, created_at) VALUES (3, 'posts.csv', 12, 'x', CURRENT_TIMESTAMP)",
+        "INSERT INTO upload_parts (upload_id, number, data) VALUES (3, 0, :csv)",
+        "INSERT INTO staged_posts (batch, id, known, text, created_at, like_count, retweet_count, reply_count, "
+        "staged_at) VALUES ('j9-abc', 5, :no, 'half read', CURRENT_TIMESTAMP, 0, 0, 0, CURRENT_TIMESTAMP)",
+        "INSERT INTO operators (id, name, password_hash, session_token, created_at) VALUES "
+        "(1, 'olive', 'scrypt:hash', 'token1', CURRENT_TIMESTAMP)",
+        "INSERT INTO api_tokens (id, operator_id, name, token_hash, created_at) VALUES "
+        "(1, 1, 'backups', 'f00d', CURRENT_TIMESTAMP)",
+    ]
+    values = {"vector": b"\x00\x00\x80?" * 4, "blob": b"features", "csv": b"id,text\n1,a\n", "yes": True, "no": False}
+    for statement in statements:
+        db.session.execute(sa.text(statement), values)
+    insert_version(2, "style", "harbournews", "champion", b"style bytes")
+    db.session.commit()
+
+
+def test_an_upgrade_keys_accounts_by_network_and_keeps_every_row(app):
+    """A database written at revision 0011, with rows in every table, upgrades with nothing lost: accounts
+    and posts keep their keys and are X's under their X ids; new accounts of other networks get keys after
+    them; the downgrade brings the old schema back while everything is still X's, and refuses after."""
+    from twitapp.ingest.store import import_tweets
+    from twitapp.jobs import uploads
+    from twitapp.models import ApiToken, Job, ModelVersion, Operator, SentimentModel, StagedPost, Tweet, User
+    from twitapp.models import find_account, find_user
+    from twitapp.sources.records import AccountRecord, PostRecord
+
+    with app.app_context():
+        db.drop_all()
+        upgrade(revision="0011")
+        fill_every_table_at_0011()
+        upgrade()
+        harbour = find_user("harbournews")
+        assert (harbour.id, harbour.platform, harbour.platform_id) == (1500000000000000001, "x", "1500000000000000001")
+        assert (harbour.name, harbour.followers_count, harbour.newest_tweet_id) == (
+            "Harbour News",
+            12,
+            1600000000000000002,
+        )
+        assert find_account("x", -77).username == "csvfan"
+        posts = db.session.execute(
+            sa.select(Tweet.id, Tweet.platform, Tweet.post_id, Tweet.features).order_by(Tweet.id)
+        )
+        assert [tuple(row) for row in posts] == [
+            (9, "x", "9", b"features"),
+            (1600000000000000001, "x", "1600000000000000001", b"features"),
+            (1600000000000000002, "x", "1600000000000000002", None),
+        ]
+        assert db.session.get(Job, 4).username == "HarbourNews"
+        assert db.session.scalar(sa.select(ModelVersion.subject).where(ModelVersion.id == 2)) == "harbournews"
+        assert bytes(db.session.get(SentimentModel, 1).artefact) == b"features"
+        assert uploads.open_upload(3).read() == b"id,text\n1,a\n"
+        assert db.session.get(Operator, 1).name == "olive" and db.session.get(ApiToken, 1).token_hash == "f00d"
+        assert db.session.scalars(sa.select(StagedPost)).all() == []  # an import's rows, of no import under way
+        db.session.rollback()
+
+        downgrade(revision="0011")  # all X's still: the old schema, with the same rows
+        rows = db.session.execute(sa.text("SELECT id, username FROM users ORDER BY id")).all()
+        assert [tuple(row) for row in rows] == [(-77, "csvfan"), (1500000000000000001, "HarbourNews")]
+        db.session.rollback()
+        upgrade()
+
+        when = datetime(2026, 11, 1, tzinfo=UTC)
+        account = AccountRecord("did:plc:anaanaanaanaanaanaanaana", "ana.bsky.social", "Ana", platform="bluesky")
+        post = PostRecord("at://did:plc:anaanaanaanaanaanaanaana/app.bsky.feed.post/3k1", "hello", when)
+        import_tweets(account, [post], source="bluesky")
+        ana = find_user("ana.bsky.social")
+        assert ana.id > harbour.id and ana.platform_id == "did:plc:anaanaanaanaanaanaanaana"
+        assert db.session.scalar(sa.select(Tweet.id).where(Tweet.user_id == ana.id)) > 1600000000000000002
+        db.session.rollback()
+        with pytest.raises(SystemExit):  # Flask-Migrate logs the refusal ("run `flask export FILE`...") and exits
+            downgrade(revision="0011")
+        db.session.rollback()
+        assert find_user("ana.bsky.social").platform == "bluesky"  # nothing was undone
+        db.session.execute(sa.delete(Tweet).where(Tweet.user_id == ana.id))
+        db.session.execute(sa.delete(User).where(User.id == ana.id))
         db.session.commit()
         downgrade(revision="base")

@@ -42,17 +42,36 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def tweets_per_user(raw: str | None) -> int:
+def tweets_per_user(raw: str | None, name: str = "TWEETS_PER_USER") -> int:
     """How many of an account's newest posts to fetch: 1 to 3,200, default 400."""
     if raw is None or not raw.strip():
         return DEFAULT_TWEETS_PER_USER
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"TWEETS_PER_USER must be a whole number from 1 to 3200, not {raw!r}.") from None
+        raise ConfigError(f"{name} must be a whole number from 1 to 3200, not {raw!r}.") from None
     if not 1 <= value <= MAX_TWEETS_PER_USER:
-        raise ConfigError(f"TWEETS_PER_USER must be from 1 to {MAX_TWEETS_PER_USER}, not {value}.")
+        raise ConfigError(f"{name} must be from 1 to {MAX_TWEETS_PER_USER}, not {value}.")
     return value
+
+
+def posts_per_account() -> int:
+    """``POSTS_PER_ACCOUNT``, or the older name ``TWEETS_PER_USER`` where only that is set."""
+    if (os.environ.get("POSTS_PER_ACCOUNT") or "").strip():
+        return tweets_per_user(os.environ["POSTS_PER_ACCOUNT"], "POSTS_PER_ACCOUNT")
+    return tweets_per_user(os.environ.get("TWEETS_PER_USER"))
+
+
+def mastodon_tokens(raw: str | None) -> dict[str, str]:
+    """``MASTODON_TOKENS``: a token per instance that refuses anonymous reads ("instance=token,...")."""
+    from twitapp.sources.mastodon import parse_tokens
+
+    if not (raw or "").strip():
+        return {}
+    try:
+        return parse_tokens(raw)
+    except ValueError as exc:
+        raise ConfigError(f"MASTODON_TOKENS: {exc}") from None
 
 
 DEFAULT_UPLOAD_MB = 32
@@ -110,7 +129,20 @@ def settings_from_env(instance_path: str) -> dict:
         # Only for tests and local fakes: where to send X API requests instead of the real host.
         "X_API_URL": os.environ.get("X_API_URL") or None,
         "SPACY_MODEL": os.environ.get("SPACY_MODEL") or "en_core_web_sm",
-        "TWEETS_PER_USER": tweets_per_user(os.environ.get("TWEETS_PER_USER")),
+        # How many of an account's newest posts a fetch reads, on every network.
+        "TWEETS_PER_USER": posts_per_account(),
+        # Bluesky's public AppView serves profiles and feeds to anyone; searching (for /topic) needs an
+        # account's handle and an app password, signed in at BLUESKY_SERVICE_URL.
+        "BLUESKY_APPVIEW_URL": os.environ.get("BLUESKY_APPVIEW_URL") or None,
+        "BLUESKY_SERVICE_URL": os.environ.get("BLUESKY_SERVICE_URL") or None,
+        "BLUESKY_HANDLE": os.environ.get("BLUESKY_HANDLE") or None,
+        "BLUESKY_APP_PASSWORD": os.environ.get("BLUESKY_APP_PASSWORD") or None,
+        # Mastodon instances serve public posts to anyone; some refuse anonymous reads and need a token.
+        "MASTODON_TOKENS": mastodon_tokens(os.environ.get("MASTODON_TOKENS")),
+        # Where /topic reads a hashtag's timeline from.
+        "MASTODON_TOPIC_INSTANCE": os.environ.get("MASTODON_TOPIC_INSTANCE") or None,
+        # Only for tests and local fakes: the address of every instance, "{instance}" standing for its name.
+        "MASTODON_INSTANCE_URL": os.environ.get("MASTODON_INSTANCE_URL") or None,
         # With Redis, jobs go to RQ workers (`flask worker`); without, to a thread in the web process.
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         # Served over HTTPS (on by default on Heroku, whose dynos set DYNO): redirect plain HTTP, send

@@ -9,7 +9,11 @@ from flask import abort
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from twitapp.extensions import db
-from twitapp.sources.handles import STORED_HANDLE, typed
+from twitapp.sources.handles import MAX_HANDLE_CHARS, NETWORK_NAMES, STORED_HANDLE, typed
+
+# A surrogate key that counts up by itself on both backends: SQLite does so only for an INTEGER PRIMARY
+# KEY (its 64-bit rowid), PostgreSQL for an identity column.
+SurrogateKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -36,16 +40,29 @@ class UTCDateTime(sa.TypeDecorator):
 
 
 class User(db.Model):
-    """An account whose posts are stored; ``id`` is the platform's own id."""
+    """An account whose posts are stored, on one network: known there as ``platform_id``, here as ``id``.
+
+    ``platform_id``: X's number (negative for an account known only from a file without it), a Bluesky DID,
+    or a Mastodon instance and the account's id there ("mastodon.social/1093..."). ``username`` is the full
+    handle without its @ ("ana", "ana.bsky.social", "ana@mastodon.social"), unique per network whatever
+    its case.
+    """
 
     __tablename__ = "users"
-    __table_args__ = (sa.Index("uq_users_username_lower", sa.func.lower(sa.column("username")), unique=True),)
+    __table_args__ = (
+        sa.Index("uq_users_platform_id", "platform", "platform_id", unique=True),
+        sa.Index("uq_users_username_lower", "platform", sa.func.lower(sa.column("username")), unique=True),
+    )
 
-    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    username: Mapped[str] = mapped_column(sa.String(50))
+    id: Mapped[int] = mapped_column(SurrogateKey, sa.Identity(), primary_key=True)
+    platform: Mapped[str] = mapped_column(sa.String(16), server_default="x")
+    platform_id: Mapped[str] = mapped_column(sa.String(200))
+    username: Mapped[str] = mapped_column(sa.String(MAX_HANDLE_CHARS))
     name: Mapped[str] = mapped_column(sa.String(100), default="")
+    # X's id of the newest post stored (X's ids count up with time); other networks' are not numbers.
     newest_tweet_id: Mapped[int | None] = mapped_column(sa.BigInteger)
-    # Where the posts came from: "x" (the X API), "archive" (an imported file) or "demo".
+    # Where the posts came from: "x" (the X API), "bluesky", "mastodon", "archive" (an imported file) or
+    # "demo".
     source: Mapped[str] = mapped_column(sa.String(16))
     # When the source gives it (the X API does; archives do not).
     followers_count: Mapped[int | None] = mapped_column(sa.BigInteger)
@@ -56,7 +73,41 @@ class User(db.Model):
     )
 
     def __repr__(self) -> str:
-        return f"<User @{self.username}>"
+        return f"<User @{self.username} on {self.platform}>"
+
+    @property
+    def network(self) -> str:
+        """The network's name as pages show it."""
+        return NETWORK_NAMES.get(self.platform, self.platform)
+
+    @property
+    def fetchable(self) -> bool:
+        """Whether the account's posts come from its network (and an update can fetch newer ones)."""
+        return self.source in ("x", "bluesky", "mastodon")
+
+    @property
+    def profile_url(self) -> str | None:
+        """The account's public profile on its network (none for an account made up for a demo)."""
+        if self.source == "demo":
+            return None
+        if self.platform == "bluesky":
+            return f"https://bsky.app/profile/{self.username}"
+        if self.platform == "mastodon":
+            user, _, instance = self.username.partition("@")
+            return f"https://{instance}/@{user}"
+        return f"https://x.com/{self.username}"
+
+    def post_url(self, post_id: str) -> str | None:
+        """A stored post's address on its network."""
+        if self.source == "demo":
+            return None
+        if self.platform == "bluesky":
+            rkey = post_id.rsplit("/", 1)[-1]
+            return f"https://bsky.app/profile/{self.username}/post/{rkey}"
+        if self.platform == "mastodon":
+            user, _, instance = self.username.partition("@")
+            return f"https://{instance}/@{user}/{post_id.rsplit('/', 1)[-1]}"
+        return f"https://x.com/{self.username}/status/{post_id}" if post_id.isdigit() else None
 
 
 class PostFields:
@@ -79,38 +130,56 @@ POST_FIELDS = tuple(PostFields.__annotations__)
 
 
 class Tweet(PostFields, db.Model):
-    """One original post with its public metrics and its spaCy document vector."""
+    """One original post with its public metrics and its spaCy document vector.
+
+    ``post_id`` is the network's id for it: X's number, a Bluesky post's AT URI, a Mastodon status's
+    instance and id ("mastodon.social/1131..."); ``id`` is the key here.
+    """
 
     __tablename__ = "tweets"
     __table_args__ = (
         sa.Index("ix_tweets_user_id_created_at", "user_id", "created_at"),
         sa.Index("ix_tweets_user_id_id", "user_id", "id"),  # an export's pages of an account's posts
+        sa.Index("uq_tweets_platform_post_id", "platform", "post_id", unique=True),
     )
 
-    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(SurrogateKey, sa.Identity(), primary_key=True)
+    platform: Mapped[str] = mapped_column(sa.String(16), server_default="x")
+    post_id: Mapped[str] = mapped_column(sa.String(MAX_HANDLE_CHARS))
+    user_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"))
     # float32 bytes from embed.to_bytes(); never a pickle, which would run code on load.
     embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
     user: Mapped[User] = relationship(back_populates="tweets")
 
     def __repr__(self) -> str:
-        return f"<Tweet {self.id} by {self.user_id}>"
+        return f"<Tweet {self.platform}:{self.post_id} by {self.user_id}>"
 
 
 def find_user(username: str) -> User | None:
-    """The stored account with this handle, whatever its case (and with or without a leading @)."""
+    """The stored account with this full handle, whatever its case (and with or without a leading @).
+
+    Handles of different networks never share a form (see ``handles``), so the full handle names one
+    account on whichever network it is.
+    """
     handle = typed(username).lower()
-    if not STORED_HANDLE.fullmatch(handle):
+    if len(handle) > MAX_HANDLE_CHARS or not STORED_HANDLE.fullmatch(handle):
         return None  # no stored handle looks like this, and odd characters never reach the database
-    return db.session.scalar(sa.select(User).where(sa.func.lower(User.username) == handle))
+    return db.session.scalar(sa.select(User).where(sa.func.lower(User.username) == handle).limit(1))
+
+
+def find_account(platform: str, platform_id: int | str) -> User | None:
+    """The stored account the network knows by ``platform_id``."""
+    return db.session.scalar(
+        sa.select(User).where(User.platform == platform, User.platform_id == str(platform_id)).limit(1)
+    )
 
 
 def find_user_or_404(username: str) -> User:
     """The stored account, or a 404 whose message names the handle (HTML or JSON by the error handler)."""
     user = find_user(username)
     if user is None:
-        abort(404, description=f"No stored account is called @{username.strip().lstrip('@')}.")
+        abort(404, description=f"No stored account is called @{typed(username)[:MAX_HANDLE_CHARS]}.")
     return user
 
 
@@ -137,7 +206,7 @@ class Job(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(32))
-    username: Mapped[str | None] = mapped_column(sa.String(50))
+    username: Mapped[str | None] = mapped_column(sa.String(MAX_HANDLE_CHARS))
     params: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     state: Mapped[str] = mapped_column(sa.String(16), default="queued")
     done: Mapped[int] = mapped_column(default=0)
@@ -210,7 +279,8 @@ class StagedPost(PostFields, db.Model):
     __tablename__ = "staged_posts"
 
     batch: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    # The network's id for the post, as ``Tweet.post_id`` (a batch is one account's, so of one network).
+    post_id: Mapped[str] = mapped_column(sa.String(MAX_HANDLE_CHARS), primary_key=True)
     known: Mapped[bool] = mapped_column(default=False)
     embedding: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # none for a post stored already
     staged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
@@ -242,7 +312,7 @@ class ModelVersion(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(32))
     # What the model is of, where it is of one thing: the account, for a style model.
-    subject: Mapped[str | None] = mapped_column(sa.String(50))
+    subject: Mapped[str | None] = mapped_column(sa.String(MAX_HANDLE_CHARS))
     format: Mapped[int]
     status: Mapped[str] = mapped_column(sa.String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -13,7 +13,7 @@ from twitapp.attribution.reasons import explain
 from twitapp.attribution.trust import TEMPERATURE_RANGE, fit_temperature, holdout_mask
 from twitapp.extensions import db
 from twitapp.ingest import features
-from twitapp.models import Tweet
+from twitapp.models import Tweet, find_account
 
 
 @pytest.fixture(autouse=True)
@@ -196,7 +196,7 @@ def test_the_fit_matches_scikit_learns_logistic_regression(app, voices, monkeypa
     monkeypatch.setattr(recipe, "MAX_ITER", 5000)
     monkeypatch.setattr(recipe, "TEMPERATURE", 1.0)
     with app.app_context():
-        data = predict.load_training_data([111, 222, 333])
+        data = predict.load_training_data([find_account("x", n).id for n in (111, 222, 333)])
     model = recipe.Model.fit(data.counts, data.labels)
     X = model.weighting.transform(data.counts)
     reference = LogisticRegression(C=recipe.C, tol=1e-8, max_iter=5000).fit(X, data.labels)
@@ -209,7 +209,7 @@ def test_each_account_is_fitted_on_its_newest_posts_only(app, add_account, monke
     monkeypatch.setattr(predict, "MAX_TRAIN_POSTS", 10)
     add_account("bakes", many_posts("fresh loaves", ["rye", "crust"], 30), account_id=1)
     with app.app_context():
-        data = predict.load_training_data([1])
+        data = predict.load_training_data([find_account("x", 1).id])
         newest = db.session.scalars(sa.select(Tweet.id).order_by(Tweet.created_at.desc()).limit(10)).all()
         expected = features.decode(db.session.scalars(sa.select(Tweet.features).where(Tweet.id.in_(newest))).all())
     assert data.counts.shape[0] == 10 and data.newest_first_rank.tolist() == list(range(10))
@@ -251,8 +251,8 @@ def test_both_ways_of_fitting_reach_scikit_learns_model(app, voices, add_account
     monkeypatch.setattr(recipe, "SPAN_MAX_ROWS", span_max_rows)
     monkeypatch.setattr(recipe, "GTOL", 1e-9)
     monkeypatch.setattr(recipe, "MAX_ITER", 5000)
-    ids = [111, 222, 333, 444]
     with app.app_context():
+        ids = [find_account("x", n).id for n in (111, 222, 333, 444)]
         data = predict.load_training_data(ids)
     assert isinstance(recipe.fits_for(data.counts), recipe.SpanFits if span_max_rows else recipe.PrimalFits)
     fitted = predict.fit_with_trust(data, ids)

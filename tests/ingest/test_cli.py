@@ -46,7 +46,7 @@ def test_import_a_jsonl_file_then_reimport_is_idempotent(app, runner, tmp_path):
     assert "0 new posts, 5 already stored, 5 in all" in result.output
     with app.app_context():
         user = find_user("ann")
-        assert (user.id, user.name, user.source) == (321, "Ann Imported", "archive")
+        assert (user.platform_id, user.name, user.source) == ("321", "Ann Imported", "archive")
 
 
 def test_a_post_too_long_to_be_one_is_named_and_nothing_is_stored(app, runner, tmp_path):
@@ -63,7 +63,7 @@ def test_import_csv_without_ids_gets_a_stable_local_account(app, runner, tmp_pat
     path.write_text("id,created_at,text\n1,2024-01-01T00:00:00Z,hello\n2,2024-01-02T00:00:00Z,again\n")
     assert runner.invoke(args=["import", str(path), "--username", "csvfan"]).exit_code == 0
     with app.app_context():
-        assert find_user("csvfan").id < 0
+        assert int(find_user("csvfan").platform_id) < 0
     assert count_rows(app, Tweet) == 2
 
 

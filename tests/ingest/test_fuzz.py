@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.ingest import backup
-from twitapp.models import Job, Tweet, User
+from twitapp.models import Job, Tweet, User, find_account
 from twitapp.sources import formats
 from twitapp.sources.fields import ArchiveError
 
@@ -186,7 +186,7 @@ def test_nul_characters_and_lone_surrogates_are_cleaned_not_fatal(app, client, a
     assert response.status_code == 200 and response.get_json()["text"] == "rye \ufffd bread"
     add_account("odd", ["nul\x00inside", "lone \udc00 surrogate"], account_id=999)
     with app.app_context():
-        texts = sorted(db.session.scalars(sa.select(Tweet.text).where(Tweet.user_id == 999)))
+        texts = sorted(db.session.scalars(sa.select(Tweet.text).where(Tweet.user_id == find_account("x", 999).id)))
     assert texts == ["lone \ufffd surrogate", "nulinside"]
 
 

@@ -10,7 +10,7 @@ from tests.support.data import count_rows, make_posts
 from twitapp.extensions import db
 from twitapp.ingest import embed
 from twitapp.ingest.store import IngestError, import_tweets
-from twitapp.models import StagedPost, Tweet, User, find_user
+from twitapp.models import StagedPost, Tweet, User, find_account, find_user
 from twitapp.sources.records import AccountRecord
 
 
@@ -19,7 +19,7 @@ def test_import_stores_account_posts_and_embeddings(app):
     with app.app_context():
         result = import_tweets(AccountRecord(77, "Ann_B", "Ann B"), posts, source="archive")
         assert (result.created, result.added, result.total) == (True, 2, 2)
-        user = db.session.get(User, 77)
+        user = find_account("x", 77)
         assert (user.username, user.name, user.source, user.newest_tweet_id) == ("Ann_B", "Ann B", "archive", 501)
         assert user.fetched_at is not None and user.fetched_at.tzinfo is not None
         stored = db.session.scalars(sa.select(Tweet).order_by(Tweet.id)).all()
@@ -45,9 +45,11 @@ def test_a_file_adds_what_is_missing_and_keeps_what_is_stored(app):
         result = import_tweets(AccountRecord(5, "ann", "Ann Other"), fresher + more + more, source="archive")
         assert (result.created, result.added, result.matched, result.total) == (False, 1, 2, 3)
         assert (result.differ, result.changed, result.kept_name, result.withheld) == (2, 0, "Ann Other", 3)
-        likes = db.session.scalars(sa.select(Tweet.like_count).where(Tweet.id.in_([10, 11])).order_by(Tweet.id)).all()
-        assert likes == [0, 1] and db.session.get(User, 5).name == "Ann"
-        assert db.session.get(User, 5).newest_tweet_id == 12
+        likes = db.session.scalars(
+            sa.select(Tweet.like_count).where(Tweet.post_id.in_(["10", "11"])).order_by(Tweet.id)
+        ).all()
+        assert likes == [0, 1] and find_account("x", 5).name == "Ann"
+        assert find_account("x", 5).newest_tweet_id == 12
         again = import_tweets(account, posts, source="archive")  # the same file again changes nothing
         assert (again.added, again.differ, again.withheld) == (0, 0, 0)
     assert count_rows(app, Tweet) == 3 and count_rows(app, StagedPost) == 0
@@ -62,7 +64,7 @@ def test_a_replace_takes_the_files_names_and_counts(app):
         )
         assert (result.changed, result.differ, result.username) == (1, 0, "ann_b")
         likes = db.session.scalars(sa.select(Tweet.like_count).order_by(Tweet.id)).all()
-        assert likes == [7, 1] and db.session.get(User, 5).name == "Ann B"
+        assert likes == [7, 1] and find_account("x", 5).name == "Ann B"
 
 
 def test_an_update_from_x_renames_the_account_and_records_its_followers(app):
@@ -71,7 +73,7 @@ def test_an_update_from_x_renames_the_account_and_records_its_followers(app):
         import_tweets(AccountRecord(7, "old_name", "Old"), make_posts(["a demo post"], start_id=70), source="demo")
         renamed = AccountRecord(7, "new_name", "New Name", followers_count=1234)
         import_tweets(renamed, make_posts(["a newer post"], start_id=71), source="x", policy="refresh")
-        user = db.session.get(User, 7)
+        user = find_account("x", 7)
         assert (user.username, user.name, user.source, user.followers_count) == ("new_name", "New Name", "x", 1234)
 
 
@@ -95,7 +97,7 @@ def test_usernames_are_unique_whatever_their_case(app):
         import_tweets(AccountRecord(1, "Ann", "Ann"), make_posts(["x"], 1), source="archive")
         with pytest.raises(IngestError, match="already stored as a different account"):
             import_tweets(AccountRecord(2, "ANN", "Other"), make_posts(["y"], 2), source="archive")
-        assert find_user("@aNN").id == 1
+        assert find_user("@aNN").platform_id == "1"
     assert count_rows(app, User) == 1
     assert count_rows(app, Tweet) == 1
 
@@ -122,7 +124,7 @@ def test_a_failure_half_way_leaves_the_database_as_it_was(app, monkeypatch):
             import_tweets(AccountRecord(2, "bob", "Bob"), make_posts(["lost"], 2), source="archive")
         with pytest.raises(RuntimeError):
             import_tweets(AccountRecord(1, "ann", "Renamed"), make_posts(["new"], 3), source="archive")
-        assert db.session.get(User, 1).name == "Ann"
+        assert find_account("x", 1).name == "Ann"
     assert count_rows(app, User) == 1
     assert count_rows(app, Tweet) == 1
 

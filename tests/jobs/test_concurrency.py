@@ -135,10 +135,10 @@ def test_ten_simultaneous_adds_of_one_account_store_it_once(gunicorn, fake_x):
 
     engine = sa.create_engine(normalise_database_url(database))
     with engine.connect() as connection:
-        users = connection.execute(sa.text("SELECT id, username FROM users")).all()
-        posts, distinct = connection.execute(sa.text("SELECT count(*), count(DISTINCT id) FROM tweets")).one()
+        users = connection.execute(sa.text("SELECT platform_id, username FROM users")).all()
+        posts, distinct = connection.execute(sa.text("SELECT count(*), count(DISTINCT post_id) FROM tweets")).one()
     engine.dispose()
-    assert users == [(4242, "harbournews")]
+    assert users == [("4242", "harbournews")]
     assert posts == distinct == 300
     page = requests.get(f"{url}/user/harbournews", timeout=10)
     assert page.status_code == 200 and "300 stored posts" in page.text

@@ -45,7 +45,7 @@ def test_a_job_reports_fetching_then_reading_progress(app, fake_x):
         job = jobs.run_here("add", "quaynews", echo=echo)
         assert (job.state, job.done, job.total) == ("done", 250, 250)
         assert job.message == "Added @quaynews with 250 posts."
-        assert job.result == {"username": "quaynews", "added": 250, "total": 250, "created": True}
+        assert job.result == {"username": "quaynews", "platform": "x", "added": 250, "total": 250, "created": True}
     fetched = [done for done, _, message in seen if message.startswith("Fetching")]
     assert fetched == [100, 200, 250]  # one report per page of X's timeline
     read = [(done, total) for done, total, message in seen if message.startswith("Reading")]
@@ -132,9 +132,9 @@ def test_the_api_starts_a_job_and_reports_its_progress(app, client, fake_x):
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"username": "not a name!"}, 400, "1 to 15 letters"),
-        ({"name": "quaynews"}, 400, '{"username": "an X username"}'),
-        ("quaynews", 400, '{"username": "an X username"}'),
+        ({"username": "not a name!"}, 400, "a Mastodon address (@ana@mastodon.social)"),
+        ({"name": "quaynews"}, 400, '{"username": "an X username, a Bluesky handle or a Mastodon address"}'),
+        ("quaynews", 400, '{"username": "an X username, a Bluesky handle or a Mastodon address"}'),
     ],
 )
 def test_the_api_refuses_bad_requests_without_starting_a_job(app, client, fake_x, body, status, message):
@@ -306,13 +306,13 @@ def test_the_sweep_fails_abandoned_jobs_and_drops_what_nothing_will_read(app):
         db.session.commit()
         staged = {"text": "t", "created_at": jobs.now(), "known": False, "like_count": 0}
         staged.update(retweet_count=0, reply_count=0, staged_at=jobs.now())
-        db.session.execute(sa.insert(StagedPost), [{"batch": f"j{dead.id}-abc", "id": 1, **staged}])
-        db.session.execute(sa.insert(StagedPost), [{"batch": f"j{live.id}-abc", "id": 2, **staged}])
+        db.session.execute(sa.insert(StagedPost), [{"batch": f"j{dead.id}-abc", "post_id": "1", **staged}])
+        db.session.execute(sa.insert(StagedPost), [{"batch": f"j{live.id}-abc", "post_id": "2", **staged}])
         db.session.commit()
         assert jobs.sweep() == 1
         assert db.session.get(Job, dead.id).state == "failed" and db.session.get(Job, live.id).state == "queued"
         assert set(db.session.scalars(sa.select(Upload.id))) == {kept}  # the live job's file stays
-        assert db.session.scalars(sa.select(StagedPost.id)).all() == [2]
+        assert db.session.scalars(sa.select(StagedPost.post_id)).all() == ["2"]
         assert ingest.drop_staged(prefix=f"j{live.id}-") == 1
 
 

@@ -10,7 +10,7 @@ from tests.support.data import count_rows, generate_time, voice_posts
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.ingest.store import import_tweets
-from twitapp.models import ModelVersion, Tweet, User
+from twitapp.models import ModelVersion, Tweet, User, find_user
 from twitapp.sources.records import AccountRecord, PostRecord
 from twitapp.style import kneser_ney, sampling
 from twitapp.style import model as generate
@@ -234,7 +234,10 @@ def test_an_account_model_records_the_posts_it_borrowed_and_copies_none_of_them(
         import_tweets(AccountRecord(1, "cornerbakery", "Corner Bakery"), small, source="archive")
         import_tweets(AccountRecord(2, "bigbakery", "Big Bakery"), large, source="archive")
     row = trained(app, "cornerbakery")
-    assert row.metrics["own_weight"] < 1.0 and row.params["pool"] == {"2": 5_299}
+    with app.app_context():
+        big = find_user("bigbakery").id
+        newest = db.session.scalar(sa.select(sa.func.max(Tweet.id)).where(Tweet.user_id == big))
+    assert row.metrics["own_weight"] < 1.0 and row.params["pool"] == {str(big): newest}
     body = client.post("/api/users/cornerbakery/generate", json={"count": 5, "temperature": 0.5}).get_json()
     real = [p.text for p in small + large]
     assert body["posts"] and not any(sampling.copies(post, real) for post in body["posts"])
@@ -262,7 +265,9 @@ def test_the_pool_is_read_in_one_query_and_matches_reading_it_account_by_account
     monkeypatch.setattr(generate, "POOL_PER_ACCOUNT", 30)
     monkeypatch.setattr(generate, "POOL_MAX", 50)  # the second account's share is cut short
     with app.app_context():
-        db.session.add(User(id=2, username="silent", name="Silent", source="demo"))  # an account without posts
+        db.session.add(
+            User(platform_id="2", username="silent", name="Silent", source="demo")
+        )  # an account without posts
         db.session.commit()
         ids = dict(db.session.execute(sa.select(User.username, User.id)).all())
 

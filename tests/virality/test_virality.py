@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from tests.support.data import START, count_rows, liked_posts, online, store, virality_posts
 from twitapp.extensions import db
-from twitapp.models import ModelVersion, Tweet, User
+from twitapp.models import ModelVersion, Tweet, find_account
 from twitapp.sources.records import PostRecord
 from twitapp.virality import features as virality_features
 from twitapp.virality import model as virality
@@ -231,7 +231,7 @@ def test_refresh_fetches_trains_and_promotes_then_keeps_the_champion(app, client
     fake_x.add_user(61, "festival", "Festival", x_posts(10_000, 300, start, seed=3), followers=12_345)
     assert runner.invoke(args=["add", "festival"]).exit_code == 0
     with app.app_context():
-        assert db.session.get(User, 61).followers_count == 12_345
+        assert find_account("x", 61).followers_count == 12_345
 
     result = runner.invoke(args=["refresh"])
     assert result.exit_code == 0, result.output
@@ -252,8 +252,9 @@ def test_a_refresh_that_cannot_train_ends_well_and_says_why(app, runner):
     result = runner.invoke(args=["refresh"])  # for a scheduler, this is no failure: nothing to learn yet
     assert result.exit_code == 0, result.output
     assert (
-        "No X token is set: retraining on the stored posts. No new model: Training needs at least 60" in result.output
-    )
+        "No stored account can be fetched again here. Retraining on the stored posts. "
+        "No new model: Training needs at least 60"
+    ) in result.output
     assert "No model is in service yet." in result.output and count_rows(app, ModelVersion) == 0
 
 
@@ -277,7 +278,7 @@ def test_an_update_refreshes_the_likes_of_recent_posts(app, runner, fake_x):
     assert result.exit_code == 0, result.output
     assert "the likes of 1 recent posts were refreshed" in result.output
     with app.app_context():
-        likes = dict(db.session.execute(sa.select(Tweet.id, Tweet.like_count)).all())
+        likes = {int(i): n for i, n in db.session.execute(sa.select(Tweet.post_id, Tweet.like_count))}
     assert likes == {100: 1, 200: 70}  # a month-old post is settled and not asked for again
     since = [query.get("since_id") for path, query in fake_x.requests if path.endswith("/tweets")]
     assert since[-1] == "100"

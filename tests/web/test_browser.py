@@ -206,7 +206,7 @@ def test_home_lists_demo_accounts_and_counts_characters_live(page):
     # No token: the banner says so.
     banner = page.locator("#offline-banner")
     assert banner.is_visible()
-    assert "no X API token is set" in banner.inner_text()
+    assert "No X API token is set: Bluesky and Mastodon accounts can be added" in banner.inner_text()
 
     # The counter follows the typing, keystroke by keystroke.
     area = page.locator("textarea#text")
@@ -428,8 +428,9 @@ def test_an_operator_signs_in_imports_a_file_deletes_it_and_signs_out(page, brow
     finally:
         jobs.thread_worker.join()
         with browser_app.app_context():
-            db.session.execute(sa.delete(Tweet).where(Tweet.user_id == 4343))
-            db.session.execute(sa.delete(User).where(User.id == 4343))
+            lighthouse = sa.select(User.id).where(User.platform_id == "4343").scalar_subquery()
+            db.session.execute(sa.delete(Tweet).where(Tweet.user_id == lighthouse))
+            db.session.execute(sa.delete(User).where(User.platform_id == "4343"))
             db.session.execute(sa.delete(Job).where(Job.username == "lighthouse_log"))
             db.session.commit()
 

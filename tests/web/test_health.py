@@ -42,7 +42,9 @@ def make_database(path: Path, names: list[str]) -> None:
     db.metadata.create_all(engine)
     with engine.begin() as connection:
         for i, name in enumerate(names, start=1):
-            connection.execute(sa.insert(User).values(id=500 + i, username=name, name="", source="demo"))
+            connection.execute(
+                sa.insert(User).values(id=500 + i, platform_id=str(500 + i), username=name, name="", source="demo")
+            )
     engine.dispose()
 
 
@@ -183,7 +185,7 @@ def test_healthz_is_503_when_postgresql_only_reads(app, client):
 @sqlite_only
 def test_a_file_moved_over_the_database_is_written_and_read_without_a_restart(app, client, sqlite_path, tmp_path):
     with app.app_context():
-        db.session.add(User(id=1, username="before", source="demo"))
+        db.session.add(User(platform_id="1", username="before", source="demo"))
         db.session.commit()
         # Two connections in the pool, both opened on the old file.
         with db.engine.connect() as one, db.engine.connect() as two:
@@ -198,7 +200,7 @@ def test_a_file_moved_over_the_database_is_written_and_read_without_a_restart(ap
 
     with app.app_context():
         # Before: "attempt to write a readonly database", on every write, until a restart.
-        db.session.add(User(id=2, username="written", source="demo"))
+        db.session.add(User(platform_id="2", username="written", source="demo"))
         db.session.commit()
         with db.engine.connect() as one, db.engine.connect() as two:
             seen = [sorted(c.scalars(sa.text("SELECT username FROM users"))) for c in (one, two)]
@@ -211,7 +213,7 @@ def test_a_file_moved_over_the_database_is_written_and_read_without_a_restart(ap
 @sqlite_only
 def test_a_deleted_database_file_is_a_503_and_is_not_recreated_empty(app, client, sqlite_path, tmp_path):
     with app.app_context():
-        db.session.add(User(id=1, username="kept", source="demo"))
+        db.session.add(User(platform_id="1", username="kept", source="demo"))
         db.session.commit()
     assert usernames(client) == ["kept"]
 

@@ -9,14 +9,14 @@ import sqlalchemy as sa
 from tests.support.data import VOICES, count_rows, fake_posts, online, stored
 from twitapp import jobs
 from twitapp.extensions import db
-from twitapp.models import Job, Tweet, Upload, UploadPart, User, find_user
+from twitapp.models import Job, Tweet, Upload, UploadPart, User, find_account, find_user
 
 
 def test_home_lists_accounts_with_counts_and_says_it_is_offline(client, voices):
     page = client.get("/").get_data(as_text=True)
     for username in voices:
         assert f'href="/user/{username}"' in page
-    assert "Offline mode" in page
+    assert "No X API token is set: Bluesky and Mastodon accounts can be added below" in page
     assert 'data-max="280"' in page
     assert page.count('name="usernames"') == 3
 
@@ -49,7 +49,8 @@ def test_adding_an_invalid_username_is_explained(client, app, fake_x):
     online(app, fake_x)
     response = client.post("/users", data={"username": "not a name!"})
     assert response.status_code == 400
-    assert "1 to 15 letters, digits or underscores" in response.get_data(as_text=True)
+    assert "is not a handle this app can read" in response.get_data(as_text=True)
+    assert "a Mastodon address (@ana@mastodon.social)" in response.get_data(as_text=True)
     assert fake_x.requests == []
 
 
@@ -71,7 +72,7 @@ def test_adding_fetches_through_x_and_shows_the_outcome_on_the_account_page(clie
     assert "Added @HarbourNews with 120 posts." in page
     assert "post 119 about the harbour market" in page  # newest first, on the same page
     with app.app_context():
-        user = db.session.get(User, 4242)
+        user = find_account("x", 4242)
         assert (user.source, user.newest_tweet_id) == ("x", 9119)
 
 
@@ -205,7 +206,7 @@ def test_an_archive_sent_from_the_home_page_is_imported_as_a_job(app, client):
     assert "Fish &amp; chips at the harbour" in page
     with app.app_context():
         account = find_user("harbour_fan")
-        assert (account.id, account.source) == (98765, "archive")  # the id from account.js
+        assert (account.platform_id, account.source) == ("98765", "archive")  # the id from account.js
         assert count_rows(app, Upload) == 0  # the sent files are not kept once read
 
 
@@ -292,7 +293,8 @@ def test_deleting_an_account_asks_first_then_removes_it_and_nothing_else(app, cl
             row.decision, row.sha256, row.artefact = {}, "0", b""
             db.session.add(row)
         db.session.commit()
-        baker_posts = db.session.scalar(sa.select(sa.func.count()).select_from(Tweet).where(Tweet.user_id == 111))
+        baker = find_account("x", 111).id
+        baker_posts = db.session.scalar(sa.select(sa.func.count()).select_from(Tweet).where(Tweet.user_id == baker))
     page = client.get("/user/baker").get_data(as_text=True)
     assert 'href="/user/baker/delete"' in page
     page = client.get("/user/baker/delete").get_data(as_text=True)
@@ -306,7 +308,7 @@ def test_deleting_an_account_asks_first_then_removes_it_and_nothing_else(app, cl
     assert client.get("/user/baker").status_code == 404
     with app.app_context():
         assert find_user("baker") is None and find_user("coder") is not None
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Tweet).where(Tweet.user_id == 111)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Tweet).where(Tweet.user_id == baker)) == 0
         styles = db.session.scalars(sa.select(ModelVersion.subject).where(ModelVersion.kind == "style")).all()
     assert styles == ["coder"]
     assert count_rows(app, User) == 2

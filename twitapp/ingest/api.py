@@ -11,7 +11,7 @@ from twitapp.ingest.routes import export_response
 from twitapp.ingest.store import IngestError
 from twitapp.jobs.routes import job_url
 from twitapp.models import find_user_or_404
-from twitapp.sources import handles, x
+from twitapp.sources import handles, networks
 from twitapp.web.api import api_limit, json_object
 
 bp = Blueprint("ingest", __name__)
@@ -21,17 +21,22 @@ bp = Blueprint("ingest", __name__)
 @api_limit
 @operator_required
 def add_user():
-    """``{"username": "..."}`` -> 202 and the job that fetches the account (poll its ``url``)."""
-    body = json_object('{"username": "an X username"}', required="username")
+    """``{"username": "..."}`` -> 202 and the job that fetches the account (poll its ``url``); the answer
+    says which network the handle was read as (``"platform"``)."""
+    body = json_object('{"username": "an X username, a Bluesky handle or a Mastodon address"}', required="username")
     try:
-        handle = handles.check_typed(body["username"])
+        handle = handles.parse(body["username"])
     except handles.HandleError as exc:
         abort(400, description=str(exc))
-    if not x.online():
+    if not networks.online(handle.platform):
         abort(503, description=NO_TOKEN)
-    job = jobs.submit("add", handle)
+    job = jobs.submit("add", handle.name)
     url = job_url(job)
-    return {**jobs.as_dict(job), "url": url}, 202, {"Location": url}
+    return (
+        {**jobs.as_dict(job), "platform": handle.platform, "network": handle.network, "url": url},
+        202,
+        {"Location": url},
+    )
 
 
 @bp.delete("/users/<username>")

@@ -1,7 +1,8 @@
 """Export every stored account and post to one JSONL file, and restore such a file.
 
 The file's first line names the format; then each account is a line ``{"account": {...}}`` followed by
-its posts, one ``{"post": {...}}`` per line, ids as strings; the last line, ``{"end": {...}}``, gives the
+its posts, one ``{"post": {...}}`` per line, ids as strings (the network's own: an account's "platform"
+says which network, since version 3); the last line, ``{"end": {...}}``, gives the
 counts and the SHA-256 of every line before it, so a file cut short (a download interrupted, a server
 timeout) or changed afterwards is refused whole instead of restoring part of a backup. Embeddings and
 n-gram features are left out: they are derived from the text and recomputed on restore.
@@ -20,7 +21,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -37,9 +38,11 @@ from twitapp.sources.formats import json_lines
 from twitapp.sources.records import AccountRecord, PostRecord, clean_text
 
 FORMAT = "hypotweet-export"
-VERSION = 2  # 2 added the end line and followers_count; files of version 1 still restore
-READS = (1, 2)
-SOURCES = ("x", "archive", "demo")
+# 2 added the end line and followers_count, 3 the account's platform (its network); older files restore
+# as X's accounts.
+VERSION = 3
+READS = (1, 2, 3)
+SOURCES = ("x", "bluesky", "mastodon", "archive", "demo")
 PAGE = 2000  # posts read per transaction while exporting
 CUT_SHORT = (
     "it ends before its last line, so it was cut short (an interrupted download, say); "
@@ -58,6 +61,11 @@ class SavedAccount:
     fetched_at: datetime | None
     posts: int = 0  # how many the file holds
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """The account's network and the network's id for it, as ``users`` keeps them."""
+        return self.record.platform, str(self.record.id)
+
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
@@ -70,7 +78,7 @@ def line(record: dict) -> str:
 def _post_record(row) -> dict:
     return {
         "post": {
-            "id": str(row.id),
+            "id": row.post_id,
             "text": row.text,
             "created_at": _iso(row.created_at),
             "lang": row.lang,
@@ -97,13 +105,14 @@ def lines(progress: Progress | None = None) -> Iterator[str]:
     yield counted({"format": FORMAT, "version": VERSION, "exported_at": _iso(datetime.now(UTC))})
     users = db.session.scalars(sa.select(User).order_by(User.id)).all()
     db.session.rollback()
-    columns = (Tweet.id, Tweet.text, Tweet.created_at, Tweet.lang, Tweet.has_media, *COUNT_COLUMNS)
+    columns = (Tweet.id, Tweet.post_id, Tweet.text, Tweet.created_at, Tweet.lang, Tweet.has_media, *COUNT_COLUMNS)
     for user in users:
         accounts += 1
         yield counted(
             {
                 "account": {
-                    "id": str(user.id),
+                    "platform": user.platform,
+                    "id": user.platform_id,
                     "username": user.username,
                     "name": user.name,
                     "source": user.source,
@@ -224,8 +233,8 @@ class ExportFile:
         rows = self._rows(digest)
         first = next(rows, None)
         summary = ExportSummary(version=export_version(first[1] if first else {}, self.name))
-        seen_accounts: set[int] = set()
-        seen_posts: set[int] = set()
+        seen_accounts: set[tuple[str, str]] = set()
+        seen_posts: set[tuple[str, str]] = set()
         owned = _OwnedElsewhere(self.name)  # posts of the file stored under another account
         end = None
         for where, row in rows:
@@ -233,19 +242,20 @@ class ExportFile:
                 raise ArchiveError(f"{where}: nothing may follow the end line")
             if "account" in row:
                 saved = _account(row["account"], where)
-                if saved.record.id in seen_accounts:
+                if saved.key in seen_accounts:
                     raise ArchiveError(f"{where}: account {saved.record.id} appears twice")
-                seen_accounts.add(saved.record.id)
+                seen_accounts.add(saved.key)
                 summary.accounts.append(saved)
             elif "post" in row:
                 if not summary.accounts:
                     raise ArchiveError(f"{where}: a post before any account")
-                post = _post(row["post"], where)
-                if post.id in seen_posts:
+                platform = summary.accounts[-1].record.platform
+                post = _post(row["post"], where, platform)
+                if (platform, str(post.id)) in seen_posts:
                     raise ArchiveError(f"{where}: post {post.id} appears twice")
-                seen_posts.add(post.id)
+                seen_posts.add((platform, str(post.id)))
                 if check_handles:
-                    owned.add(summary.accounts[-1].record.id, post.id, where)
+                    owned.add(summary.accounts[-1].key, str(post.id), where)
                 summary.accounts[-1].posts += 1
                 summary.posts += 1
             elif "end" in row and summary.version >= 2:
@@ -256,13 +266,17 @@ class ExportFile:
             self._verify_end(end, summary)
         if check_handles:
             owned.flush()
-            in_file = {saved.record.id for saved in summary.accounts}
-            shapes = stored_shapes()
-            stored = {owner: name for name, owner, _ in shapes}
-            db.session.rollback()
-            for saved in summary.accounts:
-                _check_handle(saved, self.name, in_file, policy, stored, shapes)
+            self._check_handles(summary, policy)
         return summary
+
+    def _check_handles(self, summary: ExportSummary, policy: str) -> None:
+        shapes = stored_shapes()
+        stored = {owner: name for name, owner, _ in shapes}
+        keys = _stored_keys()
+        db.session.rollback()
+        in_file = {keys[saved.key] for saved in summary.accounts if saved.key in keys}
+        for saved in summary.accounts:
+            _check_handle(saved, self.name, in_file, policy, stored, keys.get(saved.key), shapes)
 
     def _verify_end(self, end, summary: ExportSummary) -> None:
         if end is None:
@@ -294,15 +308,17 @@ class ExportFile:
                 ahead = next(rows, None)
                 if ahead is None or "post" not in ahead[1]:
                     return
-                yield _post(ahead[1]["post"], ahead[0])
+                yield _post(ahead[1]["post"], ahead[0], platform)
 
         while ahead is not None:
             where, row = ahead
             if "account" not in row:  # the end line
                 ahead = next(rows, None)
                 continue
+            saved = _account(row["account"], where)
+            platform = saved.record.platform
             posts = posts_of()
-            yield _account(row["account"], where), posts
+            yield saved, posts
             for _ in posts:  # whatever the caller left unread, so the next account is next
                 pass
 
@@ -328,16 +344,20 @@ def _account(value: object, where: str) -> SavedAccount:
     source = value.get("source")
     if source not in SOURCES:
         raise ArchiveError(f"{where}: unknown source {source!r}")
+    platform = value.get("platform", "x")  # files before version 3 hold X's accounts only
+    if platform not in handles.PLATFORMS:
+        raise ArchiveError(f"{where}: unknown platform {platform!r}")
     name = value.get("name") if isinstance(value.get("name"), str) else ""
     newest = value.get("newest_tweet_id")
     fetched = value.get("fetched_at")
     followers = value.get("followers_count")
     return SavedAccount(
         record=AccountRecord(
-            parse_id(value.get("id"), where, "account id", negative=True),
+            _network_id(value.get("id"), where, platform, "account id"),
             username.strip(),
             clean_text(name)[:100],
             parse_count(followers, where, "followers_count") if followers is not None else None,
+            platform=platform,
         ),
         source=source,
         newest_tweet_id=parse_id(newest, where, "newest_tweet_id") if newest is not None else None,
@@ -345,7 +365,21 @@ def _account(value: object, where: str) -> SavedAccount:
     )
 
 
-def _post(value: object, where: str) -> PostRecord:
+def _network_id(value: object, where: str, platform: str, what: str) -> int | str:
+    """An account's or a post's id on its network: X's a number (an account's may be a local, negative
+    one), Bluesky's and Mastodon's text (a DID or an AT URI; an instance and an id)."""
+    if platform == "x":
+        return parse_id(value, where, what, negative=what == "account id")
+    if not isinstance(value, str) or not 1 <= len(value) <= 300 or any(c.isspace() for c in value):
+        raise ArchiveError(f"{where}: {what} must be the network's id as text, not {str(value)[:30]!r}")
+    if platform == "bluesky" and not value.startswith(("did:", "at://")):
+        raise ArchiveError(f"{where}: {what} {value[:40]!r} is not a Bluesky DID or AT URI")
+    if platform == "mastodon" and "/" not in value:
+        raise ArchiveError(f"{where}: {what} {value[:40]!r} does not name its Mastodon instance")
+    return value
+
+
+def _post(value: object, where: str, platform: str = "x") -> PostRecord:
     if not isinstance(value, dict):
         raise ArchiveError(f"{where}: the post is not an object")
     metrics = value.get("public_metrics") or {}
@@ -355,29 +389,47 @@ def _post(value: object, where: str) -> PostRecord:
     media = value.get("has_media")
     if media is not None and not isinstance(media, bool):
         raise ArchiveError(f"{where}: has_media must be true or false")
-    return post_record(
-        where, value.get("id"), value.get("text"), value.get("created_at"), value.get("lang"), media, **counts
-    )
+    post_id = value.get("id")
+    if platform != "x":  # checked here; post_record reads X's numeric ids
+        post_id = _network_id(post_id, where, platform, "post id")
+        return replace(
+            post_record(where, 1, value.get("text"), value.get("created_at"), value.get("lang"), media, **counts),
+            id=post_id,
+        )
+    return post_record(where, post_id, value.get("text"), value.get("created_at"), value.get("lang"), media, **counts)
+
+
+def _stored_keys() -> dict[tuple[str, str], int]:
+    """Every stored account's key, by its network and the network's id for it."""
+    return {(p, i): key for p, i, key in db.session.execute(sa.select(User.platform, User.platform_id, User.id))}
 
 
 def _check_handle(
-    saved: SavedAccount, where: str, in_file: set[int], policy: str, stored: dict[int, str], shapes: list
+    saved: SavedAccount,
+    where: str,
+    in_file: set[int],
+    policy: str,
+    stored: dict[int, str],
+    mine: int | None,
+    shapes: list,
 ) -> None:
     """A handle the restore would store follows the rules for handles from files (``handles``): a new
     account's always, a stored one's where a replace takes it. Accounts of the same file may read alike
-    (the app stored them side by side); only a look-alike of another stored account is refused."""
+    (the app stored them side by side); only a look-alike of another stored account is refused.
+    ``stored``: stored handles by key; ``mine``: this account's key, where it is stored; ``in_file``: the
+    keys of the stored accounts the file holds."""
     try:
-        now_stored = stored.get(saved.record.id)
+        now_stored = stored.get(mine) if mine is not None else None
         kept = now_stored if now_stored is not None and policy == "keep" else saved.record.username
         holder = next((owner for owner, name in stored.items() if name.lower() == kept.lower()), None)
-        if holder is not None and holder != saved.record.id:
+        if holder is not None and holder != mine:
             raise handles.HandleError(
-                f"@{stored[holder]} is already stored as a different account (id {holder}); it may have been "
+                f"@{stored[holder]} is already stored as a different account; it may have been "
                 "renamed. Delete it first, or restore into a database without it."
             )
         if now_stored is None or (policy == "replace" and now_stored != saved.record.username):
             handles.check_stored_form(saved.record.username)
-            other = handles.look_alike(saved.record.username, shapes, saved.record.id, ignore=in_file)
+            other = handles.look_alike(saved.record.username, shapes, mine, ignore=in_file)
             if other is not None:
                 raise handles.HandleError(
                     f"@{saved.record.username} reads like @{other}, another stored account, so people could "
@@ -394,27 +446,30 @@ class _OwnedElsewhere:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.account: int | None = None
-        self.pending: dict[int, str] = {}  # post id -> where in the file
+        self.account: tuple[str, str] | None = None  # (network, the network's id for the account)
+        self.pending: dict[str, str] = {}  # post id -> where in the file
 
-    def add(self, account_id: int, post_id: int, where: str) -> None:
-        if account_id != self.account or len(self.pending) >= CHUNK:
+    def add(self, account: tuple[str, str], post_id: str, where: str) -> None:
+        if account != self.account or len(self.pending) >= CHUNK:
             self.flush()
-            self.account = account_id
+            self.account = account
         self.pending[post_id] = where
 
     def flush(self) -> None:
-        if not self.pending:
+        if not self.pending or self.account is None:
             return
-        query = sa.select(Tweet.id, Tweet.user_id).where(
-            Tweet.id.in_(list(self.pending)), Tweet.user_id != self.account
-        )
+        platform, platform_id = self.account
+        owner = db.session.scalar(sa.select(User.id).where(User.platform == platform, User.platform_id == platform_id))
+        query = sa.select(Tweet.post_id, User.username).join(User, User.id == Tweet.user_id)
+        query = query.where(Tweet.platform == platform, Tweet.post_id.in_(list(self.pending)))
+        if owner is not None:
+            query = query.where(Tweet.user_id != owner)
         found = db.session.execute(query.limit(1)).first()
         db.session.rollback()
         if found is not None:
             raise ArchiveError(
-                f"{self.pending[found.id]}: post {found.id} is stored under another account (id {found.user_id}), "
-                f"not account {self.account}; nothing was restored."
+                f"{self.pending[found.post_id]}: post {found.post_id} is stored under another account "
+                f"(@{found.username}), not account {platform_id}; nothing was restored."
             )
         self.pending.clear()
 

@@ -16,7 +16,7 @@ from twitapp.ingest.jobs import Busy, delete_account, import_account
 from twitapp.ingest.store import IngestError, delete_all, import_tweets
 from twitapp.jobs.cli import JobLine, bar_progress, run_job
 from twitapp.models import Job, User
-from twitapp.sources import archive, demo, handles, x
+from twitapp.sources import archive, demo, handles, networks
 from twitapp.sources.formats import ParsedArchive
 from twitapp.sources.records import AccountRecord
 
@@ -137,27 +137,26 @@ def restore(path: str, replace: bool, yes: bool) -> None:
     click.echo(job.message + (" Run again with --replace to take the file's." if _withheld(job) else ""))
 
 
-def _require_token() -> None:
-    if not x.online():
-        raise click.ClickException("X_BEARER_TOKEN is not set; see the README on getting an X API token.")
-
-
 @commands.command("add")
 @click.argument("username")
 def add(username: str) -> None:
-    """Fetch an account's posts through the X API (a stored account gets its newer posts)."""
+    """Fetch an account's posts from its network (a stored account gets its newer posts).
+
+    USERNAME: an X username (ana), a Bluesky handle (ana.bsky.social) or a Mastodon address
+    (ana@mastodon.social); only X needs X_BEARER_TOKEN."""
     try:
-        handle = handles.check_typed(username)
+        handle = handles.parse(username)
     except handles.HandleError as exc:
         raise click.ClickException(str(exc)) from None
-    _require_token()
-    click.echo(run_job("add", handle).message)
+    if not networks.online(handle.platform):
+        raise click.ClickException("X_BEARER_TOKEN is not set; see the README on getting an X API token.")
+    click.echo(f"Reading {handle} as a {handle.network} account.")
+    click.echo(run_job("add", handle.name).message)
 
 
 @commands.command("update")
 def update() -> None:
-    """Fetch newer posts for every account that came from the X API."""
-    _require_token()
+    """Fetch newer posts for every account that came from X, Bluesky or Mastodon (X's need X_BEARER_TOKEN)."""
     job = run_job("update-all")
     for account in (job.result or {}).get("updated", []):
         click.echo(f"@{account['username']}: {account['added']} new posts.")

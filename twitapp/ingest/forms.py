@@ -5,11 +5,13 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField
 
-from twitapp.web.forms import username_field
+from twitapp.web.forms import handle_field, username_field
 
 
 class AddAccountForm(FlaskForm):
-    username = username_field("X username", "Type the username of the account to add.")
+    """An account of X, Bluesky or Mastodon, by the handle its form says the network of."""
+
+    username = handle_field("Handle", "Type the handle of the account to add.")
 
 
 class ImportForm(FlaskForm):

@@ -1,5 +1,5 @@
-"""The ingest capability's jobs: fetching accounts from X, importing a file of posts, restoring an export,
-and deleting an account while no job writes it."""
+"""The ingest capability's jobs: fetching accounts from X, Bluesky and Mastodon, importing a file of posts,
+restoring an export, and deleting an account while no job writes it."""
 
 from __future__ import annotations
 
@@ -19,34 +19,34 @@ from twitapp.ingest.store import IngestError, IngestResult, add_or_update_user, 
 from twitapp.jobs import JobFailed, Reporter, cleanup, handler, now, under_way_for, uploads
 from twitapp.jobs.runner import write_beat
 from twitapp.models import User, find_user
-from twitapp.sources import archive, handles
+from twitapp.sources import archive, handles, networks
+from twitapp.sources.errors import RateLimited, SourceError
 from twitapp.sources.records import AccountRecord, clean_text
-from twitapp.sources.x import XAPIError, XRateLimited, client_from_config
 
-# How often a rate-limited job waits for X's reset before it gives up, and the longest single wait.
+# How often a rate-limited job waits for the network's reset before it gives up, and the longest single wait.
 RATE_LIMIT_WAITS = 3
 
 
 LONGEST_WAIT = timedelta(minutes=16)
 
 
-NO_TOKEN = (
-    "No X API token is set, so accounts cannot be fetched: only the demo accounts and imported archives "
-    "are available. Set X_BEARER_TOKEN to fetch accounts from X (see the README)."
-)
+NO_TOKEN = networks.NO_X_TOKEN
 
 
-def _with_rate_limit_waits(work: Callable[[], Any], report: Reporter) -> Any:
-    """Run ``work``; when X says the rate limit is spent, wait for its reset (saying so) and try again."""
+def _with_rate_limit_waits(work: Callable[[], Any], report: Reporter, network: str = "X") -> Any:
+    """Run ``work``; when the network says the rate limit is spent, wait for its reset (saying so) and try
+    again."""
     for attempt in range(RATE_LIMIT_WAITS + 1):
         try:
             return work()
-        except XRateLimited as exc:
+        except RateLimited as exc:
             if attempt == RATE_LIMIT_WAITS:
                 raise
             until = exc.reset_at or now() + timedelta(minutes=1)
             until = min(until, now() + LONGEST_WAIT)
-            report.state("waiting", f"X's rate limit is spent; waiting until {until:%H:%M:%S} UTC, then going on.")
+            report.state(
+                "waiting", f"{network}'s rate limit is spent; waiting until {until:%H:%M:%S} UTC, then going on."
+            )
             while (left := (until - now()).total_seconds()) > 0:
                 time.sleep(min(left, 30.0))
                 write_beat(report.job_id)  # a heartbeat, so a long wait is not taken for a dead worker
@@ -54,17 +54,19 @@ def _with_rate_limit_waits(work: Callable[[], Any], report: Reporter) -> Any:
     raise AssertionError("unreachable")
 
 
-def _fetch(username: str, client, report: Reporter) -> IngestResult:
+def _fetch(handle: handles.Handle, client, report: Reporter, by_id: bool = False) -> IngestResult:
     limit = current_app.config["TWEETS_PER_USER"]
 
     def fetched(count: int) -> None:
-        report.progress(count, limit, f"Fetching @{username}'s posts from X: {count:,} so far.")
+        report.progress(count, limit, f"Fetching {handle}'s posts from {handle.network}: {count:,} so far.")
 
     def embedded(done: int, total: int) -> None:
-        report.progress(done, total, f"Reading @{username}'s new posts: {done:,} of {total:,}.")
+        report.progress(done, total, f"Reading {handle}'s new posts: {done:,} of {total:,}.")
 
     return _with_rate_limit_waits(
-        lambda: add_or_update_user(username, client, progress=embedded, fetched=fetched), report
+        lambda: add_or_update_user(handle, client, progress=embedded, fetched=fetched, by_id=by_id),
+        report,
+        handle.network,
     )
 
 
@@ -77,49 +79,73 @@ def describe(result: IngestResult) -> str:
     return f"@{result.username} is up to date: no new posts since the last fetch{refreshed}."
 
 
-def _client():
-    client = client_from_config(current_app.config)
+def _client(platform: str):
+    client = networks.client_for(platform)
     if client is None:
         raise JobFailed(NO_TOKEN)
     return client
 
 
-@handler("add", writes="account", title="Fetching from X")
+@handler("add", writes="account", title="Fetching the account")
 def _add(params: dict, report: Reporter) -> tuple[str, dict]:
-    """Fetch one account through the X API: all of its history the first time, newer posts after."""
-    with _client() as client:
-        result = _fetch(params["username"], client, report)
+    """Fetch one account from its network: all of its history the first time, newer posts after.
+
+    ``update``: the stored account is updated, looked up by its network's id for it where the network
+    can (so a Bluesky account that took a new handle is followed there)."""
+    handle = handles.parse(params["username"])
+    with _client(handle.platform) as client:
+        result = _fetch(handle, client, report, by_id=bool(params.get("update")))
     return describe(result), {
         "username": result.username,
+        "platform": handle.platform,
         "added": result.added,
         "total": result.total,
         "created": result.created,
     }
 
 
-@handler("update-all", writes="all", title="Fetching from X")
+@handler("update-all", writes="all", title="Fetching every account")
 def update_all(params: dict, report: Reporter) -> tuple[str, dict]:
-    """Fetch newer posts for every account that came from the X API; one failing does not stop the rest."""
-    handles = db.session.scalars(sa.select(User.username).where(User.source == "x").order_by(User.username)).all()
+    """Fetch newer posts for every account that came from a network; one failing does not stop the rest.
+    X's accounts are left as they are where no X token is set, and the message says so."""
+    rows = db.session.execute(
+        sa.select(User.username, User.platform).where(User.source.in_(networks.FETCHED)).order_by(User.username)
+    ).all()
     db.session.rollback()
-    if not handles:
-        return "No accounts from the X API are stored; nothing to update.", {"updated": [], "failed": {}}
+    left = [username for username, platform in rows if not networks.online(platform)]
+    rows = [(username, platform) for username, platform in rows if networks.online(platform)]
+    without_token = ""
+    if left:
+        were = "account was" if len(left) == 1 else "accounts were"
+        without_token = f" {len(left)} X {were} left as stored: no X token is set."
+    if not rows:
+        return "No stored account can be fetched again here." + without_token, {
+            "updated": [],
+            "failed": {},
+            "left": left,
+        }
     updated, failed = [], {}
-    with _client() as client:
-        for number, handle in enumerate(handles):
-            report.progress(number, len(handles), f"Updating @{handle} ({number + 1} of {len(handles)}).")
+    clients: dict[str, Any] = {}
+    try:
+        for number, (username, platform) in enumerate(rows):
+            report.progress(number, len(rows), f"Updating @{username} ({number + 1} of {len(rows)}).")
             try:
-                result = _fetch(handle, client, report)
-            except (XAPIError, IngestError) as exc:
-                failed[handle] = str(exc)
+                if platform not in clients:
+                    clients[platform] = _client(platform)
+                result = _fetch(handles.Handle(platform, username), clients[platform], report, by_id=True)
+            except (SourceError, IngestError, JobFailed) as exc:
+                failed[username] = str(exc)
             else:
                 updated.append({"username": result.username, "added": result.added})
-    report.progress(len(handles), len(handles), "Updated every account.")
+    finally:
+        for client in clients.values():
+            client.close()
+    report.progress(len(rows), len(rows), "Updated every account.")
     added = sum(u["added"] for u in updated)
-    message = f"Updated {len(updated)} of {len(handles)} accounts: {added:,} new posts."
+    message = f"Updated {len(updated)} of {len(rows)} accounts: {added:,} new posts."
     if failed:
         message += f" {len(failed)} could not be: " + ", ".join(f"@{h}" for h in failed) + "."
-    return message, {"updated": updated, "failed": failed}
+    return message + without_token, {"updated": updated, "failed": failed, "left": left}
 
 
 @handler("import-file", writes="account", title="Importing the file")
@@ -158,14 +184,19 @@ def import_account(found: archive.FileSummary, handle: str, source: str, name: s
             + (f" (only {skipped}, which are left out)." if skipped else ".")
         )
     stored = find_user(handle)
+    if stored is not None and stored.platform != "x":
+        raise archive.ArchiveError(
+            f"@{stored.username} is a {stored.network} account; a file of X posts cannot be imported into it."
+        )
     if found.username and found.username.lower() != handle.lower():
         raise archive.ArchiveError(f"{source} holds posts by @{found.username}, not @{handle}.")
-    if stored is not None and found.account_id and found.account_id != stored.id:
+    if stored is not None and found.account_id and str(found.account_id) != stored.platform_id:
         raise archive.ArchiveError(
-            f"{source} belongs to account id {found.account_id}, but @{stored.username} is stored as {stored.id}."
+            f"{source} belongs to account id {found.account_id}, but @{stored.username} is stored as "
+            f"{stored.platform_id}."
         )
     return AccountRecord(
-        id=found.account_id or (stored.id if stored else archive.local_account_id(handle)),
+        id=found.account_id or (int(stored.platform_id) if stored else archive.local_account_id(handle)),
         username=stored.username if stored else handle,
         name=clean_text(name or (stored.name if stored else handle))[:100],
     )

@@ -28,7 +28,7 @@ from twitapp.ingest.jobs import NO_TOKEN, Busy, delete_account
 from twitapp.ingest.store import IngestError
 from twitapp.jobs import uploads
 from twitapp.models import Job, find_user_or_404, tweet_counts
-from twitapp.sources import formats, x
+from twitapp.sources import formats, networks
 from twitapp.sources.fields import ArchiveError
 from twitapp.web.forms import ButtonForm
 from twitapp.web.routes import home_page, recent
@@ -41,14 +41,15 @@ bp = Blueprint("ingest", __name__)
 @rate_limit("RATELIMIT_ADD")
 @operator_required
 def add_user():
-    """Start fetching an account through the X API (a stored one gets its newer posts); watch it run."""
+    """Start fetching an account from its network (a stored one gets its newer posts); watch it run."""
     form = AddAccountForm()
     if not form.validate_on_submit():
         return home_page(400, add=form)
-    if not x.online():
+    if not networks.online(form.username.handle.platform):
         form.username.errors.append(NO_TOKEN)
         return home_page(400, add=form)
     job = jobs.submit("add", form.username.data)
+    flash(f"Reading {form.username.handle} as a {form.username.handle.network} account.", "info")
     return redirect(url_for("web.user", username=job.username))
 
 
@@ -212,8 +213,8 @@ def export_response() -> Response:
 def update_user(username: str):
     """Fetch an account's newer posts, as a job shown on its page."""
     account = find_user_or_404(username)
-    if ButtonForm().validate_on_submit() and x.online() and account.source == "x":
-        jobs.submit("add", account.username)
+    if ButtonForm().validate_on_submit() and account.fetchable and networks.online(account.platform):
+        jobs.submit("add", account.username, update=True)
     return redirect(url_for("web.user", username=account.username))
 
 
@@ -239,7 +240,7 @@ def accounts_panel(accounts: list, forms: dict, **_) -> str:
 
 def account_actions(user, job: dict | None, **_) -> str:
     """On an account's page: fetch its newer posts (an account from X, with a token set)."""
-    can_update = x.online() and user.source == "x"
+    can_update = user.fetchable and networks.online(user.platform)
     return render_template(
         "ingest/account_actions.html", user=user, job=job, update_form=ButtonForm() if can_update else None
     )

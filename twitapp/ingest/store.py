@@ -30,8 +30,8 @@ from flask import current_app
 from twitapp.errors import UserError
 from twitapp.extensions import db
 from twitapp.ingest import embed, features, staging
-from twitapp.ingest.staging import COUNTS
-from twitapp.models import Job, ModelVersion, StagedPost, Tweet, User, find_user
+from twitapp.ingest.staging import COUNTS, key
+from twitapp.models import Job, ModelVersion, StagedPost, Tweet, User, find_account, find_user
 from twitapp.sources import handles
 from twitapp.sources.records import AccountRecord, PostRecord, clean_text
 
@@ -104,6 +104,7 @@ def import_tweets(
         raise ValueError(f"unknown policy {policy!r}")
     if total is None and isinstance(posts, Sequence):
         total = len(posts)
+    handles.check_platform(account.platform)
     batch = f"{label[:12]}-{uuid.uuid4().hex[:19]}" if label else uuid.uuid4().hex  # the uuid part whole
     try:
         takes_handle = _check_account(account, policy, check_handle)
@@ -128,16 +129,16 @@ def import_tweets(
 def plan(account: AccountRecord, posts: Iterable[PostRecord]) -> IngestResult:
     """What storing ``posts`` would do, writing nothing: new posts, stored ones, and what a replace would
     change (stored posts whose counts differ, the handle, the name). The CLI shows it before a replace."""
-    user = db.session.get(User, account.id)
+    user = stored_account(account)
     counts = _Counts()
     differ = 0
-    seen: set[int] = set()
+    seen: set[str] = set()
     for group in _batches(posts, CHUNK):
-        fresh = {p.id: p for p in group if p.id not in seen}
+        fresh = {key(p): p for p in group if key(p) not in seen}
         seen.update(fresh)
-        known = _stored(list(fresh))
-        for post in fresh.values():
-            row = known.get(post.id)
+        known = _stored(account.platform, list(fresh))
+        for post_id, post in fresh.items():
+            row = known.get(post_id)
             if row is None:
                 counts.added += 1
             else:
@@ -172,22 +173,31 @@ def drop_staged(batch: str | None = None, older_than: timedelta | None = None, p
         return connection.execute(statement).rowcount
 
 
+def stored_account(account: AccountRecord) -> User | None:
+    """The stored account a source's account is: the one its network knows by the same id, or the one it
+    moved from (a Mastodon account that moved instance)."""
+    user = find_account(account.platform, account.id)
+    if user is None and account.moved_from:
+        user = find_account(account.platform, account.moved_from)
+    return user
+
+
 def _check_account(account: AccountRecord, policy: str, check_handle: bool) -> bool:
     """Whether the account takes the source's handle (a new one always does); IngestError if the handle
     belongs to another account, or a file's new handle is not one to store."""
-    user = db.session.get(User, account.id)
+    user = stored_account(account)
     holder = find_user(account.username)
-    if holder is not None and holder.id != account.id:
+    if holder is not None and (user is None or holder.id != user.id):
         raise IngestError(
-            f"@{holder.username} is already stored as a different account (id {holder.id}); "
-            "it may have been renamed. Delete it or import under another name."
+            f"@{holder.username} is already stored as a different account ({holder.network} id "
+            f"{holder.platform_id}); it may have been renamed. Delete it or import under another name."
         )
     takes_handle = user is None or (policy != "keep" and user.username != account.username)
     try:
         if takes_handle:  # whatever the source, a handle the pages could never find is not stored
             handles.check_stored_form(account.username)
         if check_handle and takes_handle:
-            check_new_handle(account.username, account.id)
+            check_new_handle(account.username, user.id if user else None)
     except handles.HandleError as exc:
         raise IngestError(str(exc)) from None
     db.session.rollback()
@@ -198,7 +208,8 @@ def _check_account(account: AccountRecord, policy: str, check_handle: bool) -> b
 class _Counts:
     added: int = 0
     matched: int = 0
-    newest: int = 0
+    newest: int = 0  # X's id of the newest post (X's ids count up with time; other networks' are not numbers)
+    owner: int | None = None  # the stored account's key, where it is stored
 
 
 def _stage(
@@ -211,24 +222,27 @@ def _stage(
 ) -> _Counts:
     """Embed and stage the new posts (and, for refresh or replace, the counts of stored ones), a batch per
     transaction; stored posts' counts that differ are counted either way."""
-    counts = _Counts()
-    seen: set[int] = set()
+    user = stored_account(account)
+    counts = _Counts(owner=user.id if user else None)
+    db.session.rollback()
+    seen: set[str] = set()
     done = 0
     size = int(current_app.config.get("INGEST_BATCH") or BATCH)
     if progress is not None:
         progress(0, total or 0)
     for group in _batches(posts, size):
-        fresh = _first_copies(batch, group, seen)
-        known = _stored(list(fresh))
-        _refuse_foreign(known, account.id)
-        new = [p for p in fresh.values() if p.id not in known]
-        rows = _new_post_rows(batch, new) + _stored_count_rows(batch, fresh.values(), known, policy)
+        fresh = _first_copies(batch, account.platform, group, seen)
+        known = _stored(account.platform, list(fresh))
+        _refuse_foreign(known, counts.owner)
+        new = [p for post_id, p in fresh.items() if post_id not in known]
+        rows = _new_post_rows(batch, new) + _stored_count_rows(batch, fresh, known, policy)
         if rows:
             db.session.execute(sa.insert(StagedPost), rows)
         db.session.commit()
         counts.added += len(new)
         counts.matched += len(known)
-        counts.newest = max([counts.newest, *fresh])
+        if account.platform == "x":
+            counts.newest = max([counts.newest, *(int(p.id) for p in fresh.values())])
         done += len(group)
         if progress is not None:
             progress(done, max(total or 0, done))
@@ -240,22 +254,23 @@ def _stage(
     return counts
 
 
-def _first_copies(batch: str, group: list[PostRecord], seen: set[int]) -> dict[int, PostRecord]:
+def _first_copies(batch: str, platform: str, group: list[PostRecord], seen: set[str]) -> dict[str, PostRecord]:
     """The group's posts not read before, by id (``seen`` takes them); a later copy of a post read in an
     earlier group has its fresher counts restaged instead."""
-    fresh: dict[int, PostRecord] = {}
+    fresh: dict[str, PostRecord] = {}
     for post in group:
-        if post.id in seen:
-            staging.restage_counts(batch, post)  # a later copy of a post carries the fresher counts
+        if key(post) in seen:
+            staging.restage_counts(batch, platform, post)  # a later copy of a post carries the fresher counts
         else:
-            fresh[post.id] = post
+            fresh[key(post)] = post
     seen.update(fresh)
     return fresh
 
 
-def _refuse_foreign(known: dict[int, sa.Row], account_id: int) -> None:
-    """IngestError if any of these stored posts belongs to another account."""
-    foreign = [i for i, row in known.items() if row.user_id != account_id]
+def _refuse_foreign(known: dict[str, sa.Row], owner: int | None) -> None:
+    """IngestError if any of these stored posts belongs to another account than ``owner`` (the stored
+    account's key; None for an account not stored yet, which owns none)."""
+    foreign = [i for i, row in known.items() if row.user_id != owner]
     if foreign:
         raise IngestError(
             f"{len(foreign)} of these posts (for example {foreign[0]}) are stored under another "
@@ -273,24 +288,27 @@ def _new_post_rows(batch: str, new: list[PostRecord]) -> list[dict]:
     ]
 
 
-def _stored_count_rows(batch: str, fresh: Iterable[PostRecord], known: dict[int, sa.Row], policy: str) -> list[dict]:
+def _stored_count_rows(batch: str, fresh: dict[str, PostRecord], known: dict[str, sa.Row], policy: str) -> list[dict]:
     """The staged rows of stored posts' counts: staged whenever the source's counts differ (or X refreshes
     them all), so the last transaction counts them for a keep and applies them otherwise, a later copy of
     the post included."""
     return [
         staging.staged_row(batch, post, "", None, None, known=True)
-        for post in fresh
-        if (row := known.get(post.id)) is not None
+        for post_id, post in fresh.items()
+        if (row := known.get(post_id)) is not None
         and (policy == "refresh" or tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS))
     ]
 
 
-def _stored(ids: list[int]) -> dict[int, sa.Row]:
+def _stored(platform: str, ids: list[str]) -> dict[str, sa.Row]:
+    """The stored posts among these ids of the network's, by id: their account and counts."""
     found = {}
     for part in _chunks(ids):
-        query = sa.select(Tweet.id, Tweet.user_id, *(getattr(Tweet, c) for c in COUNTS)).where(Tweet.id.in_(part))
+        query = sa.select(Tweet.post_id, Tweet.user_id, *(getattr(Tweet, c) for c in COUNTS)).where(
+            Tweet.platform == platform, Tweet.post_id.in_(part)
+        )
         for row in db.session.execute(query):
-            found[row.id] = row
+            found[row.post_id] = row
     return found
 
 
@@ -310,13 +328,13 @@ def _finish(
     try:
         user, created, kept_handle, kept_name = _save_account(account, source, policy, counts, fetched_at, takes_handle)
         db.session.flush()
-        differ = staging.count_differing(batch)
-        inserted = staging.move_new_posts(batch, account.id)
+        differ = staging.count_differing(batch, account.platform)
+        inserted = staging.move_new_posts(batch, account.platform, user.id)
         if policy != "keep":
-            staging.apply_staged_counts(batch)
+            staging.apply_staged_counts(batch, account.platform)
         newest = max(counts.newest, newest_tweet_id or 0, user.newest_tweet_id or 0)
         user.newest_tweet_id = newest or None
-        total = db.session.scalar(sa.select(sa.func.count()).where(Tweet.user_id == account.id)) or 0
+        total = db.session.scalar(sa.select(sa.func.count()).where(Tweet.user_id == user.id)) or 0
         username = user.username
         db.session.execute(sa.delete(StagedPost).where(StagedPost.batch == batch))
         db.session.commit()
@@ -348,14 +366,21 @@ def _save_account(
 ) -> tuple[User, bool, str | None, str | None]:
     """The account made, or updated under ``policy`` (not committed): the user, whether it was made, and
     the source's handle and name where a keep did not take them."""
-    user = db.session.get(User, account.id)
+    user = stored_account(account)
     created = user is None
     kept_handle = kept_name = None
     if created:
-        user = User(id=account.id, username=account.username, name=account.name, source=source)
+        user = User(
+            platform=account.platform,
+            platform_id=str(account.id),
+            username=account.username,
+            name=account.name,
+            source=source,
+        )
         user.fetched_at = fetched_at or datetime.now(UTC)
         db.session.add(user)
     else:
+        user.platform_id = str(account.id)  # an account that moved is known by its new id from now on
         if takes_handle:
             user.username = account.username
         elif account.username != user.username:
@@ -374,30 +399,80 @@ def _save_account(
 
 
 def add_or_update_user(
-    username: str, client, *, progress: Progress | None = None, fetched: Callable[[int], None] | None = None
+    username: str | handles.Handle,
+    client,
+    *,
+    progress: Progress | None = None,
+    fetched: Callable[[int], None] | None = None,
+    by_id: bool = False,
 ) -> IngestResult:
-    """Fetch an account through the X API and store it; a stored account gets only its newer posts.
+    """Fetch an account from its network and store it; a stored account gets only its newer posts.
 
-    ``fetched(count)`` is called after each page of posts arrives; ``progress`` as for import_tweets.
+    ``username``: a typed handle (its form says the network) or a parsed one. ``by_id``: an update of a
+    stored account, looked up by the id its network knows it by where the network can (a Bluesky DID), so
+    it follows a new handle. ``fetched(count)`` is called after each page of posts arrives; ``progress`` as
+    for import_tweets.
     """
-    account = client.lookup_user(username)
-    since = refresh_since(account.id)
+    handle = username if isinstance(username, handles.Handle) else handles.parse(username)
+    stored = find_user(handle.name)
+    who = stored.platform_id if by_id and stored is not None and handle.platform == "bluesky" else handle.name
+    account = client.lookup_user(who)
+    follow_renamed_holder(account, client)
+    user = stored_account(account)
+    since = refresh_point(user.id) if user is not None else None
     db.session.rollback()  # no transaction stays open while the network is slow
     limit = current_app.config["TWEETS_PER_USER"]
-    posts = client.fetch_timeline(account.id, since_id=since, limit=limit, progress=fetched)
-    return import_tweets(account, posts, source="x", policy="refresh", progress=progress)
+    posts = client.fetch_timeline(
+        account.id,
+        since_id=since.post_id if since else None,
+        since_time=since.created_at if since else None,
+        limit=limit,
+        progress=fetched,
+    )
+    return import_tweets(account, posts, source=account.platform, policy="refresh", progress=progress)
 
 
-def refresh_since(user_id: int) -> int | None:
+def follow_renamed_holder(account: AccountRecord, client) -> None:
+    """Where another stored account of the network holds the handle ``account`` has now, that account
+    has taken another handle since (a Bluesky handle now points at another DID): it takes the one its
+    network gives it now, so both are stored as they are. Networks that look accounts up only by handle
+    (X, Mastodon) are left to ``import_tweets``'s message."""
+    holder = find_user(account.username)
+    if holder is None or holder.platform_id == str(account.id) or holder.platform != "bluesky":
+        db.session.rollback()
+        return
+    held_id = holder.platform_id
+    db.session.rollback()
+    now = client.lookup_user(held_id)
+    if now.username.lower() == account.username.lower():
+        return
+    holder = find_account("bluesky", held_id)
+    if holder is not None and find_user(now.username) is None:
+        holder.username = now.username
+        db.session.commit()
+    db.session.rollback()
+
+
+@dataclass(frozen=True)
+class RefreshPoint:
+    post_id: str
+    created_at: datetime
+
+
+def refresh_point(user_id: int) -> RefreshPoint | None:
     """Where a fetch starts: after the newest stored post older than METRICS_WINDOW.
 
     So an update brings the newer posts and, for the recent ones already stored, their likes, reposts
     and replies as they stand now (the virality model learns from them). None fetches the whole history.
     """
     cutoff = datetime.now(UTC) - METRICS_WINDOW
-    return db.session.scalar(
-        sa.select(sa.func.max(Tweet.id)).where(Tweet.user_id == user_id, Tweet.created_at < cutoff)
-    )
+    row = db.session.execute(
+        sa.select(Tweet.post_id, Tweet.created_at)
+        .where(Tweet.user_id == user_id, Tweet.created_at < cutoff)
+        .order_by(Tweet.created_at.desc(), Tweet.id.desc())
+        .limit(1)
+    ).first()
+    return RefreshPoint(row.post_id, row.created_at) if row else None
 
 
 def delete_account(username: str) -> tuple[str, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from twitapp.ingest.jobs import update_all
 from twitapp.jobs import Reporter, handler
-from twitapp.sources import x
 from twitapp.virality import model as virality
 
 
@@ -33,10 +32,9 @@ def _refresh(params: dict, report: Reporter) -> tuple[str, dict]:
     A model that cannot be trained (too few fresh posts, say) is not a failure of the loop: the champion
     stays in service and the message says why nothing changed.
     """
-    if x.online():
-        fetched_message, fetched = update_all(params, report)
-    else:
-        fetched_message, fetched = "No X token is set: retraining on the stored posts.", {}
+    fetched_message, fetched = update_all(params, report)
+    if not fetched["updated"]:
+        fetched_message += " Retraining on the stored posts."
     try:
         trained_message, trained = _virality_train(params, report)
     except virality.ViralityError as exc:

@@ -78,8 +78,10 @@ def json_object(example: str, required: str | None = None, optional: bool = Fals
 
 def user_json(user: User, count: int) -> dict:
     return {
-        "id": str(user.id),
+        "id": user.platform_id,  # the network's id for the account (X's number, a DID, instance/id)
+        "platform": user.platform,
         "username": user.username,
+        "profile_url": user.profile_url,
         "name": user.name,
         "source": user.source,
         "tweet_count": count,
@@ -88,9 +90,10 @@ def user_json(user: User, count: int) -> dict:
     }
 
 
-def tweet_json(tweet: Tweet) -> dict:
+def tweet_json(tweet: Tweet, user: User | None = None) -> dict:
     return {
-        "id": str(tweet.id),
+        "id": tweet.post_id,  # the network's id for the post (X's number, an AT URI, instance/id)
+        **({"url": user.post_url(tweet.post_id)} if user is not None else {}),
         "text": tweet.text,
         "created_at": tweet.created_at.isoformat(),
         "lang": tweet.lang,
@@ -138,7 +141,7 @@ def user_tweets(username: str):
         "per_page": page.per_page,
         "pages": page.pages,
         "total": page.total,
-        "tweets": [tweet_json(t) for t in page.items],
+        "tweets": [tweet_json(t, user) for t in page.items],
     }
 
 
