@@ -9,6 +9,21 @@ from alembic.runtime.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from twitapp.extensions import db
+from twitapp.ingest.store import import_tweets
+from twitapp.jobs import uploads
+from twitapp.models import (
+    ApiToken,
+    Job,
+    ModelVersion,
+    Operator,
+    SentimentModel,
+    StagedPost,
+    Tweet,
+    User,
+    find_account,
+    find_user,
+)
+from twitapp.sources.records import AccountRecord, PostRecord
 
 # SQLite cannot reflect the lower(username) index, and SQLAlchemy says so whenever Alembic reflects the
 # users table (comparing, or rebuilding a table in batch mode); the second test checks the index works.
@@ -69,8 +84,6 @@ def test_migrated_schema_enforces_case_blind_unique_usernames_per_network(app):
 
 def test_files_waiting_for_their_job_are_kept_across_the_upgrade(app):
     """Uploads stored before they were kept in parts are read as before: each one becomes its first part."""
-    from twitapp.jobs import uploads
-
     with app.app_context():
         db.drop_all()
         upgrade(revision="0009")
@@ -148,8 +161,10 @@ def fill_every_table_at_0011() -> None:
         "(-77, 'csvfan', 'CSV Fan', NULL, 'archive', NULL, CURRENT_TIMESTAMP)",
         "INSERT INTO tweets (id, user_id, text, created_at, like_count, retweet_count, reply_count, lang, has_media, "
         "embedding, features) VALUES "
-        "(1600000000000000001, 1500000000000000001, 'ferry at noon', CURRENT_TIMESTAMP, 3, 1, 0, 'en', :yes, :vector, :blob), "
-        "(1600000000000000002, 1500000000000000001, 'ferry late', CURRENT_TIMESTAMP, 5, 0, 2, 'en', NULL, :vector, NULL), "
+        "(1600000000000000001, 1500000000000000001, 'ferry at noon', CURRENT_TIMESTAMP, 3, 1, 0, 'en', :yes, "
+        ":vector, :blob), "
+        "(1600000000000000002, 1500000000000000001, 'ferry late', CURRENT_TIMESTAMP, 5, 0, 2, 'en', NULL, "
+        ":vector, NULL), "
         "(9, -77, 'kettle on', CURRENT_TIMESTAMP, 0, 0, 0, NULL, NULL, :vector, :blob)",
         "INSERT INTO jobs (id, kind, username, params, state, done, total, message, created_at) VALUES "
         "(4, 'add', 'HarbourNews', '{\"username\": \"HarbourNews\"}', 'done', 2, 2, 'Added @HarbourNews', "
@@ -176,12 +191,6 @@ def test_an_upgrade_keys_accounts_by_network_and_keeps_every_row(app):
     """A database written at revision 0011, with rows in every table, upgrades with nothing lost: accounts
     and posts keep their keys and are X's under their X ids; new accounts of other networks get keys after
     them; the downgrade brings the old schema back while everything is still X's, and refuses after."""
-    from twitapp.ingest.store import import_tweets
-    from twitapp.jobs import uploads
-    from twitapp.models import ApiToken, Job, ModelVersion, Operator, SentimentModel, StagedPost, Tweet, User
-    from twitapp.models import find_account, find_user
-    from twitapp.sources.records import AccountRecord, PostRecord
-
     with app.app_context():
         db.drop_all()
         upgrade(revision="0011")

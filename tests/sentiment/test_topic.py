@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.data import online
+from tests.support.fakebluesky import FakeBluesky, fake_bluesky  # noqa: F401  (a fixture, used by name)
+from tests.support.fakemastodon import FakeMastodon, fake_mastodon  # noqa: F401  (a fixture, used by name)
 
 
 def harbour_posts(start_id: int, texts: list[str]) -> list[dict]:
@@ -16,7 +18,8 @@ def harbour_posts(start_id: int, texts: list[str]) -> list[dict]:
 def test_offline_the_topic_is_searched_in_the_stored_posts(client, voices, add_account):
     page = client.get("/topic?q=route")
     text = page.get_data(as_text=True)
-    assert page.status_code == 200 and "Offline" in text
+    assert page.status_code == 200 and "New ones appear here as accounts are added or updated." in text
+    assert '<option value="x" disabled title="X&#39;s search needs X_BEARER_TOKEN.">' in text
     assert "Route 12 was 14 minutes late again" in text and "sourdough" not in text
     body = client.get("/api/topic?q=route").get_json()
     assert body["source"] == "stored" and body["model"] == {"backend": "vader", "version": None}
@@ -103,3 +106,71 @@ def test_a_search_x_refuses_does_not_stick_to_the_topic(client, app, fake_x):
     fake_x.requests.clear()
     assert client.get("/api/topic?q=%23harbour").status_code == 200
     assert "since_id" not in fake_x.requests[0][1]
+
+
+@pytest.mark.app_config(TOPIC_CACHE_SECONDS=0)
+def test_a_topic_from_a_mastodon_hashtag_needs_no_token_and_polls_for_newer(client, app, fake_mastodon):  # noqa: F811
+    app.config.update(MASTODON_INSTANCE_URL=fake_mastodon.url_template, MASTODON_TOPIC_INSTANCE="big.example")
+    fake_mastodon.add_account("big.example", "1", "ferrywatch")
+    recent_at = datetime.now(UTC) - timedelta(hours=1)
+    fake_mastodon.add_statuses(
+        "big.example",
+        "1",
+        [
+            {
+                "id": "1000",
+                "content": "<p>I love the <a href='x'>#harbour</a> at dawn</p>",
+                "created_at": recent_at,
+                "tags": ["harbour"],
+            },
+            {"id": "1001", "content": "<p>The #harbour smells awful</p>", "created_at": recent_at, "tags": ["harbour"]},
+        ],
+    )
+    body = client.get("/api/topic?q=%23harbour&network=mastodon").get_json()
+    assert body["source"] == "mastodon"
+    assert [(p["username"], p["label"]) for p in body["posts"]] == [
+        ("ferrywatch@big.example", "negative"),
+        ("ferrywatch@big.example", "positive"),
+    ]
+    assert body["newest_id"] == "big.example/1001"
+    fake_mastodon.add_statuses(
+        "big.example",
+        "1",
+        [{"id": "1002", "content": "<p>A calm #harbour</p>", "created_at": recent_at, "tags": ["harbour"]}],
+    )
+    newer = client.get(f"/api/topic?q=%23harbour&network=mastodon&since_id={body['newest_id']}").get_json()
+    assert [p["text"] for p in newer["posts"]] == ["A calm #harbour"]
+    page = client.get("/topic?q=%23harbour&network=mastodon").get_data(as_text=True)
+    assert "timeline on big.example" in page and "The #harbour smells awful" in page
+    assert "network=mastodon" in page  # the page polls the same network
+    response = client.get("/api/topic?q=two+words&network=mastodon")
+    assert response.status_code == 400 and "hashtag" in response.get_json()["message"]
+
+
+def test_a_topic_from_bluesky_needs_an_account_to_search_with(client, app, fake_bluesky):  # noqa: F811
+    response = client.get("/api/topic?q=harbour&network=bluesky")
+    assert response.status_code == 400 and "BLUESKY_APP_PASSWORD" in response.get_json()["message"]
+    page = client.get("/topic?q=harbour&network=bluesky")
+    assert page.status_code == 400 and "BLUESKY_HANDLE" in page.get_data(as_text=True)
+    did = "did:plc:searchersearchersearcher"
+    fake_bluesky.add_account(did, "searcher.bsky.social", app_password="app-pass-word")
+    fake_bluesky.add_posts(
+        did,
+        [
+            {
+                "rkey": "3kaaa",
+                "text": "Lovely harbour light tonight",
+                "created_at": datetime.now(UTC) - timedelta(hours=2),
+            }
+        ],
+    )
+    app.config.update(
+        BLUESKY_APPVIEW_URL=fake_bluesky.url,
+        BLUESKY_SERVICE_URL=fake_bluesky.url,
+        BLUESKY_HANDLE="searcher.bsky.social",
+        BLUESKY_APP_PASSWORD="app-pass-word",
+    )
+    body = client.get("/api/topic?q=harbour&network=bluesky").get_json()
+    assert body["source"] == "bluesky"
+    assert [(p["username"], p["label"]) for p in body["posts"]] == [("searcher.bsky.social", "positive")]
+    assert client.get("/api/topic?q=harbour&network=nowhere").status_code == 400

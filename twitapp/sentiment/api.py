@@ -8,7 +8,7 @@ from flask import Blueprint, abort, request
 from twitapp.sentiment import model as sentiment
 from twitapp.sentiment import topic
 from twitapp.sentiment.topic import topic_limit
-from twitapp.sources.x import XAPIError
+from twitapp.sources.errors import SourceError
 from twitapp.web.api import api_limit, json_object
 
 bp = Blueprint("sentiment", __name__)
@@ -47,14 +47,15 @@ def score_sentiment():
 @api_limit
 @topic_limit
 def topic_posts():
-    """``?q=QUERY[&since_id=ID]`` -> recent posts for the query, newest first, labelled, with the mix."""
+    """``?q=QUERY[&network=x|mastodon|bluesky|stored][&since_id=ID]`` -> recent posts for the query, newest
+    first, labelled, with the mix; ``since_id`` is the ``newest_id`` of an earlier answer."""
     since = request.args.get("since_id", "")
-    if since and not (since.isascii() and since.isdigit() and len(since) <= 19 and 0 < int(since) < 2**63):
-        abort(400, description='"since_id" must be a post id: a whole number from 1 to 9223372036854775807.')
+    if since and not (since.isascii() and since.isprintable() and " " not in since and len(since) <= 300):
+        abort(400, description='"since_id" must be the "newest_id" of an earlier answer.')
     try:
-        found = topic.recent(request.args.get("q"), int(since) if since else None)
+        found = topic.recent(request.args.get("q"), since or None, request.args.get("network"))
     except topic.TopicError as exc:
         abort(400, description=str(exc))
-    except XAPIError as exc:
+    except SourceError as exc:
         abort(502, description=str(exc))
     return found.as_dict()

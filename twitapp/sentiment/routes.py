@@ -16,9 +16,9 @@ from twitapp.sentiment import labelled, topic
 from twitapp.sentiment import model as sentiment
 from twitapp.sentiment.forms import SentimentForm, TrainSentimentForm
 from twitapp.sentiment.topic import topic_limit
-from twitapp.sources import x
+from twitapp.sources import mastodon
 from twitapp.sources.archive import ArchiveError
-from twitapp.sources.x import XAPIError
+from twitapp.sources.errors import SourceError
 from twitapp.web.routes import recent
 from twitapp.web.security import rate_limit
 
@@ -102,17 +102,28 @@ def topic_page():
     """Recent posts for a hashtag or query, each labelled, with the mix; new ones appear as they come."""
     query = request.args.get("q", "")
     found, error, status = None, None, 200
-    if query.strip():
+    try:
+        network = topic.network_of(request.args.get("network"))
+    except topic.TopicError as exc:
+        network, error, status = "stored", str(exc), 400
+    if query.strip() and error is None:
         try:
-            found = topic.recent(query)
+            found = topic.recent(query, network=network)
         except topic.TopicError as exc:
             error, status = str(exc), 400
-        except XAPIError as exc:
+        except SourceError as exc:
             error, status = str(exc), 502
-    online = x.online()
-    poll = current_app.config["TOPIC_CACHE_SECONDS"] if online else 5
+    poll = 5 if network == "stored" else current_app.config["TOPIC_CACHE_SECONDS"]
     return render_template(
-        "sentiment/topic.html", query=query, found=found, error=error, online=online, poll_seconds=poll
+        "sentiment/topic.html",
+        query=query,
+        found=found,
+        error=error,
+        network=network,
+        networks=topic.usable(current_app.config),
+        shown=topic.SHOWN,
+        instance=current_app.config.get("MASTODON_TOPIC_INSTANCE") or mastodon.DEFAULT_TOPIC_INSTANCE,
+        poll_seconds=poll,
     ), status
 
 

@@ -1,8 +1,10 @@
 """A live sentiment dashboard for a hashtag or any query: recent posts, each scored, and the mix.
 
-With an X token the posts come from X's recent search (``QUERY -is:retweet lang:en``); without one, from
-the stored posts whose text holds every word of the query. Polling with ``since_id`` fetches and scores
-only posts newer than those already shown.
+The posts come from the network asked for: X's recent search (``QUERY -is:retweet lang:en``, with a
+token), a hashtag's timeline on a Mastodon instance (``MASTODON_TOPIC_INSTANCE``, no token needed),
+Bluesky's search (for a signed-in account: ``BLUESKY_HANDLE`` and ``BLUESKY_APP_PASSWORD``), or the stored
+posts whose text holds every word of the query (the default without an X token). Polling with
+``since_id`` fetches and scores only posts newer than those already shown.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ from twitapp.extensions import db, limiter
 from twitapp.models import Tweet, User
 from twitapp.sentiment import model as sentiment
 from twitapp.sentiment.labelled import LABELS
-from twitapp.sources import x
+from twitapp.sources import networks, x
 from twitapp.sources.records import checked_text, clean_text
-from twitapp.sources.x import client_from_config
 
 MAX_QUERY_CHARS = 200
 PER_POLL = 50
@@ -35,7 +36,7 @@ class TopicError(UserError, ValueError):
 @dataclass(frozen=True)
 class TopicPosts:
     query: str
-    source: str  # "x" or "stored"
+    source: str  # "x", "mastodon", "bluesky" or "stored"
     backend: str
     model_version: int | None
     posts: list[dict]  # newest first
@@ -67,75 +68,132 @@ def check_query(query: str | None) -> str:
 
 
 Row = tuple[str, str, str, datetime]  # post id, text, author's handle, when
-# A query's newest posts from X, and when they were fetched: every visitor polling the same topic shares
-# one search per TOPIC_CACHE_SECONDS, so the operator's X quota does not grow with the audience.
-_searches: dict[str, tuple[float, list[Row]]] = {}
+# A query's newest posts from a network, and when they were fetched: every visitor polling the same topic
+# shares one search per TOPIC_CACHE_SECONDS, so the operator's quota (and the network's patience with this
+# server) does not shrink with the audience.
+_searches: dict[tuple[str, str], tuple[float, list[Row]]] = {}
 _searches_lock = threading.Lock()
 _search_fetch_lock = threading.Lock()
 SEARCHES_KEPT = 200
+NETWORKS = ("x", "mastodon", "bluesky", "stored")
+SHOWN = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky", "stored": "the stored posts"}
 
 
 # X refuses a since_id older than its seven days of recent search; kept posts older than this are let go.
 KEEP_POSTS = timedelta(days=6)
 
 
-def fresh(query: str | None) -> bool:
-    """Whether this query's last search is recent enough to answer from (so it spends no X quota)."""
+def usable(config) -> dict[str, str | None]:
+    """Each network the topic can be read from, with why it cannot be here (None: it can)."""
+    return {
+        "x": None if config.get("X_BEARER_TOKEN") else "X's search needs X_BEARER_TOKEN.",
+        "mastodon": None,
+        "bluesky": None
+        if config.get("BLUESKY_HANDLE") and config.get("BLUESKY_APP_PASSWORD")
+        else "Bluesky searches only for a signed-in account: set BLUESKY_HANDLE and BLUESKY_APP_PASSWORD.",
+        "stored": None,
+    }
+
+
+def network_of(raw: str | None) -> str:
+    """The network asked for (``?network=``), or the default: X's search with a token, else the stored posts."""
+    if not raw:
+        return "x" if x.online() else "stored"
+    if raw not in NETWORKS:
+        raise TopicError(f"network must be one of {', '.join(NETWORKS)}, not {raw[:20]!r}.")
+    why = usable(current_app.config)[raw]
+    if why is not None:
+        raise TopicError(why)
+    return raw
+
+
+def fresh(network: str, query: str | None) -> bool:
+    """Whether this query's last search is recent enough to answer from (so it asks the network nothing)."""
     with _searches_lock:
-        kept = _searches.get(query or "")
+        kept = _searches.get((network, query or ""))
     return kept is not None and time.monotonic() - kept[0] < current_app.config["TOPIC_CACHE_SECONDS"]
 
 
-def _searched(client, query: str) -> list[Row]:
-    """The query's newest PER_POLL posts, newest first: kept ones while fresh, else X asked for what is newer.
+def _search(network: str, query: str, since_id: str | None) -> list[tuple]:
+    """Ask the network: X's recent search, a Mastodon hashtag's timeline, Bluesky's search."""
+    client = networks.client_for(network)
+    asked = f"{query} -is:retweet lang:en" if network == "x" else query
+    try:
+        with client:
+            return client.search_recent(asked, since_id=since_id, limit=PER_POLL)
+    except ValueError as exc:  # a query that network cannot search (Mastodon follows one hashtag)
+        raise TopicError(str(exc)) from None
+
+
+def _searched(network: str, query: str) -> list[Row]:
+    """The query's newest PER_POLL posts, newest first: kept ones while fresh, else the network asked for
+    what is newer.
 
     Keyed on the query exactly as typed: X's search operators are case-sensitive (``OR``).
     """
+    key = (network, query)
     with _search_fetch_lock:  # one search per query at a time, however many visitors miss together
         with _searches_lock:
-            kept = _searches.get(query)
+            kept = _searches.get(key)
         if kept is not None and time.monotonic() - kept[0] < current_app.config["TOPIC_CACHE_SECONDS"]:
             return kept[1]
         recent_enough = datetime.now(UTC) - KEEP_POSTS
         earlier = [row for row in (kept[1] if kept else []) if row[3] > recent_enough]
-        newest = int(earlier[0][0]) if earlier else None
         try:
-            with client:
-                found = client.search_recent(f"{query} -is:retweet lang:en", since_id=newest, limit=PER_POLL)
+            found = _search(network, query, earlier[0][0] if earlier else None)
         except Exception:
             with _searches_lock:
-                _searches.pop(query, None)  # the next request starts afresh, without a since_id X may refuse
+                _searches.pop(key, None)  # the next request starts afresh, without a since_id it may refuse
             raise
         fresh_rows = [(str(post.id), post.text, name, post.created_at) for post, name in found]
-        rows = sorted({row[0]: row for row in [*earlier, *fresh_rows]}.values(), key=lambda r: -int(r[0]))
+        rows = sorted({row[0]: row for row in [*earlier, *fresh_rows]}.values(), key=_newest_first)
         rows = rows[:PER_POLL]
         with _searches_lock:
-            _searches.pop(query, None)
-            _searches[query] = (time.monotonic(), rows)
+            _searches.pop(key, None)
+            _searches[key] = (time.monotonic(), rows)
             while len(_searches) > SEARCHES_KEPT:
                 _searches.pop(next(iter(_searches)))
         return rows
 
 
-def recent(query: str | None, since_id: int | None = None) -> TopicPosts:
-    """The newest posts for the query (after ``since_id`` when given), scored."""
+def _newest_first(row: Row) -> tuple:
+    number = row[0].rsplit("/", 1)[-1]
+    return (-row[3].timestamp(), -int(number) if number.isdigit() else 0, row[0])
+
+
+def _after(rows: list[Row], since_id: str) -> list[Row]:
+    """The rows newer than the post ``since_id`` (the newest a page shows already)."""
+    ids = [row[0] for row in rows]
+    if since_id in ids:
+        return rows[: ids.index(since_id)]
+    if since_id.isdigit():  # X's ids count up with time
+        return [row for row in rows if row[0].isdigit() and int(row[0]) > int(since_id)]
+    return rows  # gone from the kept posts: all are newer than it was
+
+
+def _stored(query: str, since_id: str | None) -> list[Row]:
+    statement = sa.select(Tweet.id, Tweet.text, User.username, Tweet.created_at).join(User)
+    for word in query.split()[:10]:
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(Tweet.text.ilike(f"%{escaped}%", escape="\\"))
+    if since_id:
+        if not (since_id.isdigit() and len(since_id) <= 19):
+            raise TopicError('"since_id" must be the id of a stored post here: a whole number.')
+        statement = statement.where(Tweet.id > int(since_id))
+    statement = statement.order_by(Tweet.created_at.desc(), Tweet.id.desc()).limit(PER_POLL)
+    return [(str(i), text, name, at) for i, text, name, at in db.session.execute(statement)]
+
+
+def recent(query: str | None, since_id: str | None = None, network: str | None = None) -> TopicPosts:
+    """The newest posts for the query from ``network`` (after ``since_id`` when given), scored."""
     query = check_query(query)
-    client = client_from_config(current_app.config)
-    if client is not None:
-        rows = _searched(client, query)
-        if since_id:
-            rows = [row for row in rows if int(row[0]) > since_id]
-        source = "x"
+    source = network_of(network)
+    if source == "stored":
+        rows = _stored(query, since_id)
     else:
-        statement = sa.select(Tweet.id, Tweet.text, User.username, Tweet.created_at).join(User)
-        for word in query.split()[:10]:
-            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            statement = statement.where(Tweet.text.ilike(f"%{escaped}%", escape="\\"))
+        rows = _searched(source, query)
         if since_id:
-            statement = statement.where(Tweet.id > since_id)
-        statement = statement.order_by(Tweet.created_at.desc(), Tweet.id.desc()).limit(PER_POLL)
-        rows = [(str(i), text, name, at) for i, text, name, at in db.session.execute(statement)]
-        source = "stored"
+            rows = _after(rows, since_id)
     # Only what the scorer takes: the same cleaning it applies (a post of NUL characters is empty).
     rows = [r for r in rows if 0 < len(clean_text(r[1]).strip()) <= sentiment.MAX_TEXT_CHARS]
     if not rows:
@@ -157,8 +215,12 @@ def recent(query: str | None, since_id: int | None = None) -> TopicPosts:
 
 
 def _spends_no_quota() -> bool:
-    """Offline (topics are read from the database), or the query's last search still answers."""
-    return not x.online() or fresh((request.args.get("q") or "").strip())
+    """Read from the database, or the query's last search still answers (or the request is refused)."""
+    try:
+        network = network_of(request.args.get("network"))
+    except TopicError:
+        return True
+    return network == "stored" or fresh(network, (request.args.get("q") or "").strip())
 
 
 # A topic read from X spends the operator's quota: its own budget per address (the topic page and the API
