@@ -25,6 +25,29 @@ def test_tweets_per_user_is_bounded():
             tweets_per_user(bad)
 
 
+def test_posts_per_account_is_read_before_the_older_name(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
+    monkeypatch.setenv("TWEETS_PER_USER", "50")
+    monkeypatch.delenv("POSTS_PER_ACCOUNT", raising=False)
+    assert create_app({"TESTING": True}).config["TWEETS_PER_USER"] == 50  # an older .env keeps working
+    monkeypatch.setenv("POSTS_PER_ACCOUNT", "120")
+    assert create_app({"TESTING": True}).config["TWEETS_PER_USER"] == 120
+    monkeypatch.setenv("POSTS_PER_ACCOUNT", "9999")
+    with pytest.raises(ConfigError, match="POSTS_PER_ACCOUNT must be from 1 to 3200"):
+        create_app({"TESTING": True})
+
+
+def test_mastodon_tokens_are_read_per_instance_and_a_bad_entry_stops_the_start(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
+    monkeypatch.setenv("MASTODON_TOKENS", "closed.example=abc123, other.example=def456")
+    tokens = create_app({"TESTING": True}).config["MASTODON_TOKENS"]
+    assert tokens == {"closed.example": "abc123", "other.example": "def456"}
+    monkeypatch.setenv("MASTODON_TOKENS", "closed.example=abc123,secret-without-instance")
+    with pytest.raises(ConfigError, match="MASTODON_TOKENS") as refused:
+        create_app({"TESTING": True})
+    assert "secret-without-instance" not in str(refused.value)  # a token never reaches a log
+
+
 def test_the_app_refuses_to_start_without_a_secret_key_in_production(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("FLASK_DEBUG", raising=False)

@@ -23,11 +23,14 @@ from playwright.sync_api import expect
 
 from tests.support.browser import BrowserUnavailable, LiveServer, start_chromium
 from tests.support.data import require, training_rows
+from tests.support.fakebluesky import FakeBluesky, fake_bluesky  # noqa: F401  (a fixture, used by name)
+from tests.support.fakemastodon import FakeMastodon, fake_mastodon  # noqa: F401  (a fixture, used by name)
 from twitapp import create_app, jobs
 from twitapp.attribution.model import MAX_TEXT_CHARS
 from twitapp.extensions import db
 from twitapp.ingest.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
-from twitapp.models import Job, ModelVersion, SentimentModel, Tweet, User
+from twitapp.ingest.store import delete_account
+from twitapp.models import Job, ModelVersion, SentimentModel, Tweet, User, find_user
 from twitapp.sentiment import model as sentiment
 from twitapp.sources.demo import demo_accounts
 from twitapp.style import model as generate
@@ -480,6 +483,79 @@ def test_adding_an_account_shows_live_progress_to_the_end(page, signed_in, brows
     finally:
         browser_app.config.update(X_BEARER_TOKEN=None, X_API_URL=None)
         jobs.thread_worker.join()
+
+
+def test_bluesky_and_mastodon_accounts_are_added_without_a_token_and_compared(
+    page,
+    signed_in,
+    browser_app,
+    fake_bluesky,  # noqa: F811
+    fake_mastodon,  # noqa: F811
+):
+    """With no X token at all, the home page's add form takes a Bluesky handle and a pasted Mastodon profile
+    address, says which network it read each as, fetches them as jobs, and a comparison of the two with a
+    demo account answers, naming each by its full handle."""
+    did = "did:plc:commutercommutercommuter"
+    start = datetime.now(UTC) - timedelta(days=30)
+    voices = {account.username: [p.text for p in parsed.posts] for account, parsed in demo_accounts()}
+    # The two networks' accounts write as two demo accounts do (the demo's posts are the project's own).
+    transit, garden = voices["transit_tom"], voices[VOICE_OF]
+    fake_bluesky.add_account(did, "commuter.bsky.social", display_name="Commuter on Bluesky")
+    fake_bluesky.add_posts(
+        did,
+        [{"rkey": f"3k{n:05d}", "text": t, "created_at": start + timedelta(minutes=n)} for n, t in enumerate(transit)],
+    )
+    fake_mastodon.add_account("mastodon.example", "42", "gardener", display_name="Gardener on Mastodon")
+    fake_mastodon.add_statuses(
+        "mastodon.example",
+        "42",
+        [
+            {"id": str(1000 + n), "content": f"<p>{t}</p>", "created_at": start + timedelta(minutes=n)}
+            for n, t in enumerate(garden)
+        ],
+    )
+    browser_app.config.update(
+        BLUESKY_APPVIEW_URL=fake_bluesky.url,
+        MASTODON_INSTANCE_URL=fake_mastodon.url_template,
+        SOURCE_RETRY_BACKOFF=0.01,
+    )
+    try:
+        page.goto("/")
+        expect(page.locator("#offline-banner")).to_contain_text("Only X needs X_BEARER_TOKEN")
+        for typed, handle, network, count in (
+            ("@commuter.bsky.social", "commuter.bsky.social", "Bluesky", len(transit)),
+            ("https://mastodon.example/@gardener", "gardener@mastodon.example", "Mastodon", len(garden)),
+        ):
+            page.goto("/")
+            page.locator("input#username").fill(typed)
+            page.get_by_role("button", name="Add or update").click()
+            page.wait_for_url(f"**/user/{handle}")
+            expect(page.locator(".flash")).to_have_text(f"Reading @{handle} as a {network} account.")
+            page.get_by_text(f"Added @{handle} with {count} posts.").wait_for(timeout=30_000)
+            page.locator("ol.posts li").first.wait_for()
+            expect(page.locator("h1 .network")).to_have_text(network)
+            assert page.locator("a.profile-link").get_attribute("href").startswith("https://")
+
+        page.goto("/")
+        rows = page.locator("#accounts tbody tr", has_text="commuter.bsky.social")
+        expect(rows.locator(".network")).to_have_text("Bluesky")
+        for username in ("harborbaker", "commuter.bsky.social", "gardener@mastodon.example"):
+            page.get_by_role("checkbox", name=f"@{username}", exact=True).check()
+        page.locator("textarea#text").fill(VOICE_TEXT)
+        page.get_by_role("button", name="Compare").click()
+        page.wait_for_url("**/compare")
+        handles = [h.strip() for h in page.locator("#ranking li .who a").all_inner_texts()]
+        assert sorted(handles) == ["@commuter.bsky.social", "@gardener@mastodon.example", "@harborbaker"]
+        assert handles[0] == "@gardener@mastodon.example", handles
+        values = percentages(page)
+        assert abs(sum(values) - 100) <= 0.2 and values[0] > 33.3
+    finally:
+        browser_app.config.update(BLUESKY_APPVIEW_URL=None, MASTODON_INSTANCE_URL=None)
+        jobs.thread_worker.join()
+        with browser_app.app_context():
+            for handle in ("commuter.bsky.social", "gardener@mastodon.example"):
+                if find_user(handle) is not None:
+                    delete_account(handle)
 
 
 def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):

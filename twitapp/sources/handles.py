@@ -30,7 +30,8 @@ NETWORK_NAMES = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = rf"(?=.{{4,253}}$)(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
 X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
-BLUESKY_HANDLE = re.compile(_DOMAIN)
+DOMAIN = re.compile(_DOMAIN)  # a host name: a Mastodon instance, a Bluesky handle
+BLUESKY_HANDLE = DOMAIN
 BLUESKY_DID = re.compile(r"did:(?:plc:[a-z2-7]{24}|web:[A-Za-z0-9.-]{4,253})")
 MASTODON_USER = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,28}[A-Za-z0-9_])?")
 MASTODON_HANDLE = re.compile(rf"{MASTODON_USER.pattern}@{_DOMAIN.replace('$', '')}")
@@ -149,14 +150,6 @@ def check_platform(platform: str) -> str:
     if platform not in PLATFORMS:
         raise ValueError(f"unknown network {platform!r}")
     return platform
-
-
-def platform_of(handle: str) -> str:
-    """The network a stored handle's form belongs to (a file's 50-character handle is X's)."""
-    name = typed(handle)
-    if "@" in name:
-        return "mastodon"
-    return "bluesky" if "." in name or name.startswith("did:") else "x"
 
 
 def typed(username: str) -> str:

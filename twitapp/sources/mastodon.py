@@ -32,7 +32,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from twitapp.sources import errors
-from twitapp.sources.handles import BLUESKY_HANDLE as _DOMAIN
+from twitapp.sources.handles import DOMAIN as _DOMAIN
 from twitapp.sources.handles import MASTODON_USER
 from twitapp.sources.mastodon_html import html_to_text
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text
