@@ -241,4 +241,9 @@ def test_an_upgrade_keys_accounts_by_network_and_keeps_every_row(app):
         db.session.execute(sa.delete(Tweet).where(Tweet.user_id == ana.id))
         db.session.execute(sa.delete(User).where(User.id == ana.id))
         db.session.commit()
+        import_tweets(AccountRecord(5, "again", "Again"), [PostRecord(5, "hi", when)], source="archive")
+        assert find_user("again").id > ana.id  # a key is never given twice, even after a delete
+        db.session.execute(sa.delete(Tweet).where(Tweet.user_id == find_user("again").id))
+        db.session.execute(sa.delete(User))
+        db.session.commit()
         downgrade(revision="base")

@@ -9,7 +9,7 @@ from flask import abort
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from twitapp.extensions import db
-from twitapp.sources.handles import MAX_HANDLE_CHARS, NETWORK_NAMES, STORED_HANDLE, typed
+from twitapp.sources.handles import BLUESKY_DID, MAX_HANDLE_CHARS, NETWORK_NAMES, STORED_HANDLE, typed
 
 # A surrogate key that counts up by itself on both backends: SQLite does so only for an INTEGER PRIMARY
 # KEY (its 64-bit rowid), PostgreSQL for an identity column.
@@ -52,6 +52,7 @@ class User(db.Model):
     __table_args__ = (
         sa.Index("uq_users_platform_id", "platform", "platform_id", unique=True),
         sa.Index("uq_users_username_lower", "platform", sa.func.lower(sa.column("username")), unique=True),
+        {"sqlite_autoincrement": True},  # a key is never given again, so no cache takes a new account for a gone one
     )
 
     id: Mapped[int] = mapped_column(SurrogateKey, sa.Identity(), primary_key=True)
@@ -104,8 +105,8 @@ class User(db.Model):
         if self.platform == "bluesky":
             rkey = post_id.rsplit("/", 1)[-1]
             return f"https://bsky.app/profile/{self.username}/post/{rkey}"
-        if self.platform == "mastodon":
-            user, _, instance = self.username.partition("@")
+        if self.platform == "mastodon":  # the post's own instance: the account may have moved since
+            user, instance = self.username.partition("@")[0], post_id.rpartition("/")[0]
             return f"https://{instance}/@{user}/{post_id.rsplit('/', 1)[-1]}"
         return f"https://x.com/{self.username}/status/{post_id}" if post_id.isdigit() else None
 
@@ -141,6 +142,7 @@ class Tweet(PostFields, db.Model):
         sa.Index("ix_tweets_user_id_created_at", "user_id", "created_at"),
         sa.Index("ix_tweets_user_id_id", "user_id", "id"),  # an export's pages of an account's posts
         sa.Index("uq_tweets_platform_post_id", "platform", "post_id", unique=True),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(SurrogateKey, sa.Identity(), primary_key=True)
@@ -163,6 +165,8 @@ def find_user(username: str) -> User | None:
     account on whichever network it is.
     """
     handle = typed(username).lower()
+    if BLUESKY_DID.fullmatch(handle):  # an account added by its DID, as a bsky.app address may give it
+        return find_account("bluesky", handle)
     if len(handle) > MAX_HANDLE_CHARS or not STORED_HANDLE.fullmatch(handle):
         return None  # no stored handle looks like this, and odd characters never reach the database
     return db.session.scalar(sa.select(User).where(sa.func.lower(User.username) == handle).limit(1))

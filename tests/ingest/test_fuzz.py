@@ -221,6 +221,7 @@ def test_the_numbers_that_once_gave_a_500_get_a_4xx_saying_why(client, voices):
         ("/api/users/baker/tweets?page=-1&per_page=abc", 400, '"page" must be a whole number from 1'),
         ("/api/users/baker/tweets?per_page=101", 400, '"per_page" must be a whole number from 1 to 100'),
         (f"/api/topic?q=bread&since_id={'9' * 40}", 400, '"since_id" must be a post id'),
+        (f"/api/topic?q=bread&since_id={'9' * 19}", 400, '"since_id" must be a post id'),  # past a bigint
         ("/api/jobs/99999999999999999999999", 404, "There is no job 99999999999999999999999."),
         (f"/api/topic?q=bread&since_id={'9' * 5000}", 400, '"since_id" must be a post id'),  # past int()'s limit
     ):

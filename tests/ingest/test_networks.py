@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from tests.support.data import VOICES, count_rows
 from tests.support.fakebluesky import FakeBluesky, fake_bluesky  # noqa: F401  (a fixture, used by name)
 from tests.support.fakemastodon import FakeMastodon, fake_mastodon  # noqa: F401  (a fixture, used by name)
-from twitapp import jobs
+from twitapp import jobs, registry
 from twitapp.extensions import db
-from twitapp.models import Tweet, User, find_account, find_user
+from twitapp.models import Job, ModelVersion, Tweet, User, find_account, find_user
 
 ANA_DID = "did:plc:anaanaanaanaanaanaanaana"
 NEW_DID = "did:plc:newnewnewnewnewnewnewnew"
@@ -160,13 +160,22 @@ def test_a_bluesky_account_that_took_a_new_handle_is_followed_by_its_did(app, cl
     bluesky.add_account(ANA_DID, "ana.bsky.social")
     bluesky.add_posts(ANA_DID, bluesky_posts(["a post"] * 3, NOW - timedelta(days=20)))
     add_and_wait(client, "ana.bsky.social")
+    with app.app_context():  # a style model of hers, kept under her handle
+        row = ModelVersion(kind="style", subject="ana.bsky.social", format=1, status="champion", created_at=NOW)
+        row.trained_from = row.trained_to = NOW
+        row.params, row.metrics, row.decision, row.sha256, row.artefact = {}, {}, {}, "0" * 64, b"model"
+        registry.record(row)
+        db.session.commit()
     bluesky.add_account(ANA_DID, "ana.example.com")  # she moved to her own domain
     client.post("/user/ana.bsky.social/update")
     jobs.thread_worker.join()
     with app.app_context():
         assert find_user("ana.bsky.social") is None
         assert find_user("ana.example.com").platform_id == ANA_DID
+        assert db.session.scalars(sa.select(ModelVersion.subject)).all() == ["ana.example.com"]
     assert len(stored_posts(app, "bluesky", ANA_DID)) == 3
+    with app.app_context():  # her jobs followed her: the account's page shows them
+        assert db.session.scalars(sa.select(Job.username).order_by(Job.id)).all() == ["ana.example.com"] * 2
 
     # Someone else takes the old handle: adding it stores a second account, the first keeps its own.
     bluesky.add_account(NEW_DID, "ana.bsky.social")
@@ -189,6 +198,16 @@ def test_a_handle_whose_stored_holder_moved_to_another_did_refreshes_the_holder(
     assert "Added @ana.bsky.social with 1 posts." in page
     with app.app_context():
         assert find_user("ana-old.bsky.social").platform_id == ANA_DID
+
+
+def test_an_account_added_by_its_did_is_found_by_it_and_then_by_its_handle(app, client, networks):
+    bluesky, _ = networks
+    bluesky.add_account(ANA_DID, "ana.bsky.social")
+    bluesky.add_posts(ANA_DID, bluesky_posts(["by did"] * 2, NOW - timedelta(days=3)))
+    status, location, page = add_and_wait(client, f"https://bsky.app/profile/{ANA_DID}")
+    assert status == 302 and location.endswith(f"/user/{ANA_DID}")
+    assert "Added @ana.bsky.social with 2 posts." in page
+    assert client.get("/user/ana.bsky.social").status_code == 200
 
 
 def test_a_mastodon_account_that_moved_instance_is_followed_with_its_posts(app, client, networks):

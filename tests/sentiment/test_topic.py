@@ -31,6 +31,11 @@ def test_offline_the_topic_is_searched_in_the_stored_posts(client, voices, add_a
     fresh = client.get(f"/api/topic?q=route&since_id={newest}").get_json()
     assert [p["text"] for p in fresh["posts"]] == ["Route 9 is brilliant today, on time!"]
     assert fresh["posts"][0]["label"] == "positive"
+    # An account stored later with posts written earlier: its posts come once, and none shown comes again.
+    add_account("trams", ["Old news: route 4 ran late in 2019"], account_id=556, start_id=1)
+    later = client.get(f"/api/topic?q=route&since_id={fresh['newest_id']}").get_json()
+    assert [p["text"] for p in later["posts"]] == ["Old news: route 4 ran late in 2019"]
+    assert client.get(f"/api/topic?q=route&since_id={later['newest_id']}").get_json()["posts"] == []
 
 
 @pytest.mark.app_config(TOPIC_CACHE_SECONDS=0)  # each poll asks X again
@@ -147,6 +152,7 @@ def test_a_topic_from_a_mastodon_hashtag_needs_no_token_and_polls_for_newer(clie
     assert response.status_code == 400 and "hashtag" in response.get_json()["message"]
 
 
+@pytest.mark.app_config(TOPIC_CACHE_SECONDS=0)  # each poll searches again
 def test_a_topic_from_bluesky_needs_an_account_to_search_with(client, app, fake_bluesky):  # noqa: F811
     response = client.get("/api/topic?q=harbour&network=bluesky")
     assert response.status_code == 400 and "BLUESKY_APP_PASSWORD" in response.get_json()["message"]
@@ -173,4 +179,8 @@ def test_a_topic_from_bluesky_needs_an_account_to_search_with(client, app, fake_
     body = client.get("/api/topic?q=harbour&network=bluesky").get_json()
     assert body["source"] == "bluesky"
     assert [(p["username"], p["label"]) for p in body["posts"]] == [("searcher.bsky.social", "positive")]
+    for _ in range(3):  # polls, each a search: the app signs in once, not at every poll
+        assert client.get(f"/api/topic?q=harbour&network=bluesky&since_id={body['newest_id']}").status_code == 200
+    assert len(fake_bluesky.requests_to("com.atproto.server.createSession")) == 1
+    assert len(fake_bluesky.requests_to("app.bsky.feed.searchPosts")) == 4
     assert client.get("/api/topic?q=harbour&network=nowhere").status_code == 400

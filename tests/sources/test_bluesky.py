@@ -450,12 +450,28 @@ def test_a_wrong_appview_url_is_named(ana: FakeBluesky) -> None:
         bluesky.lookup_user("ana.bsky.social")
 
 
+@pytest.mark.parametrize("written", ["yesterday", "0001-01-01T00:00:00+01:00", None])
+def test_a_post_whose_own_time_cannot_be_read_takes_the_time_bluesky_saw_it(
+    ana: FakeBluesky, client: BlueskyClient, written
+) -> None:
+    ana.add_posts(ANA, make_posts(1))
+    item = ana.item(ANA, "3lpost00000")
+    item["post"]["record"]["createdAt"] = written
+    item["post"]["indexedAt"] = "2026-03-04T05:06:07.000Z"
+    ana.serve_next(200, {"feed": [item]})
+    (post,) = client.fetch_timeline(ANA)
+    assert post.created_at == datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
         (lambda item: item["post"]["record"].pop("text"), "has no text"),
-        (lambda item: item["post"]["record"].pop("createdAt"), "has no valid createdAt"),
-        (lambda item: item["post"]["record"].update(createdAt="yesterday"), "has no valid createdAt"),
+        (lambda item: (item["post"]["record"].pop("createdAt"), item["post"].pop("indexedAt")), "indexedAt"),
+        (
+            lambda item: (item["post"]["record"].update(createdAt="yesterday"), item["post"].update(indexedAt="?")),
+            "has no valid createdAt",
+        ),
         (lambda item: item["post"]["record"].update(text="x" * (MAX_POST_CHARS + 1)), "50,001 characters"),
         (lambda item: item["post"].pop("uri"), r"feed\.0\.post\.uri"),
         (lambda item: item.pop("post"), r"feed\.0\.post"),
@@ -582,3 +598,24 @@ def test_config_points_the_client_and_signs_in(ana: FakeBluesky) -> None:
 def test_a_nonsense_url_is_refused_at_once() -> None:
     with pytest.raises(ValueError, match="BLUESKY_APPVIEW_URL"):
         BlueskyClient(appview_url="public.api.bsky.app")
+
+
+def test_an_account_that_asks_not_to_be_shown_signed_out_is_not_fetched(
+    ana: FakeBluesky, client: BlueskyClient
+) -> None:
+    """Bluesky's apps honour the account's own !no-unauthenticated label; this app shows posts to anyone."""
+    profile = {
+        "did": ANA,
+        "handle": "ana.bsky.social",
+        "labels": [
+            {
+                "src": ANA,
+                "uri": f"at://{ANA}/app.bsky.actor.profile/self",
+                "val": "!no-unauthenticated",
+                "cts": "2026-01-01T00:00:00.000Z",
+            }
+        ],
+    }
+    ana.serve_next(200, profile)
+    with pytest.raises(errors.AccountProtected, match="not to show its posts to people who are not signed in"):
+        client.lookup_user("ana.bsky.social")

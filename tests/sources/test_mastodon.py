@@ -496,3 +496,38 @@ def test_an_instance_given_twice_is_refused() -> None:
 def test_config_defaults_to_https_on_the_instance() -> None:
     with client_from_config({}) as mastodon:
         assert mastodon._api("mastodon.social").api_base_url == "https://mastodon.social"
+
+
+def test_with_a_token_only_the_posts_everyone_may_read_are_taken(fake_mastodon: FakeMastodon) -> None:  # noqa: F811
+    """A token lets the instance serve its account's followers-only and direct posts too; none is stored."""
+    fake_mastodon.add_account("private.example", "3", "ana", require_token="s3cret")
+    kinds = ["public", "unlisted", "private", "direct"]
+    statuses = [dict(s, visibility=kind) for s, kind in zip(make_statuses(4), kinds, strict=True)]
+    fake_mastodon.add_statuses("private.example", "3", statuses)
+    config = {"MASTODON_INSTANCE_URL": fake_mastodon.url_template, "MASTODON_TOKENS": "private.example=s3cret"}
+    with client_from_config(config) as signed_in:
+        posts = signed_in.fetch_timeline("private.example/3")
+    assert [p.text for p in posts] == ["status number 1", "status number 0"]
+
+
+def test_a_retry_after_is_not_slept_on_and_a_429_is_not_asked_again(fake_mastodon: FakeMastodon, client) -> None:  # noqa: F811
+    fake_mastodon.add_account(SOCIAL, "42", "ana")
+    fake_mastodon.fail_next(503, times=1, headers={"Retry-After": "3600"})
+    started = time.monotonic()
+    assert client.lookup_user("ana@mastodon.social").id == "mastodon.social/42"  # asked again at once
+    assert time.monotonic() - started < 5
+    fake_mastodon.requests.clear()
+    fake_mastodon.fail_next(429, headers={"Retry-After": "1"})
+    with pytest.raises(MastodonRateLimited):
+        client.lookup_user("ana@mastodon.social")
+    assert len(fake_mastodon.requests) == 1  # the job waits for the reset, not the transport
+
+
+def test_a_strangers_malformed_status_is_left_out_of_a_hashtag(fake_mastodon: FakeMastodon, client) -> None:  # noqa: F811
+    fake_mastodon.add_account(SOCIAL, "42", "ana")
+    huge = {"id": str(FIRST_ID + 5), "content": "<p>" + "x" * 60_000 + "</p>", "tags": ["harbour"]}
+    fine = {"id": str(FIRST_ID + 6), "content": "<p>calm #harbour</p>", "tags": ["harbour"]}
+    fake_mastodon.add_statuses(SOCIAL, "42", [dict(huge, created_at=BASE), dict(fine, created_at=BASE)])
+    with MastodonClient(url_template=fake_mastodon.url_template, topic_instance=SOCIAL, backoff=0.01) as mastodon:
+        found = mastodon.search_recent("#harbour")
+    assert [post.text for post, _ in found] == ["calm #harbour"]

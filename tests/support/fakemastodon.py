@@ -11,7 +11,7 @@ Status dicts given to ``add_statuses`` look like::
 
     {"id": "110000000000000001", "content": "<p>hello</p>", "created_at": "2026-01-02T03:04:05.000Z",
      "favourites": 0, "reblogs": 0, "replies": 0, "language": "en", "spoiler": "", "media": False,
-     "reply": False, "reblog": False, "tags": ["python"]}
+     "reply": False, "reblog": False, "tags": ["python"], "visibility": "public"}
 
 Only ``id`` is needed: ``created_at`` is then derived from the id (Mastodon's ids encode it), ``reply``
 marks a reply to another account and ``reblog`` a boost, both left out by ``exclude_replies`` /
@@ -372,7 +372,7 @@ class FakeMastodon:
             "in_reply_to_account_id": "1" if status.get("reply") else None,
             "sensitive": bool(spoiler),
             "spoiler_text": spoiler,
-            "visibility": "public",
+            "visibility": status.get("visibility", "public"),
             "language": status.get("language", "en"),
             "uri": f"https://{home}/users/{account['username']}/statuses/{status['id']}",
             "url": f"https://{home}/@{account['username']}/{status['id']}",

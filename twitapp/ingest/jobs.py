@@ -109,11 +109,13 @@ def update_all(params: dict, report: Reporter) -> tuple[str, dict]:
     """Fetch newer posts for every account that came from a network; one failing does not stop the rest.
     X's accounts are left as they are where no X token is set, and the message says so."""
     rows = db.session.execute(
-        sa.select(User.username, User.platform).where(User.source.in_(networks.FETCHED)).order_by(User.username)
+        sa.select(User.username, User.platform, User.platform_id)
+        .where(User.source.in_(networks.FETCHED))
+        .order_by(User.username)
     ).all()
     db.session.rollback()
-    left = [username for username, platform in rows if not networks.online(platform)]
-    rows = [(username, platform) for username, platform in rows if networks.online(platform)]
+    left = [username for username, platform, _ in rows if not networks.online(platform)]
+    rows = [row for row in rows if networks.online(row.platform)]
     without_token = ""
     if left:
         were = "account was" if len(left) == 1 else "accounts were"
@@ -127,12 +129,14 @@ def update_all(params: dict, report: Reporter) -> tuple[str, dict]:
     updated, failed = [], {}
     clients: dict[str, Any] = {}
     try:
-        for number, (username, platform) in enumerate(rows):
+        for number, (username, platform, platform_id) in enumerate(rows):
             report.progress(number, len(rows), f"Updating @{username} ({number + 1} of {len(rows)}).")
+            # A Bluesky account by its DID: the handles read above may have changed hands since.
+            handle = handles.Handle(platform, platform_id if platform == "bluesky" else username)
             try:
                 if platform not in clients:
                     clients[platform] = _client(platform)
-                result = _fetch(handles.Handle(platform, username), clients[platform], report, by_id=True)
+                result = _fetch(handle, clients[platform], report, by_id=True)
             except (SourceError, IngestError, JobFailed) as exc:
                 failed[username] = str(exc)
             else:
@@ -296,7 +300,9 @@ class Busy(UserError):
 def delete_account(username: str) -> tuple[str, int]:
     """Delete a stored account (``ingest.delete_account``) unless a job is writing its posts now, which
     would bring it back half-made; IngestError for an unknown one, Busy for one being written."""
-    if under_way_for(handles.typed(username)) is not None:
+    stored = find_user(username)
+    names = {handles.typed(username), *((stored.platform_id,) if stored is not None else ())}
+    if any(under_way_for(name) is not None for name in names):  # a job may name the account by its DID
         raise Busy(f"@{handles.typed(username)} is being fetched or imported; delete it when that is done.")
     return ingest.delete_account(username)
 

@@ -32,7 +32,7 @@ from twitapp.extensions import db
 from twitapp.ingest import embed, features, staging
 from twitapp.ingest.staging import COUNTS, key
 from twitapp.models import Job, ModelVersion, StagedPost, Tweet, User, find_account, find_user
-from twitapp.sources import handles
+from twitapp.sources import errors, handles
 from twitapp.sources.records import AccountRecord, PostRecord, clean_text
 
 # An update fetches again the posts of this last stretch, to refresh their likes, reposts and replies.
@@ -382,7 +382,7 @@ def _save_account(
     else:
         user.platform_id = str(account.id)  # an account that moved is known by its new id from now on
         if takes_handle:
-            user.username = account.username
+            rename(user, account.username)
         elif account.username != user.username:
             kept_handle = account.username
         if policy != "keep":
@@ -443,14 +443,33 @@ def follow_renamed_holder(account: AccountRecord, client) -> None:
         return
     held_id = holder.platform_id
     db.session.rollback()
-    now = client.lookup_user(held_id)
+    try:
+        now = client.lookup_user(held_id)
+    except errors.SourceError:  # gone, or no handle any more: import_tweets says the handle is taken
+        return
     if now.username.lower() == account.username.lower():
         return
     holder = find_account("bluesky", held_id)
     if holder is not None and find_user(now.username) is None:
-        holder.username = now.username
+        rename(holder, now.username, ended_jobs_only=True)  # the job under way is the new account's
         db.session.commit()
     db.session.rollback()
+
+
+def rename(user: User, handle: str, ended_jobs_only: bool = False) -> None:
+    """The account takes a new handle, with what is kept under its handle: its style models and its jobs
+    (not committed)."""
+    old = user.username.lower()
+    if old != handle.lower():
+        jobs = sa.func.lower(Job.username) == old
+        if ended_jobs_only:
+            jobs = sa.and_(jobs, Job.finished_at.is_not(None))
+        for statement in (
+            sa.update(ModelVersion).where(ModelVersion.subject == old).values(subject=handle.lower()),
+            sa.update(Job).where(jobs).values(username=handle),
+        ):
+            db.session.execute(statement, execution_options={"synchronize_session": False})
+    user.username = handle
 
 
 @dataclass(frozen=True)

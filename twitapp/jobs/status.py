@@ -9,13 +9,13 @@ from twitapp.extensions import db
 from twitapp.jobs.abandoned import ORPHANED_ERROR, is_stale
 from twitapp.jobs.runner import ACTIVE, WRITES_ALL, WRITES_ONE
 from twitapp.models import Job
-from twitapp.sources.handles import STORED_HANDLE, typed
+from twitapp.sources.handles import ACCOUNT_NAME, typed
 
 
 def latest_for(username: str) -> Job | None:
     """The newest job of an account, typed with or without its @."""
     username = typed(username)
-    if not STORED_HANDLE.fullmatch(username):
+    if not ACCOUNT_NAME.fullmatch(username):
         return None
     return db.session.scalars(
         sa.select(Job).where(sa.func.lower(Job.username) == username.lower()).order_by(Job.id.desc()).limit(1)

@@ -43,7 +43,14 @@ class TopicPosts:
 
     @property
     def newest_id(self) -> str | None:
-        return self.posts[0]["id"] if self.posts else None
+        """What the next poll passes as ``since_id``: the network's id of the newest post shown, or, for the
+        stored posts, the largest key shown (keys count up as posts are stored, so a poll brings the posts
+        stored since, whenever they were written: an account added later may hold older posts)."""
+        if not self.posts:
+            return None
+        if self.source == "stored":
+            return str(max(int(post["id"]) for post in self.posts))
+        return self.posts[0]["id"]
 
     def mix(self) -> dict[str, int]:
         counts = dict.fromkeys(LABELS, 0)
@@ -114,13 +121,28 @@ def fresh(network: str, query: str | None) -> bool:
     return kept is not None and time.monotonic() - kept[0] < current_app.config["TOPIC_CACHE_SECONDS"]
 
 
+# One client per network (and its settings) for this process's searches, used under _search_fetch_lock: a
+# Bluesky search signs in once, not at every poll (Bluesky allows an account some 300 sign-ins a day).
+_clients: dict[tuple, object] = {}
+CLIENTS_KEPT = 8
+_SETTINGS = {"x": "X_", "mastodon": "MASTODON_", "bluesky": "BLUESKY_"}
+
+
+def _client(network: str):
+    config = current_app.config
+    key = (network, *sorted((k, str(v)) for k, v in config.items() if k.startswith(_SETTINGS[network])))
+    if key not in _clients:
+        while len(_clients) >= CLIENTS_KEPT:
+            _clients.pop(next(iter(_clients))).close()
+        _clients[key] = networks.client_for(network, config)
+    return _clients[key]
+
+
 def _search(network: str, query: str, since_id: str | None) -> list[tuple]:
     """Ask the network: X's recent search, a Mastodon hashtag's timeline, Bluesky's search."""
-    client = networks.client_for(network)
     asked = f"{query} -is:retweet lang:en" if network == "x" else query
     try:
-        with client:
-            return client.search_recent(asked, since_id=since_id, limit=PER_POLL)
+        return _client(network).search_recent(asked, since_id=since_id, limit=PER_POLL)
     except ValueError as exc:  # a query that network cannot search (Mastodon follows one hashtag)
         raise TopicError(str(exc)) from None
 
@@ -166,9 +188,15 @@ def _after(rows: list[Row], since_id: str) -> list[Row]:
     ids = [row[0] for row in rows]
     if since_id in ids:
         return rows[: ids.index(since_id)]
-    if since_id.isdigit():  # X's ids count up with time
-        return [row for row in rows if row[0].isdigit() and int(row[0]) > int(since_id)]
-    return rows  # gone from the kept posts: all are newer than it was
+    place, _, number = since_id.rpartition("/")
+    if number.isdigit() and "://" not in since_id:  # X's ids, and a Mastodon instance's, count up with time
+        return [row for row in rows if _same_place_and_later(row[0], place, int(number))]
+    return rows  # gone from the kept posts (a Bluesky URI): all are newer than it was
+
+
+def _same_place_and_later(post_id: str, place: str, number: int) -> bool:
+    row_place, _, row_number = post_id.rpartition("/")
+    return row_place == place and row_number.isdigit() and int(row_number) > number
 
 
 def _stored(query: str, since_id: str | None) -> list[Row]:
@@ -177,9 +205,9 @@ def _stored(query: str, since_id: str | None) -> list[Row]:
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         statement = statement.where(Tweet.text.ilike(f"%{escaped}%", escape="\\"))
     if since_id:
-        if not (since_id.isdigit() and len(since_id) <= 19):
-            raise TopicError('"since_id" must be the id of a stored post here: a whole number.')
-        statement = statement.where(Tweet.id > int(since_id))
+        if not (since_id.isdigit() and len(since_id) <= 19 and int(since_id) < 2**63):
+            raise TopicError('"since_id" must be a post id of the stored posts: the "newest_id" of an earlier answer.')
+        statement = statement.where(Tweet.id > int(since_id))  # stored since (see TopicPosts.newest_id)
     statement = statement.order_by(Tweet.created_at.desc(), Tweet.id.desc()).limit(PER_POLL)
     return [(str(i), text, name, at) for i, text, name, at in db.session.execute(statement)]
 

@@ -1,19 +1,14 @@
 """Reading accounts and their posts from Bluesky, through the atproto SDK.
 
-Bluesky's public AppView (``https://public.api.bsky.app``, config ``BLUESKY_APPVIEW_URL``) serves profiles
-and author feeds to anyone, so reading an account needs no credentials. Searching does: the AppView refuses
-anonymous searches, so ``search_recent`` signs in (config ``BLUESKY_HANDLE`` and ``BLUESKY_APP_PASSWORD``)
-at the account's service (``BLUESKY_SERVICE_URL``) and searches through it.
-
-The SDK raises its own exceptions, some of them plain ``httpx`` or ``ValueError`` ones, and reports what
-went wrong in an XRPC body (``{"error": "AccountTakedown", "message": ...}``); this module folds all of
-that into the ``BlueskyError`` family, whose text tells a person what to do next. Tests point both URLs at
-a fake Bluesky on loopback and run the SDK's real request code against it.
+Bluesky's public AppView (``BLUESKY_APPVIEW_URL``) serves profiles and author feeds to anyone; searching
+needs an account, so ``search_recent`` signs in (``BLUESKY_HANDLE``, ``BLUESKY_APP_PASSWORD``) at its
+service (``BLUESKY_SERVICE_URL``). The SDK's exceptions (some plain ``httpx`` or ``ValueError`` ones) and
+XRPC error bodies (``{"error": "AccountTakedown", ...}``) become the ``BlueskyError`` family, whose text
+tells a person what to do next. Tests run the SDK's real request code against a fake on loopback.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -31,11 +26,13 @@ from pydantic import ValidationError
 from twitapp.sources import errors
 from twitapp.sources.handles import BLUESKY_DID, BLUESKY_HANDLE
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text
+from twitapp.sources.transport import is_loopback
 
 DEFAULT_APPVIEW = "https://public.api.bsky.app"
 DEFAULT_SERVICE = "https://bsky.social"
 PAGE_MAX = 100  # getAuthorFeed and searchPosts answer 400 to a larger limit
 INVALID_HANDLE = "handle.invalid"  # what Bluesky shows for an account whose handle no longer resolves
+NO_UNAUTHENTICATED = "!no-unauthenticated"  # the account's own label: not to be shown to the signed-out
 _MEDIA = frozenset(f"app.bsky.embed.{kind}{view}" for kind in ("images", "video") for view in ("#view", ""))
 _WITH_MEDIA = frozenset({"app.bsky.embed.recordWithMedia#view", "app.bsky.embed.recordWithMedia"})
 _LINK = "app.bsky.richtext.facet#link"
@@ -54,7 +51,7 @@ class BlueskyAccountNotFound(BlueskyError, errors.AccountNotFound):
 
 
 class BlueskyAccountBlocked(BlueskyError, errors.AccountProtected):
-    """A block between the account and the one the app signs in with hides the account's posts."""
+    """A block hides the account's posts, or the account asks not to be shown to the signed-out."""
 
 
 class BlueskyAuthError(BlueskyError, errors.SourceAuthError):
@@ -123,6 +120,11 @@ class BlueskyClient:
             raise BlueskyAccountNotFound(
                 f"Bluesky shows the account {did} with the handle {INVALID_HANDLE}: its handle no longer resolves "
                 "(its domain stopped pointing at it). Look it up by its new handle once its owner has fixed it."
+            )
+        if _asks_not_to_be_shown(profile):
+            raise BlueskyAccountBlocked(
+                f"@{handle} asks Bluesky's apps not to show its posts to people who are not signed in, and this "
+                "app shows what it stores to anyone, so it does not fetch them."
             )
         followers = profile.followers_count
         return AccountRecord(
@@ -193,9 +195,14 @@ class BlueskyClient:
             params = {"q": query, "sort": "latest", "limit": min(PAGE_MAX, limit - len(found)), "cursor": cursor}
             page = self._call(doing, lambda p=params: signed_in.app.bsky.feed.search_posts(p), signing_in=True)
             for view in page.posts:
-                post = _post_record(view, doing)
-                if post.id == since_id:
+                if view.uri == since_id:
                     return found
+                if _asks_not_to_be_shown(view.author):
+                    continue
+                try:
+                    post = _post_record(view, doing)
+                except BlueskyUnavailable:  # a stranger's malformed post is left out, not the whole search
+                    continue
                 found.append((post, view.author.handle))
                 if len(found) >= limit:
                     break
@@ -296,8 +303,8 @@ class BlueskyClient:
 
 def client_from_config(config: Mapping[str, Any]) -> BlueskyClient:
     """The client the app's config describes; reading needs no credentials, so there always is one."""
-    handle = str(config.get("BLUESKY_HANDLE") or "").strip().removeprefix("@")
-    password = str(config.get("BLUESKY_APP_PASSWORD") or "").strip()
+    handle, password = (str(config.get(k) or "").strip() for k in ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD"))
+    handle = handle.removeprefix("@")
     return BlueskyClient(
         appview_url=config.get("BLUESKY_APPVIEW_URL") or DEFAULT_APPVIEW,
         login=(handle, password) if handle and password else None,
@@ -315,17 +322,7 @@ def _base_url(url: str, setting: str) -> str:
 
 
 def _sdk_client(url: str, timeout: float) -> Client:
-    # Proxies from the environment were chosen for the internet; a loopback server (the tests') is local.
-    request = Request(timeout=httpx.Timeout(timeout), trust_env=not _is_loopback(url))
-    return Client(base_url=url, request=request)
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return Client(base_url=url, request=Request(timeout=httpx.Timeout(timeout), trust_env=not is_loopback(url)))
 
 
 def _passing(exc: Exception) -> bool:
@@ -390,6 +387,10 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else get_model_as_dict(value)
 
 
+def _asks_not_to_be_shown(profile: Any) -> bool:
+    return any(getattr(label, "val", None) == NO_UNAUTHENTICATED for label in getattr(profile, "labels", None) or ())
+
+
 def _post_record(view: Any, doing: str) -> PostRecord:
     """One post view as a ``PostRecord``; a post without its URI, text or time is a malformed payload."""
     record = _as_dict(view.record)
@@ -402,17 +403,17 @@ def _post_record(view: Any, doing: str) -> PostRecord:
         raise BlueskyUnavailable(
             f"Bluesky sent a malformed post while {doing}: the post {uri} has {len(text):,} characters."
         )
-    created = _parse_time(record.get("createdAt"))
-    if created is None:
+    created, indexed = _parse_time(record.get("createdAt")), _parse_time(view.indexed_at)
+    if created is None and indexed is None:
         raise BlueskyUnavailable(f"Bluesky sent a malformed post while {doing}: the post {uri} has no valid createdAt.")
-    indexed = _parse_time(view.indexed_at)
     langs = record.get("langs")
     lang = langs[0] if isinstance(langs, list) and langs and isinstance(langs[0], str) and langs[0] else None
     return PostRecord(
         id=uri,
         text=clean_text(_expand_links(text, record.get("facets"))),
         # A post's own clock can run ahead (or lie); it cannot have been written after Bluesky saw it.
-        created_at=min(created, indexed) if indexed is not None else created,
+        # A record whose own time cannot be read takes the time Bluesky saw it.
+        created_at=min(t for t in (created, indexed) if t is not None),
         like_count=_count(view.like_count),
         retweet_count=_count(view.repost_count),
         reply_count=_count(view.reply_count),
@@ -427,9 +428,9 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip())  # Python 3.11 reads "Z" and fractions of any length
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: a time of year 1 that an offset moves out of range
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _count(value: Any) -> int:

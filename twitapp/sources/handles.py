@@ -32,13 +32,16 @@ _DOMAIN = rf"(?=.{{4,253}}$)(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-
 X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 DOMAIN = re.compile(_DOMAIN)  # a host name: a Mastodon instance, a Bluesky handle
 BLUESKY_HANDLE = DOMAIN
-BLUESKY_DID = re.compile(r"did:(?:plc:[a-z2-7]{24}|web:[A-Za-z0-9.-]{4,253})")
+BLUESKY_DID = re.compile(r"did:(?:plc:[a-z2-7]{24}|web:[A-Za-z0-9.-]{4,180})")
 MASTODON_USER = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,28}[A-Za-z0-9_])?")
 MASTODON_HANDLE = re.compile(rf"{MASTODON_USER.pattern}@{_DOMAIN.replace('$', '')}")
 # Handles as stored: X's (and a file's, for an imported account: up to 50 characters), Bluesky's, Mastodon's.
 FILE_HANDLE = re.compile(r"[A-Za-z0-9_]{1,50}")
 MAX_HANDLE_CHARS = 300
 STORED_HANDLE = re.compile(rf"{FILE_HANDLE.pattern}|{BLUESKY_HANDLE.pattern}|{MASTODON_HANDLE.pattern}")
+# What names an account in a page's address or a job: a stored handle, or a Bluesky DID (an account added
+# by its DID is named by it until its handle is known).
+ACCOUNT_NAME = re.compile(rf"{STORED_HANDLE.pattern}|{BLUESKY_DID.pattern}")
 # A handle typed for an imported file's account, as X allows it.
 TYPED_HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 

@@ -29,13 +29,13 @@ from mastodon.errors import (
 )
 from mastodon.errors import MastodonError as _LibraryError
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from twitapp.sources import errors
 from twitapp.sources.handles import DOMAIN as _DOMAIN
 from twitapp.sources.handles import MASTODON_USER
 from twitapp.sources.mastodon_html import html_to_text
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text
+from twitapp.sources.transport import is_loopback, retries_of_passing_failures
 
 DEFAULT_URL = "https://{instance}"
 DEFAULT_TOPIC_INSTANCE = "mastodon.social"
@@ -44,7 +44,6 @@ MAX_MOVES = 3  # an account that moved more often than this is not followed furt
 TOKENS_FORM = '"instance=token,other.instance=token"'
 _LOCAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HASHTAG = re.compile(r"#?(\w{1,100})")
-_PASSING = (500, 502, 503, 504)  # the answers worth retrying; the last one goes to Mastodon.py
 _GONE = "{} is suspended or taken down on {}: the instance no longer shows it or its posts."
 
 
@@ -93,8 +92,7 @@ class MastodonClient:
                 raise ValueError(f"MASTODON_TOKENS: {instance!r} needs an instance's domain and a token for it.")
         self._tokens = {str(instance).lower(): token.strip() for instance, token in (tokens or {}).items()}
         self._timeout = timeout
-        # Retried, with exponential backoff: the failures that pass (5xx, refused or reset, timeouts).
-        self._retry = Retry(retries, backoff_factor=backoff, status_forcelist=_PASSING, raise_on_status=False)
+        self._retry = retries_of_passing_failures(retries, backoff)
         self._topic_instance = topic_instance.strip().lower()
         if not _DOMAIN.fullmatch(self._topic_instance):
             raise ValueError(f"MASTODON_TOPIC_INSTANCE is not an instance's domain, such as {DEFAULT_TOPIC_INSTANCE}.")
@@ -181,7 +179,7 @@ class MastodonClient:
                 warnings.simplefilter("ignore", MastodonWarning)
                 return self._api(instance).timeline_hashtag(tag, max_id=max_id, since_id=since, limit=count)
 
-        found = self._collect(instance, page, limit, doing)
+        found = self._collect(instance, page, limit, doing, strangers=True)
         malformed = f"status while {doing}: it has no author"
         return [(post, _acct(status.get("account"), instance, malformed)) for post, status in found]
 
@@ -189,11 +187,14 @@ class MastodonClient:
         with self._lock:
             if instance not in self._apis:
                 session = requests.Session()
+                base_url = self._template.format(instance=instance)
+                # Proxies from the environment were chosen for the internet; a loopback server is local.
+                session.trust_env = not is_loopback(base_url)
                 session.mount("http://", HTTPAdapter(max_retries=self._retry))
                 session.mount("https://", HTTPAdapter(max_retries=self._retry))
                 session.hooks["response"].append(lambda response, *_, **__: setattr(self._last, "response", response))
                 self._apis[instance] = Mastodon(
-                    api_base_url=self._template.format(instance=instance),
+                    api_base_url=base_url,
                     access_token=self._tokens.get(instance),
                     version_check_mode="none",
                     request_timeout=self._timeout,
@@ -222,8 +223,12 @@ class MastodonClient:
         *,
         since_time: datetime | None = None,
         progress: Callable[[int], None] | None = None,
+        strangers: bool = False,
     ) -> list[tuple[PostRecord, Any]]:
-        """Page back through newest-first statuses with ``max_id`` until ``limit``, the end, or ``since_time``."""
+        """Page back through newest-first statuses with ``max_id`` until ``limit``, the end, or ``since_time``.
+
+        ``strangers``: the statuses are anyone's (a hashtag's), so a malformed one is left out rather than
+        failing the rest; an account's own malformed status fails its fetch, as nothing is half-stored."""
         wanted = max(limit, 0)
         found: list[tuple[PostRecord, Any]] = []
         max_id: str | None = None
@@ -235,9 +240,14 @@ class MastodonClient:
                 raise MastodonUnavailable(f"{instance} sent a malformed answer while {doing}: expected a list.")
             reached_old = False
             for status in statuses:
-                if isinstance(status, dict) and status.get("reblog"):
-                    continue  # a boost is someone else's post
-                post = _post_record(status, instance, doing)
+                if isinstance(status, dict) and (status.get("reblog") or not _public(status)):
+                    continue  # a boost is someone else's post; a private one is not for everyone to read
+                try:
+                    post = _post_record(status, instance, doing)
+                except MastodonUnavailable:
+                    if strangers:
+                        continue
+                    raise
                 if reached_old := since_time is not None and post.created_at < _utc(since_time):
                     break
                 found.append((post, status))
@@ -405,6 +415,12 @@ def _account_record(account: Any, instance: str, moved_from: str | None) -> Acco
         platform="mastodon",
         moved_from=moved_from,
     )
+
+
+def _public(status: dict) -> bool:
+    """Whether everyone may read the status: public or unlisted. With a token an instance also serves the
+    posts the token's account may see (followers only, direct), which are not the app's to store."""
+    return (status.get("visibility") or "public") in ("public", "unlisted")
 
 
 def _post_record(status: Any, instance: str, doing: str) -> PostRecord:

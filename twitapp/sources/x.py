@@ -11,24 +11,22 @@ another server instead, which is how the tests run tweepy's real request code ag
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import tweepy
 import urllib3.exceptions
 from flask import current_app
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from twitapp.sources import errors
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord
+from twitapp.sources.transport import is_loopback, retries_of_passing_failures
 
 X_HOST = "https://api.twitter.com"
 TIMELINE_CAP = 3200  # X serves at most this many of an account's most recent posts.
@@ -86,20 +84,10 @@ class _XTransport(HTTPAdapter):
     """
 
     def __init__(self, timeout: float, base_url: str | None = None, retries: int = 3, backoff: float = 0.5) -> None:
-        super().__init__(
-            max_retries=Retry(
-                total=retries,
-                backoff_factor=backoff,
-                backoff_max=30,
-                status_forcelist=(500, 502, 503, 504),
-                allowed_methods=frozenset({"GET"}),
-                raise_on_status=False,  # the last answer goes to tweepy, which names the status
-                respect_retry_after_header=True,
-            )
-        )
+        super().__init__(max_retries=retries_of_passing_failures(retries, backoff))
         self._timeout = timeout
         self._base_url = base_url.rstrip("/") if base_url else None
-        self._direct = self._base_url is not None and _is_loopback(self._base_url)
+        self._direct = self._base_url is not None and is_loopback(self._base_url)
 
     def send(  # type: ignore[override]
         self,
@@ -124,16 +112,6 @@ class _XTransport(HTTPAdapter):
             cert=cert,
             proxies=proxies,
         )
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class XClient:
