@@ -51,7 +51,7 @@ def topic_posts():
     first, labelled, with the mix; ``since_id`` is the ``newest_id`` of an earlier answer."""
     since = request.args.get("since_id", "")
     if since and not (since.isascii() and since.isprintable() and " " not in since and len(since) <= 300):
-        abort(400, description='"since_id" must be the "newest_id" of an earlier answer.')
+        abort(400, description='"since_id" must be a post id: the "newest_id" of an earlier answer.')
     try:
         found = topic.recent(request.args.get("q"), since or None, request.args.get("network"))
     except topic.TopicError as exc:
