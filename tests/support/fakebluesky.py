@@ -35,22 +35,14 @@ from typing import Any
 
 import pytest
 from flask import Flask, Response, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from tests.support.loopback import LoopbackServer
 
 OTHER_DID = "did:plc:otherauthorzzzzzzzzzzzzz"
 OTHER_HANDLE = "someone-else.bsky.social"
 FILTERS = ("posts_with_replies", "posts_no_replies", "posts_with_media", "posts_and_author_threads")
 _MEDIA = ("images", "video", "recordWithMedia")
 _EPOCH = "2023-04-01T00:00:00.000Z"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """One request per connection (HTTP/1.0, so stop() leaves no idle keep-alive socket) and no access log."""
-
-    protocol_version = "HTTP/1.0"
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass
 
 
 def link_facet(text: str, shown: str, uri: str) -> dict[str, Any]:
@@ -70,7 +62,7 @@ def iso(moment: datetime | str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class FakeBluesky:
+class FakeBluesky(LoopbackServer):
     """A threaded loopback server imitating the parts of Bluesky the app uses."""
 
     def __init__(self) -> None:
@@ -86,41 +78,8 @@ class FakeBluesky:
         self._tokens: dict[str, str] = {}  # access token -> DID
         self._queued: list[tuple[int, Any, dict[str, str | None]]] = []
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self._app = self._build_app()
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeBluesky is not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> FakeBluesky:
-        if self._server is None:
-            self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-bluesky", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeBluesky:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        self.name = "fake-bluesky"
 
     # -- test data -------------------------------------------------------------------------------------
 

@@ -33,7 +33,8 @@ from urllib.parse import urlencode
 
 import pytest
 from flask import Flask, Response, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from tests.support.loopback import LoopbackServer
 
 PAGE_MAX = 40
 _DEFAULT_ERRORS = {
@@ -47,15 +48,6 @@ _DEFAULT_ERRORS = {
     502: "Bad Gateway",
     503: "There was a temporary problem serving your request, please try again",
 }
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """One request per connection (no idle keep-alive socket left behind at stop) and no access log."""
-
-    protocol_version = "HTTP/1.0"
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
@@ -77,7 +69,7 @@ def _created_from_id(status_id: int) -> str:
     return _iso(datetime.fromtimestamp((status_id >> 16) / 1000, tz=UTC))
 
 
-class FakeMastodon:
+class FakeMastodon(LoopbackServer):
     """A threaded loopback server imitating, for many instances, the parts of Mastodon's API the app uses."""
 
     def __init__(self) -> None:
@@ -88,41 +80,15 @@ class FakeMastodon:
         self._tags: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}  # tag -> (-id, instance, status)
         self._queued: list[tuple[str | None, int, Any, dict[str, str], str | None]] = []
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self._app = self._build_app()
+        self.name = "fake-mastodon"
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     @property
     def url_template(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeMastodon is not started")
-        return f"http://127.0.0.1:{self._server.server_port}/{{instance}}"
-
-    def start(self) -> FakeMastodon:
-        if self._server is None:
-            self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-mastodon", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeMastodon:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        """What MASTODON_INSTANCE_URL is set to: every instance under its own first path segment."""
+        return self.url + "/{instance}"
 
     # -- test data -------------------------------------------------------------------------------------
 

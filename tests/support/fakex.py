@@ -28,26 +28,14 @@ from typing import Any
 
 import pytest
 from flask import Flask, Response, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from tests.support.loopback import LoopbackServer
 
 RESOURCE_NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
 INVALID_REQUEST = "https://api.twitter.com/2/problems/invalid-request"
 TIMELINE_CAP = 3200
 SNOWFLAKE_EPOCH_MS = 1288834974657
 _OPTIONAL_FIELDS = ("created_at", "lang", "author_id")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """One request per connection and no access log.
-
-    HTTP/1.0 makes each connection end with its response, so no handler thread is left waiting on an idle
-    keep-alive socket when the server stops (which would leak sockets and trip ResourceWarning).
-    """
-
-    protocol_version = "HTTP/1.0"
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass
 
 
 def _iso(moment: datetime) -> str:
@@ -59,7 +47,7 @@ def _created_from_id(post_id: int) -> str:
     return _iso(datetime.fromtimestamp(millis / 1000, tz=UTC))
 
 
-class FakeXAPI:
+class FakeXAPI(LoopbackServer):
     """A threaded loopback server imitating the parts of X API v2 the app uses."""
 
     def __init__(self, bearer_token: str = "test-token") -> None:
@@ -71,45 +59,8 @@ class FakeXAPI:
         self._posts: dict[int, dict[int, dict[str, Any]]] = {}
         self._queued: list[tuple[int, Any, dict[str, str]]] = []
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self._app = self._build_app()
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeXAPI is not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> FakeXAPI:
-        if self._server is None:
-            self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
-            # A short poll keeps stop() quick: shutdown() waits for serve_forever's next poll.
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.02},
-                name="fake-x-api",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeXAPI:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        self.name = "fake-x-api"
 
     # -- test data -------------------------------------------------------------------------------------
 
