@@ -145,7 +145,7 @@ def network_child(network: str, data: Path, limit: int) -> dict:
     from twitapp import create_app
     from twitapp.extensions import db
     from twitapp.ingest.embed import get_pipeline
-    from twitapp.ingest.store import add_or_update_user
+    from twitapp.ingest.fetch import add_or_update_user
     from twitapp.sources import networks
 
     texts = [t for t in load_texts(data, limit) if t.strip()][:limit]

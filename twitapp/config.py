@@ -129,20 +129,7 @@ def settings_from_env(instance_path: str) -> dict:
         # Only for tests and local fakes: where to send X API requests instead of the real host.
         "X_API_URL": os.environ.get("X_API_URL") or None,
         "SPACY_MODEL": os.environ.get("SPACY_MODEL") or "en_core_web_sm",
-        # How many of an account's newest posts a fetch reads, on every network.
-        "TWEETS_PER_USER": posts_per_account(),
-        # Bluesky's public AppView serves profiles and feeds to anyone; searching (for /topic) needs an
-        # account's handle and an app password, signed in at BLUESKY_SERVICE_URL.
-        "BLUESKY_APPVIEW_URL": os.environ.get("BLUESKY_APPVIEW_URL") or None,
-        "BLUESKY_SERVICE_URL": os.environ.get("BLUESKY_SERVICE_URL") or None,
-        "BLUESKY_HANDLE": os.environ.get("BLUESKY_HANDLE") or None,
-        "BLUESKY_APP_PASSWORD": os.environ.get("BLUESKY_APP_PASSWORD") or None,
-        # Mastodon instances serve public posts to anyone; some refuse anonymous reads and need a token.
-        "MASTODON_TOKENS": mastodon_tokens(os.environ.get("MASTODON_TOKENS")),
-        # Where /topic reads a hashtag's timeline from.
-        "MASTODON_TOPIC_INSTANCE": os.environ.get("MASTODON_TOPIC_INSTANCE") or None,
-        # Only for tests and local fakes: the address of every instance, "{instance}" standing for its name.
-        "MASTODON_INSTANCE_URL": os.environ.get("MASTODON_INSTANCE_URL") or None,
+        **network_settings(),
         # With Redis, jobs go to RQ workers (`flask worker`); without, to a thread in the web process.
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         # Served over HTTPS (on by default on Heroku, whose dynos set DYNO): redirect plain HTTP, send
@@ -178,6 +165,26 @@ def settings_from_env(instance_path: str) -> dict:
         "MAX_IMPORT_POSTS": whole_number("MAX_IMPORT_POSTS", default=50_000),
         # How often a web process says it still holds its jobs, and sweeps away those no process holds.
         "JOB_BEAT_SECONDS": whole_number("JOB_BEAT_SECONDS", default=30),
+    }
+
+
+def network_settings() -> dict:
+    """How the app reads Bluesky and Mastodon (neither needs a setting), and how many posts of an account."""
+    return {
+        # How many of an account's newest posts a fetch reads, on every network.
+        "TWEETS_PER_USER": posts_per_account(),
+        # Bluesky's public AppView serves profiles and feeds to anyone; searching (for /topic) needs an
+        # account's handle and an app password, signed in at BLUESKY_SERVICE_URL.
+        "BLUESKY_APPVIEW_URL": os.environ.get("BLUESKY_APPVIEW_URL") or None,
+        "BLUESKY_SERVICE_URL": os.environ.get("BLUESKY_SERVICE_URL") or None,
+        "BLUESKY_HANDLE": os.environ.get("BLUESKY_HANDLE") or None,
+        "BLUESKY_APP_PASSWORD": os.environ.get("BLUESKY_APP_PASSWORD") or None,
+        # Mastodon instances serve public posts to anyone; some refuse anonymous reads and need a token.
+        "MASTODON_TOKENS": mastodon_tokens(os.environ.get("MASTODON_TOKENS")),
+        # Where /topic reads a hashtag's timeline from.
+        "MASTODON_TOPIC_INSTANCE": os.environ.get("MASTODON_TOPIC_INSTANCE") or None,
+        # Only for tests and local fakes: the address of every instance, "{instance}" standing for its name.
+        "MASTODON_INSTANCE_URL": os.environ.get("MASTODON_INSTANCE_URL") or None,
     }
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -29,20 +29,20 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from twitapp.extensions import db
+from twitapp.ingest.export_lines import SavedAccount, read_account, read_post
 from twitapp.ingest.store import CHUNK, IngestResult, import_tweets, stored_shapes
 from twitapp.models import Tweet, User
 from twitapp.sources import handles
 from twitapp.sources.archive import text_stream
-from twitapp.sources.fields import ArchiveError, parse_count, parse_id, parse_time, post_record
+from twitapp.sources.fields import ArchiveError
 from twitapp.sources.formats import json_lines
-from twitapp.sources.records import AccountRecord, PostRecord, clean_text
+from twitapp.sources.records import PostRecord
 
 FORMAT = "hypotweet-export"
 # 2 added the end line and followers_count, 3 the account's platform (its network); older files restore
 # as X's accounts.
 VERSION = 3
 READS = (1, 2, 3)
-SOURCES = ("x", "bluesky", "mastodon", "archive", "demo")
 PAGE = 2000  # posts read per transaction while exporting
 CUT_SHORT = (
     "it ends before its last line, so it was cut short (an interrupted download, say); "
@@ -51,20 +51,6 @@ CUT_SHORT = (
 
 Progress = Callable[[int, int], None]
 COUNT_COLUMNS = (Tweet.like_count, Tweet.retweet_count, Tweet.reply_count)
-
-
-@dataclass
-class SavedAccount:
-    record: AccountRecord
-    source: str
-    newest_tweet_id: int | None
-    fetched_at: datetime | None
-    posts: int = 0  # how many the file holds
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """The account's network and the network's id for it, as ``users`` keeps them."""
-        return self.record.platform, str(self.record.id)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -241,7 +227,7 @@ class ExportFile:
             if end is not None:
                 raise ArchiveError(f"{where}: nothing may follow the end line")
             if "account" in row:
-                saved = _account(row["account"], where)
+                saved = read_account(row["account"], where)
                 if saved.key in seen_accounts:
                     raise ArchiveError(f"{where}: account {saved.record.id} appears twice")
                 seen_accounts.add(saved.key)
@@ -250,7 +236,7 @@ class ExportFile:
                 if not summary.accounts:
                     raise ArchiveError(f"{where}: a post before any account")
                 platform = summary.accounts[-1].record.platform
-                post = _post(row["post"], where, platform)
+                post = read_post(row["post"], where, platform)
                 if (platform, str(post.id)) in seen_posts:
                     raise ArchiveError(f"{where}: post {post.id} appears twice")
                 seen_posts.add((platform, str(post.id)))
@@ -308,14 +294,14 @@ class ExportFile:
                 ahead = next(rows, None)
                 if ahead is None or "post" not in ahead[1]:
                     return
-                yield _post(ahead[1]["post"], ahead[0], platform)
+                yield read_post(ahead[1]["post"], ahead[0], platform)
 
         while ahead is not None:
             where, row = ahead
             if "account" not in row:  # the end line
                 ahead = next(rows, None)
                 continue
-            saved = _account(row["account"], where)
+            saved = read_account(row["account"], where)
             platform = saved.record.platform
             posts = posts_of()
             yield saved, posts
@@ -333,70 +319,6 @@ class _LineDigest:
     def update(self, data: bytes) -> None:
         self.before_last = self._hash.hexdigest()
         self._hash.update(data)
-
-
-def _account(value: object, where: str) -> SavedAccount:
-    if not isinstance(value, dict):
-        raise ArchiveError(f"{where}: the account is not an object")
-    username = value.get("username")
-    if not isinstance(username, str) or not username.strip():
-        raise ArchiveError(f"{where}: the account has no username")
-    source = value.get("source")
-    if source not in SOURCES:
-        raise ArchiveError(f"{where}: unknown source {source!r}")
-    platform = value.get("platform", "x")  # files before version 3 hold X's accounts only
-    if platform not in handles.PLATFORMS:
-        raise ArchiveError(f"{where}: unknown platform {platform!r}")
-    name = value.get("name") if isinstance(value.get("name"), str) else ""
-    newest = value.get("newest_tweet_id")
-    fetched = value.get("fetched_at")
-    followers = value.get("followers_count")
-    return SavedAccount(
-        record=AccountRecord(
-            _network_id(value.get("id"), where, platform, "account id"),
-            username.strip(),
-            clean_text(name)[:100],
-            parse_count(followers, where, "followers_count") if followers is not None else None,
-            platform=platform,
-        ),
-        source=source,
-        newest_tweet_id=parse_id(newest, where, "newest_tweet_id") if newest is not None else None,
-        fetched_at=parse_time(fetched, where) if fetched is not None else None,
-    )
-
-
-def _network_id(value: object, where: str, platform: str, what: str) -> int | str:
-    """An account's or a post's id on its network: X's a number (an account's may be a local, negative
-    one), Bluesky's and Mastodon's text (a DID or an AT URI; an instance and an id)."""
-    if platform == "x":
-        return parse_id(value, where, what, negative=what == "account id")
-    if not isinstance(value, str) or not 1 <= len(value) <= 300 or any(c.isspace() for c in value):
-        raise ArchiveError(f"{where}: {what} must be the network's id as text, not {str(value)[:30]!r}")
-    if platform == "bluesky" and not value.startswith(("did:", "at://")):
-        raise ArchiveError(f"{where}: {what} {value[:40]!r} is not a Bluesky DID or AT URI")
-    if platform == "mastodon" and "/" not in value:
-        raise ArchiveError(f"{where}: {what} {value[:40]!r} does not name its Mastodon instance")
-    return value
-
-
-def _post(value: object, where: str, platform: str = "x") -> PostRecord:
-    if not isinstance(value, dict):
-        raise ArchiveError(f"{where}: the post is not an object")
-    metrics = value.get("public_metrics") or {}
-    if not isinstance(metrics, dict):
-        raise ArchiveError(f"{where}: public_metrics is not an object")
-    counts = {name: metrics.get(name) for name in ("like_count", "retweet_count", "reply_count")}
-    media = value.get("has_media")
-    if media is not None and not isinstance(media, bool):
-        raise ArchiveError(f"{where}: has_media must be true or false")
-    post_id = value.get("id")
-    if platform != "x":  # checked here; post_record reads X's numeric ids
-        post_id = _network_id(post_id, where, platform, "post id")
-        return replace(
-            post_record(where, 1, value.get("text"), value.get("created_at"), value.get("lang"), media, **counts),
-            id=post_id,
-        )
-    return post_record(where, post_id, value.get("text"), value.get("created_at"), value.get("lang"), media, **counts)
 
 
 def _stored_keys() -> dict[tuple[str, str], int]:

@@ -15,7 +15,8 @@ from twitapp.errors import UserError
 from twitapp.extensions import db
 from twitapp.ingest import backup
 from twitapp.ingest import store as ingest
-from twitapp.ingest.store import IngestError, IngestResult, add_or_update_user, import_tweets
+from twitapp.ingest.fetch import add_or_update_user
+from twitapp.ingest.store import IngestError, IngestResult, import_tweets
 from twitapp.jobs import JobFailed, Reporter, cleanup, handler, now, under_way_for, uploads
 from twitapp.jobs.runner import write_beat
 from twitapp.models import User, find_user
