@@ -140,6 +140,97 @@ def test_a_loop_of_moves_is_reported(fake_mastodon: FakeMastodon, client) -> Non
     assert len(fake_mastodon.requests) == 2
 
 
+def webfinger_requests(fake: FakeMastodon) -> list[tuple[str, dict[str, str]]]:
+    return [(path, query) for path, query in fake.requests if path.endswith("/.well-known/webfinger")]
+
+
+def test_a_handle_under_another_domain_is_found_by_webfinger(fake_mastodon: FakeMastodon, client) -> None:  # noqa: F811
+    fake_mastodon.add_account("social.example.com", "42", "ana", "Ana Lima", followers=7)
+    fake_mastodon.add_statuses("social.example.com", "42", make_statuses(3))
+    fake_mastodon.add_webfinger("example.com", "ana", "social.example.com")
+
+    account = client.lookup_user("@Ana@Example.com")
+
+    assert account == AccountRecord(
+        id="social.example.com/42", username="ana@example.com", name="Ana Lima", followers_count=7,
+        platform="mastodon",
+    )  # fmt: skip
+    assert fake_mastodon.requests == [
+        ("/example.com/api/v1/accounts/lookup", {"acct": "Ana"}),
+        ("/example.com/.well-known/webfinger", {"resource": "acct:Ana@example.com"}),
+        ("/social.example.com/api/v1/accounts/lookup", {"acct": "Ana@example.com"}),
+    ]
+    posts = client.fetch_timeline(account.id)  # read from the server, where the id belongs
+    assert [post.id for post in posts] == [f"social.example.com/{FIRST_ID + n}" for n in (2, 1, 0)]
+    assert status_requests(fake_mastodon) and fake_mastodon.requests[-1][0].startswith("/social.example.com/")
+
+
+def test_a_404_that_is_not_the_apis_json_asks_webfinger_too(fake_mastodon: FakeMastodon, client) -> None:  # noqa: F811
+    fake_mastodon.add_account("social.example.com", "42", "ana")
+    fake_mastodon.add_webfinger("example.com", "ana", "social.example.com")
+    fake_mastodon.serve_next(404, "Not Found", content_type="text/plain", instance="example.com")
+
+    assert client.lookup_user("ana@example.com").id == "social.example.com/42"
+
+
+def test_an_unknown_account_on_a_real_instance_asks_no_webfinger(fake_mastodon: FakeMastodon, client) -> None:  # noqa: F811
+    fake_mastodon.add_account(SOCIAL, "1", "someone")
+
+    with pytest.raises(MastodonAccountNotFound, match="has no account @nobody"):
+        client.lookup_user("nobody@mastodon.social")
+    assert webfinger_requests(fake_mastodon) == []
+
+
+def test_a_domain_with_neither_api_nor_webfinger_is_explained(fake_mastodon: FakeMastodon, client) -> None:  # noqa: F811
+    with pytest.raises(MastodonUnavailable) as caught:
+        client.lookup_user("ana@blog.example")
+
+    message = str(caught.value)
+    assert message.startswith("blog.example answered with a web page, not the Mastodon API: is it a Mastodon server?")
+    assert "Nor does it point to one by WebFinger: its WebFinger answered 404" in message
+    assert "Check the instance's name (while looking up @ana@blog.example)" in message
+    assert len(webfinger_requests(fake_mastodon)) == 1
+
+
+@pytest.mark.parametrize(
+    ("href", "reason"),
+    [
+        ("ftp://social.example.com/users/ana", "which is not an http(s) address"),
+        ("javascript:alert(1)", "which is not an http(s) address"),
+        ("https://127.0.0.1/users/ana", "whose host is not a server's domain"),
+        ("https://social.example.com:8443/users/ana", "whose host is not a server's domain"),
+        ("https://user@social.example.com/users/ana", "whose host is not a server's domain"),
+        ("https://example.com/users/ana", "points back to the domain itself"),
+    ],
+)
+def test_a_webfinger_href_that_is_no_servers_address_is_refused(
+    fake_mastodon: FakeMastodon,  # noqa: F811
+    client,
+    href: str,
+    reason: str,
+) -> None:
+    fake_mastodon.add_account("social.example.com", "42", "ana")
+    fake_mastodon.add_webfinger("example.com", "ana", "social.example.com", href=href)
+
+    with pytest.raises(MastodonUnavailable, match="Nor does it point to one by WebFinger") as caught:
+        client.lookup_user("ana@example.com")
+
+    assert reason in str(caught.value)
+    assert not any(path.startswith("/social.example.com/") for path, _ in fake_mastodon.requests)
+
+
+def test_webfinger_is_asked_once_not_of_the_server_too(fake_mastodon: FakeMastodon, client) -> None:  # noqa: F811
+    fake_mastodon.add_webfinger("example.com", "ana", "web.example")
+    fake_mastodon.add_webfinger("web.example", "ana", "further.example")
+    fake_mastodon.serve_next(200, "<html><body>Just a site</body></html>", instance="web.example")
+
+    with pytest.raises(MastodonUnavailable, match=r"^web\.example answered with a web page"):
+        client.lookup_user("ana@example.com")
+    assert webfinger_requests(fake_mastodon) == [
+        ("/example.com/.well-known/webfinger", {"resource": "acct:ana@example.com"})
+    ]
+
+
 # -- reading timelines ------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,9 @@ Each instance answers under its own path prefix, ``/{instance}/api/v1/...``, so 
 app reads answer in Mastodon's shapes and status codes: 404 ``{"error": "Record not found"}``, a suspended
 account's ``suspended: true``, ``moved`` on a moved account, ``Link`` headers for paging, 401 for an
 instance that refuses anonymous reads. ``fail_next`` and ``serve_next`` inject the failures (rate limits,
-outages, web pages, garbage) that the real servers give only now and then.
+outages, web pages, garbage) that the real servers give only now and then. ``add_webfinger`` makes a domain
+with no API of its own (a web site, answering the API with 404 HTML) name an instance as the server of a
+handle under it at ``/{domain}/.well-known/webfinger``, as Mastodon's ``LOCAL_DOMAIN``/``WEB_DOMAIN`` split does.
 
 Status dicts given to ``add_statuses`` look like::
 
@@ -57,6 +59,7 @@ class _Instance:
     token: str | None = None
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # by local id
     by_name: dict[str, str] = field(default_factory=dict)  # lowercased username -> local id
+    domains: set[str] = field(default_factory=set)  # other domains whose handles are its own (LOCAL_DOMAIN)
     statuses: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)  # account id -> id -> status
     sorted_cache: dict[tuple[str, bool, bool], tuple[list[int], list[dict[str, Any]]]] = field(default_factory=dict)
 
@@ -78,6 +81,7 @@ class FakeMastodon(LoopbackServer):
         self.delay = 0.0  # seconds each answer takes, to imitate a slow instance
         self._instances: dict[str, _Instance] = {}
         self._tags: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}  # tag -> (-id, instance, status)
+        self._webfinger: dict[str, dict[str, str]] = {}  # domain -> lowercased user -> actor href
         self._queued: list[tuple[str | None, int, Any, dict[str, str], str | None]] = []
         self._lock = threading.Lock()
         self._app = self._build_app()
@@ -137,6 +141,13 @@ class FakeMastodon(LoopbackServer):
             for entries in self._tags.values():
                 entries.sort(key=lambda entry: entry[0])
 
+    def add_webfinger(self, domain: str, user: str, server: str, *, href: str | None = None) -> None:
+        """Make ``domain``'s WebFinger name ``server`` for ``user@domain`` (by the actor ``href``, unless
+        given, ``https://{server}/users/{user}``), and ``server`` take ``user@domain`` as one of its own."""
+        with self._lock:
+            self._webfinger.setdefault(domain, {})[user.lower()] = href or f"https://{server}/users/{user}"
+            self._instances.setdefault(server, _Instance()).domains.add(domain)
+
     def fail_next(
         self, status: int, times: int = 1, headers: dict[str, str] | None = None, instance: str | None = None
     ) -> None:
@@ -176,6 +187,7 @@ class FakeMastodon(LoopbackServer):
         app.add_url_rule("/<instance>/api/v1/accounts/<account_id>/statuses", view_func=self._account_statuses)
         app.add_url_rule("/<instance>/api/v1/timelines/tag/<hashtag>", view_func=self._tag_timeline)
         app.add_url_rule("/<instance>/api/v2/instance/", view_func=self._instance_info)
+        app.add_url_rule("/<instance>/.well-known/webfinger", view_func=self._webfinger_answer)
         app.register_error_handler(404, lambda _e: _json({"error": "Record not found"}, 404))
         return app
 
@@ -186,6 +198,8 @@ class FakeMastodon(LoopbackServer):
         with self._lock:
             self.requests.append((request.path, request.args.to_dict()))
             self.request_headers.append(dict(request.headers))
+            if request.path.endswith("/.well-known/webfinger"):
+                return None  # not the API: neither the queued answers nor the instance's are for it
             place = self._instances.get(instance)
             queued = None
             if not request.path.rstrip("/").endswith("/api/v2/instance"):
@@ -209,10 +223,32 @@ class FakeMastodon(LoopbackServer):
         user, _, domain = acct.partition("@")
         with self._lock:
             place = self._instances[instance]
-            local_id = place.by_name.get(user.lower()) if domain in ("", instance) else None
+            local_id = place.by_name.get(user.lower()) if domain in ("", instance, *place.domains) else None
             if local_id is None:
                 return _json({"error": "Record not found"}, 404)
             return _json(self._account_json(instance, place.accounts[local_id]))
+
+    def _webfinger_answer(self, instance: str) -> Response:
+        """A JRD (RFC 7033) for ``acct:user@instance``, as Mastodon serves it; a plain web server's 404 for a
+        domain that has no WebFinger here."""
+        user, _, domain = request.args.get("resource", "").removeprefix("acct:").partition("@")
+        with self._lock:
+            known = self._webfinger.get(instance)
+            href = (known or {}).get(user.lower()) if domain.lower() == instance else None
+        if known is None:
+            return _raw("<html><body><h1>404 Not Found</h1></body></html>", 404, {})
+        if href is None:
+            return _raw("", 404, {}, "text/plain")
+        links = [
+            {
+                "rel": "http://webfinger.net/rel/profile-page",
+                "type": "text/html",
+                "href": f"https://{instance}/@{user}",
+            },
+            {"rel": "self", "type": "application/activity+json", "href": href},
+        ]
+        subject = f"acct:{user}@{instance}"
+        return Response(json.dumps({"subject": subject, "links": links}), content_type="application/jrd+json")
 
     def _account_statuses(self, instance: str, account_id: str) -> Response:
         limit = _limit()

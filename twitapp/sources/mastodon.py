@@ -3,8 +3,9 @@
 Ids mean something only on their own instance, so every id handed out carries it ("mastodon.social/109302").
 Each instance gets its own Mastodon.py client, made when first needed, at ``url_template`` (config
 ``MASTODON_INSTANCE_URL``, ``https://{instance}`` or a loopback fake's); one that refuses anonymous reads needs
-a token of an account there in ``MASTODON_TOKENS``. Errors become the ``MastodonError`` family below, whose
-text names the instance and tells a person what to do next.
+a token of an account there in ``MASTODON_TOKENS``. A handle whose domain is not its server's (``@ana@example.com``
+on ``social.example.com``) is found by WebFinger (``mastodon_webfinger``). Errors become the ``MastodonError``
+family below, whose text names the instance and tells a person what to do next.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from mastodon.errors import (
     MastodonWarning,
 )
 from mastodon.errors import MastodonError as _LibraryError
-from requests.adapters import HTTPAdapter
 
 from twitapp.sources import errors
 from twitapp.sources.handles import DOMAIN as _DOMAIN
 from twitapp.sources.handles import MASTODON_USER
 from twitapp.sources.mastodon_html import html_to_text
+from twitapp.sources.mastodon_webfinger import WebFingerError, is_web_page, not_the_api, session_for, webfinger_server
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text
-from twitapp.sources.transport import is_loopback, retries_of_passing_failures
+from twitapp.sources.transport import retries_of_passing_failures
 
 DEFAULT_URL = "https://{instance}"
 DEFAULT_TOPIC_INSTANCE = "mastodon.social"
@@ -113,18 +114,19 @@ class MastodonClient:
         self.close()
 
     def lookup_user(self, handle: str) -> AccountRecord:
-        """The account under ``user@instance`` (any case, a leading @ allowed), asked of its own instance; one
-        that moved is followed (``MAX_MOVES`` at most) and ``moved_from`` names the account first found."""
+        """The account under ``user@instance`` (any case, a leading @ allowed), asked of its own instance (or the
+        server its WebFinger names); one that moved is followed (``MAX_MOVES`` at most), ``moved_from`` naming the
+        account first found."""
         user, instance = _split_handle(handle)
         moved_from: str | None = None
         seen: set[tuple[str, str]] = set()
         for _ in range(MAX_MOVES + 1):
             seen.add((user.lower(), instance))
-            account = self._lookup(user, instance)
+            account, server = self._lookup(user, instance)
             if not (moved := account.get("moved")):
-                return _account_record(account, instance, moved_from)
-            moved_from = moved_from or _prefixed(instance, account.get("id"), "account")
-            user, instance = _split_handle(_acct(moved, instance, "answer: a moved account without its new address"))
+                return _account_record(account, server, moved_from, instance)
+            moved_from = moved_from or _prefixed(server, account.get("id"), "account")
+            user, instance = _split_handle(_acct(moved, server, "answer: a moved account without its new address"))
             if (user.lower(), instance) in seen:
                 raise MastodonAccountNotFound(
                     f"@{handle.strip().lstrip('@')} moved to @{user}@{instance}, which says it moved back: "
@@ -186,12 +188,8 @@ class MastodonClient:
     def _api(self, instance: str) -> Mastodon:
         with self._lock:
             if instance not in self._apis:
-                session = requests.Session()
                 base_url = self._template.format(instance=instance)
-                # Proxies from the environment were chosen for the internet; a loopback server is local.
-                session.trust_env = not is_loopback(base_url)
-                session.mount("http://", HTTPAdapter(max_retries=self._retry))
-                session.mount("https://", HTTPAdapter(max_retries=self._retry))
+                session = session_for(base_url, self._retry)
                 session.hooks["response"].append(lambda response, *_, **__: setattr(self._last, "response", response))
                 self._apis[instance] = Mastodon(
                     api_base_url=base_url,
@@ -203,15 +201,28 @@ class MastodonClient:
                 )
             return self._apis[instance]
 
-    def _lookup(self, user: str, instance: str) -> Any:
-        doing = f"looking up @{user}@{instance}"
-        missing = f"{instance} has no account @{user}. Check the spelling of the handle (user@instance)."
-        with self._translating(instance, doing, missing=missing, gone=f"@{user}@{instance}"):
-            account = self._api(instance).account_lookup(user)
+    def _lookup(self, user: str, instance: str) -> tuple[Any, str]:
+        """The account and its server: ``instance``, or if that is no Mastodon API, the one its WebFinger names."""
+        try:
+            return self._lookup_on(user, instance, instance), instance
+        except MastodonError as exc:
+            if not (what := not_the_api(getattr(self._last, "response", None))):
+                raise
+            try:
+                server = webfinger_server(user, instance, what, self._template, self._timeout, self._retry)
+            except WebFingerError as failed:
+                raise MastodonUnavailable(str(failed)) from exc
+        return self._lookup_on(user, instance, server), server
+
+    def _lookup_on(self, user: str, instance: str, server: str) -> Any:
+        doing = f"looking up @{user}@{instance}" + (f" on {server} (by WebFinger)" if server != instance else "")
+        missing = f"{server} has no account @{user}. Check the spelling of the handle (user@instance)."
+        with self._translating(server, doing, missing=missing, gone=f"@{user}@{instance}"):
+            account = self._api(server).account_lookup(user if server == instance else f"{user}@{instance}")
         if not isinstance(account, dict) or account.get("id") is None:
-            raise MastodonUnavailable(f"{instance} sent a malformed answer while {doing}: expected an account.")
+            raise MastodonUnavailable(f"{server} sent a malformed answer while {doing}: expected an account.")
         if account.get("suspended") is True:
-            raise MastodonAccountNotFound(_GONE.format(f"@{user}@{instance}", instance))
+            raise MastodonAccountNotFound(_GONE.format(f"@{user}@{instance}", server))
         return account
 
     def _collect(
@@ -305,7 +316,7 @@ class MastodonClient:
         response = getattr(self._last, "response", None)
         status = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
         detail = exc.args[3] if len(exc.args) > 3 and isinstance(exc.args[3], str) else None
-        if _is_web_page(response) and (status is None or status < 500):
+        if is_web_page(response) and (status is None or status < 500):
             return MastodonUnavailable(
                 f"{instance} answered with a web page, not the Mastodon API: is it a Mastodon server? "
                 f"Check the instance's name (while {doing})."
@@ -403,13 +414,13 @@ def _acct(account: Any, instance: str, malformed: str) -> str:
     return f"{user}@{(domain or instance).lower()}"
 
 
-def _account_record(account: Any, instance: str, moved_from: str | None) -> AccountRecord:
+def _account_record(account: Any, server: str, moved_from: str | None, domain: str) -> AccountRecord:
     username, name = account.get("username"), account.get("display_name")
     if not isinstance(username, str) or not MASTODON_USER.fullmatch(username):
-        raise MastodonUnavailable(f"{instance} sent a malformed account: its username is {username!r}.")
+        raise MastodonUnavailable(f"{server} sent a malformed account: its username is {username!r}.")
     return AccountRecord(
-        id=_prefixed(instance, account.get("id"), "account"),
-        username=f"{username}@{instance}",
+        id=_prefixed(server, account.get("id"), "account"),
+        username=f"{username}@{domain}",
         name=clean_text(name).strip() if isinstance(name, str) and name.strip() else username,
         followers_count=_count(account.get("followers_count"), None),
         platform="mastodon",
@@ -458,11 +469,6 @@ def _utc(moment: datetime) -> datetime:
 
 def _count(value: Any, default: int | None = 0) -> Any:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
-
-
-def _is_web_page(response: requests.Response | None) -> bool:
-    kind = response.headers.get("Content-Type", "").lower() if response is not None else "json"
-    return "html" in kind or ("json" not in kind and response is not None and response.content.lstrip()[:1] == b"<")
 
 
 def _timed_out(cause: BaseException | None) -> bool:
