@@ -128,13 +128,16 @@ IGNORED = [
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
 
-def virality_posts(start_id: int, count: int, start: datetime, signal: bool = True, seed: int = 0) -> list[PostRecord]:
-    """Posts every 5 hours; with ``signal``, the liked kind of text gets likes and the other kind none."""
+def virality_posts(
+    start_id: int, count: int, start: datetime, signal: bool = True, seed: int = 0, inverted: bool = False
+) -> list[PostRecord]:
+    """Posts every 5 hours; with ``signal``, the liked kind of text gets likes and the other kind none
+    (``inverted``: the other way round, a taste that has since changed)."""
     rng = random.Random(seed)
     out = []
     for i in range(count):
         liked = rng.random() < 0.5
-        text = f"{rng.choice(LIKED if liked else IGNORED)} #{start_id + i}"
+        text = f"{rng.choice(LIKED if liked != inverted else IGNORED)} #{start_id + i}"
         likes = (rng.randint(3, 40) if liked else 0) if signal else rng.choice([0, 0, 5])
         out.append(PostRecord(start_id + i, text, start + timedelta(hours=5 * i), like_count=likes, lang="en"))
     return out

@@ -29,5 +29,7 @@ def score_virality():
     return {
         "probability": round(probability, 4),
         "threshold": row.params["threshold"],
+        # False: the model's held-out ROC AUC is not clearly above chance; do not lean on the probability.
+        "better_than_chance": virality.better_than_chance(row.metrics),
         "model": model_json(row),
     }

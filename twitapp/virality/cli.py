@@ -47,6 +47,11 @@ def virality_score(text: str, username: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     threshold = row.params["threshold"]
     click.echo(f"{format_percent(probability)} chance of more than {threshold} likes (model {row.id})")
+    if not virality.better_than_chance(row.metrics):
+        click.echo(
+            f"Model {row.id} is no better than chance on its held-out posts (ROC AUC {row.metrics.get('roc_auc')}): "
+            "do not lean on this figure."
+        )
 
 
 @commands.command("models")

@@ -3,7 +3,8 @@ whether its challenger replaces the champion in service.
 
 A challenger trains on the older posts and is scored, with the champion, on the same fresh held-out
 posts, newer than anything either was trained on (model.py trains and scores them); it is promoted only
-when its ROC AUC is better by ``margin``. A champion that cannot be compared (none in service, one stored
+when its ROC AUC is better by ``margin``, and never when it is no better than chance (its ROC AUC's 95%
+interval reaches 0.5), even with no champion in service. A champion that cannot be compared (none in service, one stored
 in an older format, one that answers another threshold, one whose stored model cannot be read) is
 replaced without a contest, and the decision says why. The decision is kept with the challenger's row.
 """
@@ -165,6 +166,14 @@ def decide(
     else:
         promote = True
         decision["reason"] = found.uncontested
+    if not metrics.get("better_than_chance"):  # never in service, even where nothing else is
+        promote = False
+        low = metrics.get("roc_auc_low")
+        decision["reason"] = (
+            f"No better than chance on the held-out posts: ROC AUC {metrics.get('roc_auc')}"
+            + (f", whose 95% interval reaches down to {low:.3f}" if low is not None else "")
+            + f" (chance is 0.5). {decision['reason']}"
+        )
     if because:
         decision["reason"] = f"{because} {decision['reason']}"
     decision["promoted"] = promote

@@ -108,11 +108,12 @@ class ViralityModel:
 
 
 def evaluate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
-    """Accuracy, balanced accuracy and ROC AUC at a 0.5 cut, beside always answering the majority class."""
+    """Accuracy, balanced accuracy and ROC AUC at a 0.5 cut, beside always answering the majority class,
+    and whether the ROC AUC is clearly above chance (``better_than_chance``)."""
     predicted = (probabilities >= 0.5).astype(int)
     majority = int(truth.mean() >= 0.5)
     both = len(set(truth.tolist())) == 2
-    return {
+    metrics = {
         "rows": len(truth),
         "positive_share": round(float(truth.mean()), 4),
         "accuracy": round(float(accuracy_score(truth, predicted)), 4),
@@ -120,6 +121,37 @@ def evaluate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
         "roc_auc": round(float(roc_auc_score(truth, probabilities)), 4) if both else None,
         "majority_accuracy": round(float((truth == majority).mean()), 4),
     }
+    low = auc_lower_bound(metrics)
+    metrics["roc_auc_low"] = round(low, 4) if low is not None else None
+    metrics["better_than_chance"] = better_than_chance(metrics)
+    return metrics
+
+
+CHANCE_AUC = 0.5
+
+
+def auc_lower_bound(metrics: dict) -> float | None:
+    """The lower end of the ROC AUC's 95% interval on its held-out posts (Hanley and McNeil's standard
+    error, from the AUC and how many posts were on each side); None without an AUC."""
+    auc, rows, share = metrics.get("roc_auc"), metrics.get("rows") or 0, metrics.get("positive_share") or 0
+    positives = round(rows * share)
+    negatives = rows - positives
+    if auc is None or positives < 1 or negatives < 1:
+        return None
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives
+    )
+    return auc - 1.96 * max(variance, 0.0) ** 0.5
+
+
+def better_than_chance(metrics: dict) -> bool:
+    """Whether a model's held-out ROC AUC is clearly above chance: its 95% interval lies above 0.5. Rows
+    stored before this was recorded are judged from their figures the same way."""
+    if "better_than_chance" in metrics:
+        return bool(metrics["better_than_chance"])
+    low = auc_lower_bound(metrics)
+    return low is not None and low > CHANCE_AUC
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -28,12 +28,18 @@ def _virality_page(form: ViralityForm, probability: float | None = None, status:
         scored_by = row if model is not None else None
     handles = db.session.scalars(sa.select(User.username).order_by(sa.func.lower(User.username)))
     form.username.choices = [("", "anyone (no account history)")] + [(h, f"@{h}") for h in handles]
+    newest = (registry.versions(virality.KIND) or [None])[-1]
     return (
         render_template(
             "virality/virality.html",
             form=form,
             probability=probability,
             model=scored_by,
+            honest=scored_by is not None and virality.better_than_chance(scored_by.metrics),
+            # Why nothing serves: the newest run trained a model no better than chance.
+            refused=newest
+            if scored_by is None and newest is not None and not newest.decision.get("promoted")
+            else None,
             max_chars=features.MAX_TEXT_CHARS,
         ),
         status,
@@ -76,11 +82,13 @@ def models_page(train_form: TrainViralityForm | None = None, status: int = 200):
         run_form=ButtonForm(),
         train_form=train_form,
         online=x.online(),
+        better_than_chance=virality.better_than_chance,
     ), status
 
 
 def _auc_chart(rows: list[ModelVersion]) -> dict | None:
-    """Points for the SVG chart of held-out ROC AUC across versions (x by version, y from 0.5 to 1)."""
+    """Points for the SVG chart of held-out ROC AUC across versions (x by version, y from the lowest AUC or
+    0.5, whichever is lower, to 1), and where the chance line (0.5) runs."""
     scored = [r for r in rows if r.metrics.get("roc_auc") is not None]
     if not scored:
         return None
@@ -95,7 +103,8 @@ def _auc_chart(rows: list[ModelVersion]) -> dict | None:
         }
         for i, r in enumerate(scored)
     ]
-    return {"width": width, "height": height, "pad": pad, "low": low, "points": points}
+    chance_y = round(height - pad - (0.5 - low) / (1 - low) * (height - 2 * pad), 1)
+    return {"width": width, "height": height, "pad": pad, "low": low, "points": points, "chance_y": chance_y}
 
 
 @bp.post("/models/<kind>")
