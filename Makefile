@@ -23,9 +23,28 @@ SIGN_IN_REQUIRED ?= $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),0,1)
 ## run: install, migrate the database, load the demo accounts into an empty one, serve on http://127.0.0.1:5000
 ## (no sign-in there: only this machine can reach it)
 run: install .env
-	$(PIPENV) run flask db upgrade
-	$(PIPENV) run flask seed-demo --if-empty
-	SIGN_IN_REQUIRED=$(SIGN_IN_REQUIRED) $(PIPENV) run flask run --host $(HOST) --port $(PORT)
+	@echo "==> Bringing the database up to date (flask db upgrade)"
+	@$(PIPENV) run flask db upgrade
+	@echo "==> Loading the demo accounts into an empty database (flask seed-demo --if-empty)"
+	@$(PIPENV) run flask seed-demo --if-empty
+	@echo "==> Starting the server; Ctrl-C stops it"
+	@$(PYTHON) -c "$$ANNOUNCE" $(HOST) $(PORT) &
+	@SIGN_IN_REQUIRED=$(SIGN_IN_REQUIRED) $(PIPENV) run flask run --host $(HOST) --port $(PORT)
+
+# Says where to open the app once its port answers (in the background while `flask run` starts).
+define ANNOUNCE
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+for _ in range(600):
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        time.sleep(0.2)
+    else:
+        print(f"\n==> HypoTweet is up: open http://{host}:{port} in a browser\n", flush=True)
+        break
+endef
+export ANNOUNCE
 
 ## test: the whole suite (SQLite, PostgreSQL and browser tests; the latter skip when their server is missing)
 test: install
@@ -38,8 +57,10 @@ check: lint
 install: .venv/.synced
 
 .venv/.synced: Pipfile.lock
-	@$(PIPENV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv || $(PYTHON) -m pip install --quiet --user pipenv
-	$(PIPENV) sync --all
+	@$(PIPENV) --version >/dev/null 2>&1 || { echo "==> Installing pipenv"; \
+	  $(PYTHON) -m pip install --quiet pipenv || $(PYTHON) -m pip install --quiet --user pipenv; }
+	@echo "==> Installing the Python packages into .venv/ (pipenv sync; a few minutes the first time)"
+	PIPENV_VERBOSITY=0 $(PIPENV) sync --all
 	@touch $@
 
 # A local .env with a fresh random SECRET_KEY, written once from the documented example.
