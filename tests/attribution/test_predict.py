@@ -78,6 +78,26 @@ def test_compare_form_errors_keep_what_was_typed(client, voices):
     assert "my draft post" in page
 
 
+def test_the_result_keeps_the_accounts_and_the_text_for_the_next_step(client, voices):
+    response = client.post("/compare", data={"usernames": ["baker", "coder"], "text": "rye loaves at dawn"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    back = re.search(r'href="(/\?[^"]+)">← Compare another text', page).group(1).replace("&amp;", "&")
+    form = client.get(back).get_data(as_text=True)  # the form again, as it was sent
+    assert "rye loaves at dawn</textarea>" in form
+    assert re.search(r'value="baker"\s+checked', form) and re.search(r'value="coder"\s+checked', form)
+    assert not re.search(r'value="commuter"\s+checked', form)
+    # In place: another text for the same accounts, without going back.
+    assert "<h2>Try another text with these accounts</h2>" in page
+    assert page.count('<input type="hidden" name="usernames" value=') == 2
+    again = client.post("/compare", data={"usernames": ["baker", "coder"], "text": "merged the refactor"})
+    assert again.status_code == 200 and "text=merged+the+refactor" in again.get_data(as_text=True)
+    # A post sent from elsewhere ("Compare this post") ticks its own account and those last compared.
+    sent = client.get("/?text=Route+12+late&usernames=commuter&with_last=1").get_data(as_text=True)
+    for name in ("baker", "coder", "commuter"):
+        assert re.search(rf'value="{name}"\s+checked', sent), name
+
+
 def test_compare_is_not_capped_at_four_accounts(client, add_account):
     for i in range(6):
         add_account(f"acct{i}", [f"post number {j} from account {i} about topic {i}" for j in range(5)])

@@ -302,6 +302,20 @@ def test_compare_ranks_the_imitated_voice_first(page):
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
+    # The next step keeps the work: another text in place, for the same accounts...
+    page.locator("textarea#again-text").fill("Seed swap and compost workshop next Sunday, bring a trowel")
+    page.locator("#again").get_by_role("button", name="Compare").click()
+    page.wait_for_url("**/compare")
+    again = sorted(h.strip() for h in page.locator("#ranking li .who a").all_inner_texts())
+    assert again == sorted(f"@{u}" for u in (*OTHERS, VOICE_OF))
+    # ...or back to the form, with the accounts ticked and the text in place to change.
+    page.get_by_role("link", name="← Compare another text").click()
+    page.wait_for_url("**/?text=*")
+    assert page.locator("textarea#text").input_value().startswith("Seed swap and compost workshop")
+    for username in (*OTHERS, VOICE_OF):
+        assert page.get_by_role("checkbox", name=f"@{username}", exact=True).is_checked()
+    assert page.locator("#compare input[type=checkbox]:checked").count() == 3
+
 
 def test_error_paths_show_readable_messages(page, signed_in):
     username = sorted(demo_post_counts())[0]
@@ -672,5 +686,7 @@ def test_writing_like_an_account_from_its_page(page, signed_in, browser_app):
         written.first.get_by_role("link", name="Compare this post with other accounts").click()
         page.wait_for_url("**/?text=*")
         assert page.locator("textarea#text").input_value() == first
+        # The account it was written as is ticked (with any compared last in this browser).
+        assert page.get_by_role("checkbox", name="@harborbaker", exact=True).is_checked()
     finally:
         forget_models(browser_app)

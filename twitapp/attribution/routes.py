@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, session
 
 from twitapp.attribution.forms import CompareForm
 from twitapp.attribution.model import MAX_TEXT_CHARS, PredictionError, predict_author
@@ -24,15 +24,27 @@ def compare():
     except PredictionError as exc:
         form.text.errors.append(str(exc))
         return home_page(exc.status, compare=form)
-    return render_template("attribution/result.html", prediction=prediction)
+    # The accounts last compared, ticked again when a post is sent here from elsewhere ("Compare this post").
+    session[LAST_COMPARED] = [c.username for c in prediction.ranking][:MAX_REMEMBERED]
+    return render_template(
+        "attribution/result.html", prediction=prediction, again=CompareForm(formdata=None), max_chars=MAX_TEXT_CHARS
+    )
+
+
+LAST_COMPARED = "last_compared"
+MAX_REMEMBERED = 20
 
 
 def compare_panel(accounts: list, forms: dict, **_) -> str:
-    """The home page's first panel: pick accounts, type a post (``?text=&usernames=`` fill it)."""
+    """The home page's first panel: pick accounts, type a post (``?text=&usernames=`` fill it). A post sent
+    here from elsewhere (``?text=`` with ``usernames``: the account it was written as) also ticks the
+    accounts last compared."""
     form = forms.get("compare")
     if form is None:
-        prefill = {"text": request.args.get("text", ""), "usernames": request.args.getlist("usernames")}
-        form = CompareForm(formdata=None, data=prefill)
+        ticked = request.args.getlist("usernames")
+        if request.args.get("with_last"):
+            ticked += [u for u in session.get(LAST_COMPARED, []) if isinstance(u, str) and u not in ticked]
+        form = CompareForm(formdata=None, data={"text": request.args.get("text", ""), "usernames": ticked})
     form.usernames.choices = [(u.username, f"@{u.username}") for u, _ in accounts]
     return render_template(
         "attribution/compare_panel.html", accounts=accounts, compare_form=form, max_chars=MAX_TEXT_CHARS
