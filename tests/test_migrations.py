@@ -237,7 +237,8 @@ def test_an_upgrade_keys_accounts_by_network_and_keeps_every_row(app):
         with pytest.raises(SystemExit):  # Flask-Migrate logs the refusal ("run `flask export FILE`...") and exits
             downgrade(revision="0011")
         db.session.rollback()
-        assert find_user("ana.bsky.social").platform == "bluesky"  # nothing was undone
+        upgrade()  # from where the refusal stopped (on SQLite, the later revisions were undone before it)
+        assert find_user("ana.bsky.social").platform == "bluesky"  # nothing of the accounts was undone
         db.session.execute(sa.delete(Tweet).where(Tweet.user_id == ana.id))
         db.session.execute(sa.delete(User).where(User.id == ana.id))
         db.session.commit()

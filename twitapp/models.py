@@ -116,9 +116,10 @@ class PostFields:
 
     text: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    like_count: Mapped[int] = mapped_column(default=0)
-    retweet_count: Mapped[int] = mapped_column(default=0)
-    reply_count: Mapped[int] = mapped_column(default=0)
+    # NULL where the source did not give the count (a file without it): unknown, not zero.
+    like_count: Mapped[int | None]
+    retweet_count: Mapped[int | None]
+    reply_count: Mapped[int | None]
     lang: Mapped[str | None] = mapped_column(sa.String(8))
     # A photo, video or GIF attached; NULL where the source did not say.
     has_media: Mapped[bool | None] = mapped_column(sa.Boolean)

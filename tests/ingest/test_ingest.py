@@ -1,6 +1,6 @@
 """One ingest path: dedupe, embed what is new, write everything or nothing."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from twitapp.extensions import db
 from twitapp.ingest import embed
 from twitapp.ingest.store import IngestError, import_tweets
 from twitapp.models import StagedPost, Tweet, User, find_account, find_user
-from twitapp.sources.records import AccountRecord
+from twitapp.sources.records import AccountRecord, PostRecord
 
 
 def test_import_stores_account_posts_and_embeddings(app):
@@ -207,3 +207,44 @@ def test_a_later_copy_of_a_post_counts_whatever_batch_it_falls_in(app):
         assert (kept.differ, kept.withheld) == (1, 1)
         replaced = import_tweets(AccountRecord(5, "ann", "Ann"), twice, source="archive", policy="replace")
         assert replaced.changed == 1 and db.session.scalar(sa.select(Tweet.like_count)) == 7
+
+
+def test_counts_a_source_does_not_give_are_unknown_everywhere_not_zero(app, client, runner, tmp_path):
+    """A CSV without counts: the page shows "—", the API null, an export and restore keep null, a later
+    file's counts fill them in, and a file without them never erases known ones."""
+    bare = tmp_path / "bare.csv"
+    bare.write_text("id,created_at,text\n1,2024-05-01T09:00:00Z,kettle on\n")
+    assert runner.invoke(args=["import", str(bare), "--username", "kettle"]).exit_code == 0
+    page = client.get("/user/kettle").get_data(as_text=True)
+    assert "— likes" in page and "— reposts" in page and "— replies" in page and "0 likes" not in page
+    tweet = client.get("/api/users/kettle/tweets").get_json()["tweets"][0]
+    assert tweet["public_metrics"] == {"like_count": None, "retweet_count": None, "reply_count": None}
+
+    path = tmp_path / "export.jsonl"
+    assert runner.invoke(args=["export", str(path)]).exit_code == 0
+    assert '"like_count": null' in path.read_text()
+    assert runner.invoke(args=["reset", "--yes"]).exit_code == 0
+    assert runner.invoke(args=["restore", str(path)]).exit_code == 0
+    with app.app_context():
+        assert db.session.scalars(sa.select(Tweet.like_count)).all() == [None]
+
+    counted = tmp_path / "counted.csv"
+    counted.write_text("id,created_at,text,like_count\n1,2024-05-01T09:00:00Z,kettle on,4\n")
+    assert runner.invoke(args=["import", str(counted), "--username", "kettle", "--replace", "--yes"]).exit_code == 0
+    assert runner.invoke(args=["import", str(bare), "--username", "kettle", "--replace", "--yes"]).exit_code == 0
+    with app.app_context():
+        assert db.session.execute(sa.select(Tweet.like_count, Tweet.retweet_count)).one() == (4, None)
+
+
+def test_virality_learns_only_from_posts_whose_likes_are_known(app):
+    from twitapp.virality.features import stored_posts
+
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    posts = [
+        PostRecord(n, f"post {n}", when + timedelta(hours=n), like_count=n if n % 2 else None) for n in range(1, 9)
+    ]
+    with app.app_context():
+        import_tweets(AccountRecord(9, "mixed", "Mixed"), posts, source="archive")
+        learned = stored_posts()
+    assert [p.likes for p in learned] == [1, 3, 5, 7]
+    assert all(likes is not None for p in learned for likes, _ in p.history)

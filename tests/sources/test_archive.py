@@ -79,7 +79,8 @@ def test_csv_with_and_without_counts(tmp_path):
         'id,created_at,text,like_count\n1,2024-05-01T09:00:00Z,"hello, world",4\n2,2024-05-02 10:00:00,plain,\n'
     )
     parsed = read_file(path)
-    assert [(p.id, p.text, p.like_count) for p in parsed.posts] == [(1, "hello, world", 4), (2, "plain", 0)]
+    assert [(p.id, p.text, p.like_count) for p in parsed.posts] == [(1, "hello, world", 4), (2, "plain", None)]
+    assert parsed.posts[0].retweet_count is None  # a column the file lacks: unknown, not 0
     assert parsed.posts[1].created_at.tzinfo is not None
 
 

@@ -61,9 +61,19 @@ def restage_counts(batch: str, platform: str, post: PostRecord) -> None:
         db.session.execute(sa.insert(StagedPost), [staged_row(batch, post, "", None, None, known=True)])
 
 
+def differs(post: PostRecord, row) -> bool:
+    """Whether the source gives a count other than the stored one (a count it does not give differs from none)."""
+    return any((given := getattr(post, c)) is not None and given != getattr(row, c) for c in COUNTS)
+
+
 def count_differing(batch: str, platform: str) -> int:
-    """How many stored posts have counts staged that differ from theirs."""
-    differing = sa.or_(*(getattr(Tweet, c) != getattr(StagedPost, c) for c in COUNTS))
+    """How many stored posts have counts staged that differ from theirs (unknown ones staged do not)."""
+    differing = sa.or_(
+        *(
+            sa.and_(getattr(StagedPost, c).is_not(None), getattr(Tweet, c).is_distinct_from(getattr(StagedPost, c)))
+            for c in COUNTS
+        )
+    )
     return db.session.scalar(
         sa.select(sa.func.count())
         .select_from(StagedPost)
@@ -94,7 +104,10 @@ def apply_staged_counts(batch: str, platform: str) -> None:
     """Stored posts take their staged counts (and media, where the source says): a refresh or a replace."""
     refreshed = sa.select(StagedPost).where(StagedPost.batch == batch, StagedPost.known).subquery()
     this = sa.and_(Tweet.platform == platform, refreshed.c.post_id == Tweet.post_id)
-    values = {c: sa.select(refreshed.c[c]).where(this).scalar_subquery() for c in COUNTS}
+    # A count the source does not give (NULL) leaves the stored one, as media does.
+    values = {
+        c: sa.func.coalesce(sa.select(refreshed.c[c]).where(this).scalar_subquery(), getattr(Tweet, c)) for c in COUNTS
+    }
     values["has_media"] = sa.func.coalesce(
         sa.select(refreshed.c.has_media).where(this).scalar_subquery(), Tweet.has_media
     )

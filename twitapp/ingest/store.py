@@ -141,7 +141,7 @@ def plan(account: AccountRecord, posts: Iterable[PostRecord]) -> IngestResult:
                 counts.added += 1
             else:
                 counts.matched += 1
-                differ += tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS)
+                differ += staging.differs(post, row)
     db.session.rollback()
     other_handle = user is not None and user.username != account.username
     other_name = user is not None and bool(account.name) and account.name != user.name
@@ -293,8 +293,7 @@ def _stored_count_rows(batch: str, fresh: dict[str, PostRecord], known: dict[str
     return [
         staging.staged_row(batch, post, "", None, None, known=True)
         for post_id, post in fresh.items()
-        if (row := known.get(post_id)) is not None
-        and (policy == "refresh" or tuple(getattr(post, c) for c in COUNTS) != tuple(getattr(row, c) for c in COUNTS))
+        if (row := known.get(post_id)) is not None and (policy == "refresh" or staging.differs(post, row))
     ]
 
 

@@ -55,9 +55,10 @@ def parse_id(value: object, where: str, what: str = "id", *, negative: bool = Fa
     return number
 
 
-def parse_count(value: object, where: str, what: str) -> int:
+def parse_count(value: object, where: str, what: str) -> int | None:
+    """A count a file gives (likes, reposts, replies, followers); None where it gives none: unknown, not 0."""
     if value in (None, ""):
-        return 0
+        return None
     text = str(value).strip()
     try:
         number = int(text) if len(text) <= 20 else None

@@ -65,8 +65,9 @@ class PostRecord:
     id: int | str
     text: str
     created_at: datetime
-    like_count: int = 0
-    retweet_count: int = 0
-    reply_count: int = 0
+    # None where the source does not say (a file without the column): unknown, not zero.
+    like_count: int | None = None
+    retweet_count: int | None = None
+    reply_count: int | None = None
     lang: str | None = None
     has_media: bool | None = None  # a photo, video or GIF attached; None where the source does not say

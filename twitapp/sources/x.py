@@ -406,9 +406,10 @@ def _parse_created_at(value: Any, doing: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _count(metrics: dict[str, Any], key: str) -> int:
+def _count(metrics: dict[str, Any], key: str) -> int | None:
+    """A public metric; None where X gave none (unknown, not zero)."""
     value = metrics.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _errors(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -92,11 +92,15 @@ def shape_features(posts: Sequence[Post], threshold: int) -> np.ndarray:
 
 
 def stored_posts() -> list[Post]:
-    """Every stored post old enough for its likes to have settled, oldest first, with its account's history."""
+    """Every stored post old enough for its likes to have settled, oldest first, with its account's history.
+
+    Posts whose likes the source did not give are left out, of the training and of the histories: unknown
+    is not "no likes"."""
     cutoff = datetime.now(UTC) - MATURE
     rows = db.session.execute(
         sa.select(Tweet.user_id, Tweet.text, Tweet.created_at, Tweet.like_count, Tweet.has_media, User.followers_count)
         .join(User, User.id == Tweet.user_id)
+        .where(Tweet.like_count.is_not(None))
         .order_by(Tweet.created_at, Tweet.id)
     ).all()
     histories: dict[int, list[tuple[int, datetime]]] = {}
@@ -121,7 +125,7 @@ def post_to_score(text: str, username: str | None = None, media: bool | None = N
         raise ViralityError(f"No stored account is called @{username.strip().lstrip('@')}.")
     history = db.session.execute(
         sa.select(Tweet.like_count, Tweet.created_at)
-        .where(Tweet.user_id == account.id)
+        .where(Tweet.user_id == account.id, Tweet.like_count.is_not(None))
         .order_by(Tweet.created_at.desc())
         .limit(2 * HISTORY)
     ).all()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+UNKNOWN = "—"
 
-def format_count(value: int) -> str:
-    return f"{value:,}"
+
+def format_count(value: int | None) -> str:
+    """A count with its thousands marked; "—" for one the source did not give (unknown is not 0)."""
+    return UNKNOWN if value is None else f"{value:,}"
 
 
 def format_percent(probability: float) -> str:
