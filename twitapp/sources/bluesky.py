@@ -490,9 +490,4 @@ def _link_span(facet: Any, data: bytes) -> tuple[int, int, str] | None:
 def _rate_limit_message(reset_at: datetime | None) -> str:
     if reset_at is None:
         return "Bluesky's rate limit is spent; its windows last 5 minutes, so try again in 5 minutes."
-    wait_s = max(0, round((reset_at - datetime.now(UTC)).total_seconds()))
-    minutes = max(1, -(-wait_s // 60))
-    return (
-        f"Bluesky's rate limit is spent; try again after {reset_at:%H:%M} UTC "
-        f"(in about {minutes} minute{'s' if minutes != 1 else ''})."
-    )
+    return f"Bluesky's rate limit is spent; try again {errors.when_to_retry(reset_at)}."

@@ -7,7 +7,7 @@ and an unknown account is reported the same way for every network.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from twitapp.errors import UserError
 
@@ -34,6 +34,13 @@ class RateLimited(SourceError):
     def __init__(self, message: str, reset_at: datetime | None = None) -> None:
         super().__init__(message)
         self.reset_at = reset_at
+
+
+def when_to_retry(reset_at: datetime) -> str:
+    """When a rate limit's window reopens, as a person reads it: "after 14:05 UTC (in about 3 minutes)"."""
+    wait_s = max(0, round((reset_at - datetime.now(UTC)).total_seconds()))
+    minutes = max(1, -(-wait_s // 60))
+    return f"after {reset_at:%H:%M} UTC (in about {minutes} minute{'s' if minutes != 1 else ''})"
 
 
 class SourceUnavailable(SourceError):

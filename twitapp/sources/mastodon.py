@@ -492,7 +492,4 @@ def _rate_limited(instance: str, response: requests.Response | None) -> Mastodon
         message = f"{instance} rate limit reached. Mastodon's windows are 5 minutes long; wait that long and try again."
         return MastodonRateLimited(message, None)
     reset_at = _utc(moment)
-    minutes = max(1, -(-max(0, round((reset_at - datetime.now(UTC)).total_seconds())) // 60))
-    plural = "s" if minutes != 1 else ""
-    when = f"after {reset_at:%H:%M} UTC (in about {minutes} minute{plural})"
-    return MastodonRateLimited(f"{instance} rate limit reached. Try again {when}.", reset_at)
+    return MastodonRateLimited(f"{instance} rate limit reached. Try again {errors.when_to_retry(reset_at)}.", reset_at)

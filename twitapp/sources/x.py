@@ -464,9 +464,4 @@ def _reset_time(response: Any) -> datetime | None:
 def _rate_limit_message(reset_at: datetime | None) -> str:
     if reset_at is None:
         return "X rate limit reached. X's windows are 15 minutes long; wait that long before trying again."
-    wait_s = max(0, round((reset_at - datetime.now(UTC)).total_seconds()))
-    minutes = max(1, -(-wait_s // 60))
-    return (
-        f"X rate limit reached. Try again after {reset_at:%H:%M} UTC "
-        f"(in about {minutes} minute{'s' if minutes != 1 else ''})."
-    )
+    return f"X rate limit reached. Try again {errors.when_to_retry(reset_at)}."

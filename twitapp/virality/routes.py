@@ -28,7 +28,7 @@ def _virality_page(form: ViralityForm, probability: float | None = None, status:
         scored_by = row if model is not None else None
     handles = db.session.scalars(sa.select(User.username).order_by(sa.func.lower(User.username)))
     form.username.choices = [("", "anyone (no account history)")] + [(h, f"@{h}") for h in handles]
-    newest = (registry.versions(virality.KIND) or [None])[-1]
+    newest = next(iter(registry.versions(virality.KIND, newest_first=True, limit=1)), None)
     return (
         render_template(
             "virality/virality.html",
