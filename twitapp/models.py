@@ -9,7 +9,7 @@ from flask import abort
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from twitapp.extensions import db
-from twitapp.sources.handles import BLUESKY_DID, MAX_HANDLE_CHARS, NETWORK_NAMES, STORED_HANDLE, typed
+from twitapp.sources.handles import BLUESKY_DID, MAX_HANDLE_CHARS, NETWORK_NAMES, PLATFORMS, STORED_HANDLE, typed
 
 # A surrogate key that counts up by itself on both backends: SQLite does so only for an INTEGER PRIMARY
 # KEY (its 64-bit rowid), PostgreSQL for an identity column.
@@ -84,7 +84,7 @@ class User(db.Model):
     @property
     def fetchable(self) -> bool:
         """Whether the account's posts come from its network (and an update can fetch newer ones)."""
-        return self.source in ("x", "bluesky", "mastodon")
+        return self.source in PLATFORMS  # a network's own account's source is the network's name
 
     @property
     def profile_url(self) -> str | None:

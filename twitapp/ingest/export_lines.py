@@ -12,7 +12,7 @@ from twitapp.sources import handles
 from twitapp.sources.fields import ArchiveError, parse_count, parse_id, parse_time, post_record
 from twitapp.sources.records import AccountRecord, PostRecord, clean_text
 
-SOURCES = ("x", "bluesky", "mastodon", "archive", "demo")
+SOURCES = (*handles.PLATFORMS, "archive", "demo")
 
 
 @dataclass

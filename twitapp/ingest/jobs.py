@@ -22,6 +22,7 @@ from twitapp.jobs.runner import write_beat
 from twitapp.models import User, find_user
 from twitapp.sources import archive, handles, networks
 from twitapp.sources.errors import RateLimited, SourceError
+from twitapp.sources.handles import PLATFORMS
 from twitapp.sources.records import AccountRecord, clean_text
 
 # How often a rate-limited job waits for the network's reset before it gives up, and the longest single wait.
@@ -111,7 +112,7 @@ def update_all(params: dict, report: Reporter) -> tuple[str, dict]:
     X's accounts are left as they are where no X token is set, and the message says so."""
     rows = db.session.execute(
         sa.select(User.username, User.platform, User.platform_id)
-        .where(User.source.in_(networks.FETCHED))
+        .where(User.source.in_(PLATFORMS))  # accounts fetched from their network
         .order_by(User.username)
     ).all()
     db.session.rollback()

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from twitapp.sources import errors
 from twitapp.sources.handles import BLUESKY_DID, BLUESKY_HANDLE
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text
-from twitapp.sources.transport import is_loopback
+from twitapp.sources.transport import PASSING, is_loopback
 
 DEFAULT_APPVIEW = "https://public.api.bsky.app"
 DEFAULT_SERVICE = "https://bsky.social"
@@ -329,7 +329,7 @@ def _passing(exc: Exception) -> bool:
     """Whether trying again may help: a 5xx answer, a timeout, a failed or dropped connection (never a 4xx)."""
     if isinstance(exc, sdk.RequestErrorBase):
         if exc.response is not None:
-            return exc.response.status_code >= 500 and exc.response.status_code != 501
+            return exc.response.status_code in PASSING
         return isinstance(exc, sdk.NetworkError)
     return isinstance(exc, httpx.TransportError)
 

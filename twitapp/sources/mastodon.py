@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-import urllib3.exceptions
 from mastodon import Mastodon
 from mastodon.errors import (
     MastodonAPIError,
@@ -36,7 +35,7 @@ from twitapp.sources.handles import MASTODON_USER
 from twitapp.sources.mastodon_html import html_to_text
 from twitapp.sources.mastodon_webfinger import WebFingerError, is_web_page, not_the_api, session_for, webfinger_server
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text
-from twitapp.sources.transport import retries_of_passing_failures
+from twitapp.sources.transport import retries_of_passing_failures, timed_out
 
 DEFAULT_URL = "https://{instance}"
 DEFAULT_TOPIC_INSTANCE = "mastodon.social"
@@ -295,7 +294,7 @@ class MastodonClient:
         except MastodonRatelimitError as exc:
             raise _rate_limited(instance, getattr(self._last, "response", None)) from exc
         except MastodonNetworkError as exc:
-            if _timed_out(exc.__context__):
+            if timed_out(exc.__context__):
                 raise MastodonUnavailable(
                     f"{instance} did not answer within {self._timeout:g} seconds while {doing}. Try again later."
                 ) from exc
@@ -469,16 +468,6 @@ def _utc(moment: datetime) -> datetime:
 
 def _count(value: Any, default: int | None = 0) -> Any:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
-
-
-def _timed_out(cause: BaseException | None) -> bool:
-    """A timeout, from requests or after urllib3's retries (not a refused connection, which urllib3 files so too)."""
-    inner = cause.args[0] if isinstance(cause, requests.RequestException) and cause.args else None
-    reason = getattr(inner, "reason", None)
-    return isinstance(cause, requests.Timeout) or (
-        isinstance(reason, urllib3.exceptions.TimeoutError)
-        and not isinstance(reason, urllib3.exceptions.NewConnectionError)
-    )
 
 
 def _rate_limited(instance: str, response: requests.Response | None) -> MastodonRateLimited:

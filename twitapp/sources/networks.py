@@ -16,9 +16,6 @@ from flask import current_app
 from twitapp.sources import bluesky, mastodon, x
 from twitapp.sources.handles import NETWORK_NAMES
 
-# The sources of accounts whose posts come from their network (and can be fetched again).
-FETCHED = ("x", "bluesky", "mastodon")
-
 NO_X_TOKEN = (
     "No X API token is set, so accounts cannot be fetched from X (Bluesky and Mastodon accounts need none). "
     "Set X_BEARER_TOKEN to fetch accounts from X (see the README)."

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
+import requests
+import urllib3.exceptions
 from urllib3.util.retry import Retry
 
 PASSING = (500, 502, 503, 504)  # the answers worth asking again; the last one goes to the client library
@@ -23,6 +25,18 @@ def retries_of_passing_failures(retries: int, backoff: float) -> Retry:
         allowed_methods=frozenset({"GET"}),
         respect_retry_after_header=False,
         raise_on_status=False,
+    )
+
+
+def timed_out(exc: BaseException | None) -> bool:
+    """A timeout, whether requests raised it directly or after the retries ran out (not a refused connection,
+    which urllib3 files under its timeouts too)."""
+    if isinstance(exc, requests.Timeout):
+        return True
+    cause = exc.args[0] if isinstance(exc, requests.RequestException) and exc.args else None
+    reason = getattr(cause, "reason", None) if isinstance(cause, urllib3.exceptions.MaxRetryError) else None
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
     )
 
 

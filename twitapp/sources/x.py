@@ -20,13 +20,12 @@ from typing import Any
 
 import requests
 import tweepy
-import urllib3.exceptions
 from flask import current_app
 from requests.adapters import HTTPAdapter
 
 from twitapp.sources import errors
 from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord
-from twitapp.sources.transport import is_loopback, retries_of_passing_failures
+from twitapp.sources.transport import is_loopback, retries_of_passing_failures, timed_out
 
 X_HOST = "https://api.twitter.com"
 TIMELINE_CAP = 3200  # X serves at most this many of an account's most recent posts.
@@ -293,7 +292,7 @@ class XClient:
         except requests.JSONDecodeError as exc:
             raise XUnavailable(f"X sent a malformed (non-JSON) answer while {doing}.") from exc
         except requests.RequestException as exc:
-            if _timed_out(exc):
+            if timed_out(exc):
                 raise XUnavailable(
                     f"X did not answer within {self._timeout:g} seconds while {doing}. Try again later."
                 ) from exc
@@ -303,20 +302,6 @@ class XClient:
             ) from exc
         except tweepy.TweepyException as exc:
             raise XAPIError(f"tweepy failed while {doing}: {exc}") from exc
-
-
-def _timed_out(exc: requests.RequestException) -> bool:
-    """A timeout, whether requests raised it directly or after the retries ran out."""
-    if isinstance(exc, requests.Timeout):
-        return True
-    cause = exc.args[0] if exc.args else None
-    if not isinstance(cause, urllib3.exceptions.MaxRetryError):
-        return False
-    # urllib3 files a refused connection (NewConnectionError) under its timeouts; it is not one here.
-    reason = cause.reason
-    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
-        reason, urllib3.exceptions.NewConnectionError
-    )
 
 
 def online() -> bool:
