@@ -197,7 +197,8 @@ def test_posts_carry_time_counts_and_language(ana: FakeBluesky, client: BlueskyC
     assert older.lang == "en"
 
 
-def test_missing_or_negative_counts_read_as_zero(ana: FakeBluesky, client: BlueskyClient) -> None:
+def test_missing_or_negative_counts_read_as_unknown(ana: FakeBluesky, client: BlueskyClient) -> None:
+    """A count Bluesky did not send (or sent as nonsense) is unknown, as for every source, not 0."""
     ana.add_posts(ANA, make_posts(1))
     item = ana.item(ANA, "3lpost00000")
     del item["post"]["likeCount"], item["post"]["record"]["langs"]
@@ -206,7 +207,7 @@ def test_missing_or_negative_counts_read_as_zero(ana: FakeBluesky, client: Blues
 
     (post,) = client.fetch_timeline(ANA)
 
-    assert (post.like_count, post.retweet_count, post.reply_count, post.lang) == (0, 0, 0, None)
+    assert (post.like_count, post.retweet_count, post.reply_count, post.lang) == (None, None, 0, None)
 
 
 def test_replies_and_reposts_are_left_out(ana: FakeBluesky, client: BlueskyClient) -> None:

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from twitapp.sources import errors
 from twitapp.sources.handles import BLUESKY_DID, BLUESKY_HANDLE
-from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text
+from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text, count
 from twitapp.sources.transport import PASSING, is_loopback
 
 DEFAULT_APPVIEW = "https://public.api.bsky.app"
@@ -414,9 +414,9 @@ def _post_record(view: Any, doing: str) -> PostRecord:
         # A post's own clock can run ahead (or lie); it cannot have been written after Bluesky saw it.
         # A record whose own time cannot be read takes the time Bluesky saw it.
         created_at=min(t for t in (created, indexed) if t is not None),
-        like_count=_count(view.like_count),
-        retweet_count=_count(view.repost_count),
-        reply_count=_count(view.reply_count),
+        like_count=count(view.like_count),
+        retweet_count=count(view.repost_count),
+        reply_count=count(view.reply_count),
         lang=lang,
         has_media=_has_media(view.embed, record.get("embed")),
     )
@@ -431,10 +431,6 @@ def _parse_time(value: Any) -> datetime | None:
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: a time of year 1 that an offset moves out of range
         return None
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _has_media(view_embed: Any, record_embed: Any) -> bool:

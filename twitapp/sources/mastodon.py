@@ -34,7 +34,7 @@ from twitapp.sources.handles import DOMAIN as _DOMAIN
 from twitapp.sources.handles import MASTODON_USER
 from twitapp.sources.mastodon_html import html_to_text
 from twitapp.sources.mastodon_webfinger import WebFingerError, is_web_page, not_the_api, session_for, webfinger_server
-from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text
+from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, clean_text, count
 from twitapp.sources.transport import retries_of_passing_failures, timed_out
 
 DEFAULT_URL = "https://{instance}"
@@ -421,7 +421,7 @@ def _account_record(account: Any, server: str, moved_from: str | None, domain: s
         id=_prefixed(server, account.get("id"), "account"),
         username=f"{username}@{domain}",
         name=clean_text(name).strip() if isinstance(name, str) and name.strip() else username,
-        followers_count=_count(account.get("followers_count"), None),
+        followers_count=count(account.get("followers_count")),
         platform="mastodon",
         moved_from=moved_from,
     )
@@ -454,9 +454,9 @@ def _post_record(status: Any, instance: str, doing: str) -> PostRecord:
         id=_prefixed(instance, status.get("id"), "status"),
         text=text,
         created_at=_utc(created_at),
-        like_count=_count(status.get("favourites_count")),
-        retweet_count=_count(status.get("reblogs_count")),
-        reply_count=_count(status.get("replies_count")),
+        like_count=count(status.get("favourites_count")),
+        retweet_count=count(status.get("reblogs_count")),
+        reply_count=count(status.get("replies_count")),
         lang=lang if isinstance(lang, str) and lang else None,
         has_media=bool(status.get("media_attachments")),
     )
@@ -464,10 +464,6 @@ def _post_record(status: Any, instance: str, doing: str) -> PostRecord:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _count(value: Any, default: int | None = 0) -> Any:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
 
 
 def _rate_limited(instance: str, response: requests.Response | None) -> MastodonRateLimited:

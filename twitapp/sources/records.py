@@ -25,6 +25,12 @@ def clean_text(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
+def count(value: object) -> int | None:
+    """A count a network sent (likes, reposts, replies, followers): a whole number from 0, or None where it
+    sent none or nonsense (unknown, which is not 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def checked_text(text: str | None, max_chars: int, empty: str, error: type[Exception], noun: str = "A post") -> str:
     """Typed text, cleaned and trimmed, or ``error`` saying what to change when it is empty or too long."""
     text = clean_text(text or "").strip()

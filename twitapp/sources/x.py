@@ -24,7 +24,7 @@ from flask import current_app
 from requests.adapters import HTTPAdapter
 
 from twitapp.sources import errors
-from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord
+from twitapp.sources.records import MAX_POST_CHARS, AccountRecord, PostRecord, count
 from twitapp.sources.transport import is_loopback, retries_of_passing_failures, timed_out
 
 X_HOST = "https://api.twitter.com"
@@ -366,9 +366,9 @@ def _parse_post(item: Any, doing: str) -> PostRecord:
         id=_as_id(post.get("id"), doing),
         text=text,
         created_at=_parse_created_at(post.get("created_at"), doing),
-        like_count=_count(metrics, "like_count"),
-        retweet_count=_count(metrics, "retweet_count"),
-        reply_count=_count(metrics, "reply_count"),
+        like_count=count(metrics.get("like_count")),
+        retweet_count=count(metrics.get("retweet_count")),
+        reply_count=count(metrics.get("reply_count")),
         lang=lang if isinstance(lang, str) and lang else None,
         has_media=_has_media(post),
     )
@@ -389,12 +389,6 @@ def _parse_created_at(value: Any, doing: str) -> datetime:
         raise XUnavailable(f"X sent a malformed post while {doing}: bad created_at {value!r}.") from None
     # X always says "Z"; a timestamp without an offset is still UTC by X's convention.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _count(metrics: dict[str, Any], key: str) -> int | None:
-    """A public metric; None where X gave none (unknown, not zero)."""
-    value = metrics.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _errors(body: dict[str, Any]) -> list[dict[str, Any]]:
