@@ -46,6 +46,7 @@ def test_mastodon_tokens_are_read_per_instance_and_a_bad_entry_stops_the_start(m
     with pytest.raises(ConfigError, match="MASTODON_TOKENS") as refused:
         create_app({"TESTING": True})
     assert "secret-without-instance" not in str(refused.value)  # a token never reaches a log
+    assert "abc123" not in str(refused.value)
 
 
 def test_the_app_refuses_to_start_without_a_secret_key_in_production(monkeypatch):

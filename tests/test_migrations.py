@@ -187,7 +187,7 @@ def fill_every_table_at_0011() -> None:
     db.session.commit()
 
 
-def test_an_upgrade_keys_accounts_by_network_and_keeps_every_row(app):
+def test_an_upgrade_keys_accounts_by_network_and_keeps_every_row(app, capfd):
     """A database written at revision 0011, with rows in every table, upgrades with nothing lost: accounts
     and posts keep their keys and are X's under their X ids; new accounts of other networks get keys after
     them; the downgrade brings the old schema back while everything is still X's, and refuses after."""
@@ -234,8 +234,10 @@ def test_an_upgrade_keys_accounts_by_network_and_keeps_every_row(app):
         assert ana.id > harbour.id and ana.platform_id == "did:plc:anaanaanaanaanaanaanaana"
         assert db.session.scalar(sa.select(Tweet.id).where(Tweet.user_id == ana.id)) > 1600000000000000002
         db.session.rollback()
-        with pytest.raises(SystemExit):  # Flask-Migrate logs the refusal ("run `flask export FILE`...") and exits
+        with pytest.raises(SystemExit):  # Flask-Migrate logs the refusal and exits
             downgrade(revision="0011")
+        said = capfd.readouterr().err  # Alembic's log handler writes to the process's stderr
+        assert "holds accounts or posts of Bluesky or Mastodon" in said and "flask export FILE" in said
         db.session.rollback()
         upgrade()  # from where the refusal stopped (on SQLite, the later revisions were undone before it)
         assert find_user("ana.bsky.social").platform == "bluesky"  # nothing of the accounts was undone

@@ -28,7 +28,8 @@ from twitapp.sources import handles
 def test_a_handle_is_read_as_the_network_its_form_says(typed, platform, name):
     handle = handles.parse(typed)
     assert (handle.platform, handle.name) == (platform, name)
-    assert str(handle) == f"@{name}" and handle.network in ("X", "Bluesky", "Mastodon")
+    assert str(handle) == f"@{name}"
+    assert handle.network == {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}[platform]
 
 
 @pytest.mark.parametrize(

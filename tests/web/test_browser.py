@@ -550,7 +550,11 @@ def test_bluesky_and_mastodon_accounts_are_added_without_a_token_and_compared(
             page.get_by_text(f"Added @{handle} with {count} posts.").wait_for(timeout=30_000)
             page.locator("ol.posts li").first.wait_for()
             expect(page.locator("h1 .network")).to_have_text(network)
-            assert page.locator("a.profile-link").get_attribute("href").startswith("https://")
+            profile = {
+                "Bluesky": f"https://bsky.app/profile/{handle}",
+                "Mastodon": "https://mastodon.example/@gardener",
+            }
+            assert page.locator("a.profile-link").get_attribute("href") == profile[network]
 
         page.goto("/")
         rows = page.locator("#accounts tbody tr", has_text="commuter.bsky.social")
