@@ -5,7 +5,7 @@ Files before version 3 name no network: their accounts are X's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from twitapp.sources import handles
@@ -85,11 +85,13 @@ def read_post(value: object, where: str, platform: str = "x") -> PostRecord:
     media = value.get("has_media")
     if media is not None and not isinstance(media, bool):
         raise ArchiveError(f"{where}: has_media must be true or false")
-    post_id = value.get("id")
-    if platform != "x":  # checked here; post_record reads X's numeric ids
-        post_id = _network_id(post_id, where, platform, "post id")
-        return replace(
-            post_record(where, 1, value.get("text"), value.get("created_at"), value.get("lang"), media, **counts),
-            id=post_id,
-        )
-    return post_record(where, post_id, value.get("text"), value.get("created_at"), value.get("lang"), media, **counts)
+    return post_record(
+        where,
+        value.get("id"),
+        value.get("text"),
+        value.get("created_at"),
+        value.get("lang"),
+        media,
+        read_id=lambda raw, at: _network_id(raw, at, platform, "post id"),
+        **counts,
+    )

@@ -4,6 +4,7 @@ error of reading a file of posts, whose message says where (``post 3``, ``line 1
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -80,15 +81,18 @@ def post_record(
     created_at: object,
     lang: object = None,
     has_media: bool | None = None,
+    *,
+    read_id: Callable[[object, str], int | str] | None = None,
     **counts,
 ) -> PostRecord:
-    """A checked PostRecord from a file's raw fields; ``counts`` are like_count, retweet_count, reply_count."""
+    """A checked PostRecord from a file's raw fields; ``counts`` are like_count, retweet_count, reply_count.
+    ``read_id(value, where)`` checks the id (X's number by default)."""
     if not isinstance(text, str) or not text.strip():
         raise ArchiveError(f"{where}: the post has no text")
     if len(text) > MAX_POST_CHARS:
         raise ArchiveError(f"{where}: the post has {len(text):,} characters; a post has at most {MAX_POST_CHARS:,}")
     return PostRecord(
-        id=parse_id(id_, where),
+        id=(read_id or parse_id)(id_, where),
         text=text,
         created_at=parse_time(created_at, where),
         lang=lang[:8] if isinstance(lang, str) and lang else None,

@@ -43,7 +43,7 @@ STORED_HANDLE = re.compile(rf"{FILE_HANDLE.pattern}|{BLUESKY_HANDLE.pattern}|{MA
 # by its DID is named by it until its handle is known).
 ACCOUNT_NAME = re.compile(rf"{STORED_HANDLE.pattern}|{BLUESKY_DID.pattern}")
 # A handle typed for an imported file's account, as X allows it.
-TYPED_HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+TYPED_HANDLE = re.compile(rf"^{X_HANDLE.pattern}$")
 
 THREE_FORMS = (
     "Type an X username (ana or @ana), a Bluesky handle (ana.bsky.social, or a domain such as @example.com) "
