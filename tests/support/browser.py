@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
+from datetime import datetime
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -22,6 +24,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+VIEWPORT = {"width": 1100, "height": 800}
+PHONE = {"width": 390, "height": 844}  # a phone held upright
+OPERATOR, OPERATOR_PASSWORD = "keeper", "lamp oil and patience"
 
 
 class BrowserUnavailable(RuntimeError):
@@ -87,3 +94,39 @@ def start_chromium():
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BrowserUnavailable(f"{CHROMIUM} did not launch: {first_line}") from None
     return playwright, browser
+
+
+def sign_in(page) -> None:
+    """Signs the page's browser in as the operator, through the sign-in form."""
+    from playwright.sync_api import expect
+
+    page.goto("/signin")
+    page.locator("input#name").fill(OPERATOR)
+    page.locator("input#password").fill(OPERATOR_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".account-menu")).to_contain_text(f"Signed in as {OPERATOR}")
+
+
+def post_times(page) -> list[datetime]:
+    """The ``datetime`` attributes of the listed posts' ``time`` elements, top to bottom."""
+    return [
+        datetime.fromisoformat(v)
+        for v in page.locator("ol.posts li.post time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
+    ]
+
+
+def percentages(page) -> list[float]:
+    """The ranked accounts' probabilities on a result page, in percent, top to bottom."""
+    texts = page.locator("#ranking li .prob").all_inner_texts()
+    values = []
+    for text in texts:
+        match = re.fullmatch(r"\s*([<>]?)(\d{1,3}(?:\.\d)?)\s*%\s*", text)
+        assert match, f"a probability should read like '42.0%' (or '>99.9%', '<0.1%'), not {text!r}"
+        bound, value = match.group(1), float(match.group(2))
+        values.append(value + {"": 0.0, ">": 0.05, "<": -0.05}[bound])
+    return values
+
+
+def sideways_overflow(page) -> int:
+    """How many pixels the page scrolls sideways (0 or less: it fits the screen's width)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -1,10 +1,7 @@
 """A person's path through HypoTweet in a real browser: Debian's chromium, driven by Playwright.
 
-The app runs as in production as far as a browser can tell: CSRF protection on, sign-in required (one
-operator, made with the real ``flask operator create``), no X API token, the demo accounts loaded by the
-real ``flask seed-demo`` command, served over HTTP on loopback. Tests that change what is stored sign in
-first through the form (the ``signed_in`` fixture). Without a usable chromium the tests skip, or fail
-when ``REQUIRE_BROWSER=1``.
+The app and the browser are this folder's conftest's fixtures. Tests that change what is stored sign in
+first through the form (the ``signed_in`` fixture).
 
 ``HYPOTWEET_SCREENSHOT=1`` also saves the compare result page to ``docs/screenshot.png`` (for the README).
 """
@@ -21,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.support.browser import BrowserUnavailable, LiveServer, start_chromium
-from tests.support.data import require, training_rows
+from tests.support.browser import OPERATOR, OPERATOR_PASSWORD, percentages, post_times, sideways_overflow, sign_in
+from tests.support.data import training_rows
 from tests.support.fakebluesky import FakeBluesky, fake_bluesky  # noqa: F401  (a fixture, used by name)
 from tests.support.fakemastodon import FakeMastodon, fake_mastodon  # noqa: F401  (a fixture, used by name)
-from twitapp import create_app, jobs
+from twitapp import jobs
 from twitapp.attribution.model import MAX_TEXT_CHARS
 from twitapp.extensions import db
 from twitapp.ingest.jobs import NO_TOKEN as NO_TOKEN_MESSAGE
@@ -41,8 +38,6 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "screenshot.png"
-VIEWPORT = {"width": 1100, "height": 800}
-OPERATOR, OPERATOR_PASSWORD = "keeper", "lamp oil and patience"
 
 # Test 3: a text in the voice of VOICE_OF, compared against two other demo accounts. It echoes that
 # account's usual words without copying any stored post (the test checks that it is not a copy).
@@ -57,132 +52,6 @@ VOICE_TEXT = (
 def demo_post_counts() -> dict[str, int]:
     """What seed-demo should store: each demo account's distinct posts."""
     return {account.username: len({p.id for p in parsed.posts}) for account, parsed in demo_accounts()}
-
-
-# -- fixtures ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """The launched browser, shared by every test; skips (or fails under REQUIRE_BROWSER=1) without one."""
-    try:
-        playwright, browser = start_chromium()
-    except BrowserUnavailable as exc:
-        require("browser", str(exc))
-    try:
-        yield browser
-    finally:
-        browser.close()
-        playwright.stop()
-
-
-@pytest.fixture(scope="session")
-def browser_app(tmp_path_factory):
-    """The app with CSRF on and no X token, its demo accounts loaded by the real ``seed-demo`` command."""
-    tmp = tmp_path_factory.mktemp("browser")
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "browser-test",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/browser.sqlite3",
-            "X_BEARER_TOKEN": None,
-            "SIGN_IN_REQUIRED": True,
-            "RATELIMIT_SIGN_IN": "1000 per minute",  # every test signs in, within the same minute
-        }
-    )
-    app.instance_path = str(tmp / "instance")
-    with app.app_context():
-        db.create_all()
-    result = app.test_cli_runner().invoke(args=["seed-demo"])
-    assert result.exit_code == 0, f"flask seed-demo failed:\n{result.output}\n{result.exception!r}"
-    made = app.test_cli_runner().invoke(
-        args=["operator", "create", OPERATOR, "--password-stdin"], input=OPERATOR_PASSWORD + "\n"
-    )
-    assert made.exit_code == 0, made.output
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def live_url(chromium, browser_app):
-    """The app served over HTTP on loopback (the browser is started first, so a missing one skips early)."""
-    server = LiveServer(browser_app).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def page(chromium, live_url):
-    """A fresh browser context (own cookies) at 1100x800; fails the test on a JS error or a broken asset."""
-    context = chromium.new_context(viewport=VIEWPORT, base_url=live_url)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems: list[str] = []
-
-    def on_response(response) -> None:  # a page's own status is the test's business; its assets are not
-        if response.status >= 400 and response.request.resource_type != "document":
-            problems.append(f"{response.status} for {response.url}")
-
-    def on_request_failed(request) -> None:  # ERR_ABORTED: cut short by the next navigation, not a fault
-        if request.failure != "net::ERR_ABORTED":
-            problems.append(f"request failed: {request.url} ({request.failure})")
-
-    page.on("pageerror", lambda exc: problems.append(f"JavaScript error: {exc}"))
-
-    def on_console(message) -> None:
-        # Content-Security-Policy violations show only here: the pages must need no exception to it.
-        # (A document's own 4xx is logged here too; the status is the test's business, as above.)
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            problems.append(f"console {message.type}: {message.text}")
-
-    page.on("console", on_console)
-    page.on("response", on_response)
-    page.on("requestfailed", on_request_failed)
-    try:
-        yield page
-    finally:
-        context.close()
-    assert not problems, "the page had problems:\n" + "\n".join(problems)
-
-
-@pytest.fixture
-def signed_in(page):
-    """The page's browser signed in as the operator, through the sign-in form, back on the home page."""
-    sign_in(page)
-
-
-# -- helpers ----------------------------------------------------------------------------------------------
-
-
-def sign_in(page) -> None:
-    page.goto("/signin")
-    page.locator("input#name").fill(OPERATOR)
-    page.locator("input#password").fill(OPERATOR_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator(".account-menu")).to_contain_text(f"Signed in as {OPERATOR}")
-
-
-def post_times(page) -> list[datetime]:
-    """The ``datetime`` attributes of the listed posts' ``time`` elements, top to bottom."""
-    return [
-        datetime.fromisoformat(v)
-        for v in page.locator("ol.posts li.post time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
-    ]
-
-
-def percentages(page) -> list[float]:
-    texts = page.locator("#ranking li .prob").all_inner_texts()
-    values = []
-    for text in texts:
-        match = re.fullmatch(r"\s*([<>]?)(\d{1,3}(?:\.\d)?)\s*%\s*", text)
-        assert match, f"a probability should read like '42.0%' (or '>99.9%', '<0.1%'), not {text!r}"
-        bound, value = match.group(1), float(match.group(2))
-        values.append(value + {"": 0.0, ">": 0.05, "<": -0.05}[bound])
-    return values
 
 
 # -- tests ------------------------------------------------------------------------------------------------
@@ -352,17 +221,12 @@ def test_error_paths_show_readable_messages(page, signed_in):
     assert page.locator("#accounts tbody tr").count() == 6
 
 
-def test_every_page_fits_a_phone_screen(page):
-    """On a 360-pixel-wide screen nothing makes the page scroll sideways: the header and forms wrap,
-    and wide tables scroll inside their card."""
-    page.set_viewport_size({"width": 360, "height": 740})
-
-    def sideways_overflow() -> int:
-        return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-
+def test_every_page_fits_a_phone_screen(phone):
+    """On a 390-pixel-wide screen nothing makes the page scroll sideways: the header and forms wrap."""
+    page = phone
     for path in ("/", f"/user/{VOICE_OF}", "/sentiment", "/topic?q=bread", "/virality", "/models"):
         page.goto(path)
-        assert sideways_overflow() <= 0, path
+        assert sideways_overflow(page) <= 0, path
         expect(page.get_by_role("link", name="Models", exact=True)).to_be_in_viewport()
     page.goto("/")
     for username in (VOICE_OF, *OTHERS):
@@ -370,11 +234,11 @@ def test_every_page_fits_a_phone_screen(page):
     page.locator("textarea#text").fill(VOICE_TEXT)
     page.get_by_role("button", name="Compare").click()
     page.wait_for_url("**/compare")
-    assert sideways_overflow() <= 0
+    assert sideways_overflow(page) <= 0
     sign_in(page)  # an operator's pages carry more: who is signed in, and the forms that change things
     for path in ("/", f"/user/{VOICE_OF}", "/sentiment", "/models", "/signin"):
         page.goto(path)
-        assert sideways_overflow() <= 0, path
+        assert sideways_overflow(page) <= 0, path
 
 
 def test_an_operator_signs_in_imports_a_file_deletes_it_and_signs_out(page, browser_app):
