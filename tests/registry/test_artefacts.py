@@ -76,7 +76,7 @@ def test_a_pickled_sentiment_row_is_never_run_and_vader_answers(app, client, run
     response = client.post("/api/sentiment", json={"texts": ["What a wonderful day"]})
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
-    assert body["model"] == {"backend": "vader", "version": None}
+    assert body["model"] == {"backend": "vader", "version": None, "better_than_chance": None}
     assert body["results"][0]["label"] == "positive"
     response = client.post("/sentiment", data={"text": "What an awful day"})
     page = response.get_data(as_text=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from tests.support.data import GOOD, PLAIN, count_rows, training_rows
+from tests.support.data import GOOD, PLAIN, count_rows, patternless_rows, training_rows
 from twitapp import jobs
 from twitapp.extensions import db
 from twitapp.models import Job, SentimentModel, Upload
@@ -93,7 +93,7 @@ def test_without_a_trained_model_vader_scores_and_explains(client):
     )
     assert body.status_code == 200
     data = body.get_json()
-    assert data["model"] == {"backend": "vader", "version": None}
+    assert data["model"] == {"backend": "vader", "version": None, "better_than_chance": None}
     assert [r["label"] for r in data["results"]] == ["positive", "negative", "neutral"]
     words = {w["text"]: w["weight"] for w in data["results"][0]["words"]}
     assert words["love"] > 0 and words["wonderful!"] > 0 and words["this,"] == 0
@@ -380,3 +380,40 @@ def test_the_trained_models_are_listed_by_the_api_and_the_cli_with_the_one_in_se
     assert [(m["version"], m["in_service"]) for m in listed] == [(2, False), (1, True)]
     lines = runner.invoke(args=["sentiment", "models"]).output.splitlines()
     assert not lines[0].endswith("in service") and lines[1].endswith("in service")
+
+
+def test_a_model_no_better_than_chance_never_answers_and_says_so(app, client, runner, tmp_path, labelled_csv):
+    noise = tmp_path / "noise.csv"
+    with noise.open("w", newline="") as out:
+        csv.writer(out).writerows([("text", "label"), *patternless_rows()])
+    result = runner.invoke(args=["sentiment", "train", str(noise)])
+    assert result.exit_code == 0, result.output
+    assert "no better than chance" in result.output and "VADER keeps answering" in result.output
+    body = client.post("/api/sentiment", json={"texts": ["I love it"]}).get_json()
+    assert body["model"] == {"backend": "vader", "version": None, "better_than_chance": None}
+    (listed,) = client.get("/api/sentiment/models").get_json()["models"]
+    assert listed["better_than_chance"] is False and listed["in_service"] is False
+    assert listed["held_out_macro_recall_low"] <= listed["chance"] == 0.3333
+    assert runner.invoke(args=["sentiment", "models"]).output.rstrip().endswith("no better than chance")
+    page = client.get("/sentiment").get_data(as_text=True)
+    assert "Model 1, the newest trained, is <b>no better than\n    chance</b>" in page and "VADER does." in page
+
+    # A good model then serves, and says how far it beats chance; a worse one after it leaves it serving.
+    assert "now in service" in runner.invoke(args=["sentiment", "train", str(labelled_csv)]).output
+    assert "model 2 keeps answering" in runner.invoke(args=["sentiment", "train", str(noise)]).output
+    body = client.post("/api/sentiment", json={"texts": ["I love it"]}).get_json()
+    assert body["model"]["version"] == 2 and body["model"]["better_than_chance"] is True
+    assert body["model"]["held_out_macro_recall_low"] > body["model"]["chance"]
+    page = client.get("/sentiment").get_data(as_text=True)
+    assert "chance: 0.333" in page and "Model 3, the newest trained" in page and "model 2 does." in page
+    scored = runner.invoke(args=["sentiment", "score", "I love it"]).output
+    assert "by trained model 2 (macro-averaged recall" in scored and "chance: 0.333" in scored
+
+
+def test_older_models_are_judged_from_their_figures():
+    flat = {"macro_recall": 0.36, "recall": dict.fromkeys(labelled.LABELS, 0.36), "rows": 30}
+    clear = {"macro_recall": 0.8, "recall": dict.fromkeys(labelled.LABELS, 0.8), "rows": 300}
+    assert not sentiment.better_than_chance({"held_out": flat})
+    assert sentiment.better_than_chance({"held_out": clear})
+    assert sentiment.macro_recall_low(clear) == pytest.approx(0.8 - 1.96 * (0.8 * 0.2 / 100 * 3) ** 0.5 / 3, abs=1e-4)
+    assert sentiment.better_than_chance({"held_out": clear, "better_than_chance": False}) is False

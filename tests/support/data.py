@@ -115,6 +115,14 @@ def training_rows() -> list[tuple[str, str]]:
     return rows
 
 
+def patternless_rows(count: int = 150) -> list[tuple[str, str]]:
+    """Texts of plain words with labels drawn at random: nothing in a text tells its label."""
+    rng = random.Random(7)
+    words = [w for phrase in PLAIN for w in phrase.split()] + ["blue", "seven", "window", "river", "chair"]
+    labels = ["negative", "neutral", "positive"]
+    return [(" ".join(rng.choices(words, k=6)) + f" {i}", rng.choice(labels)) for i in range(count)]
+
+
 LIKED = ["Huge giveaway today, win a signed copy", "Big news: our new album is out now", "Giveaway time! Tag a friend"]
 
 

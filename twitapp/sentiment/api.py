@@ -37,9 +37,13 @@ def score_sentiment():
         backend, row, scored = sentiment.analyse(body.get("texts"), body.get("backend"), explain)
     except sentiment.SentimentError as exc:
         abort(400, description=str(exc))
-    model = {"backend": backend, "version": row.id if row else None}
+    # VADER has no held-out check of its own: whether it beats chance is not known (null).
+    model = {"backend": backend, "version": row.id if row else None, "better_than_chance": None}
     if row is not None:
         model["held_out_macro_recall"] = row.metrics["held_out"]["macro_recall"]
+        model["held_out_macro_recall_low"] = sentiment.macro_recall_low(row.metrics["held_out"])
+        model["chance"] = round(sentiment.CHANCE, 4)
+        model["better_than_chance"] = sentiment.better_than_chance(row.metrics)
     return {"model": model, "results": [s.as_dict() for s in scored]}
 
 

@@ -48,8 +48,10 @@ def sentiment_score(text: str) -> None:
         _, row, (scored,) = sentiment.analyse([text])
     except sentiment.SentimentError as exc:
         raise click.ClickException(str(exc)) from None
-    model = f"trained model {row.id}" if row else "VADER"
+    model = f"trained model {row.id} ({sentiment.quality(row.metrics)})" if row else "VADER"
     click.echo(f"{scored.label} ({scored.score:+.2f} on a scale from -1 to +1) by {model}")
+    if row is not None and not sentiment.better_than_chance(row.metrics):
+        click.echo(f"Warning: model {row.id} is no better than chance on its held-out texts; do not lean on it.")
     ranked = sorted(scored.words, key=lambda wv: wv[1])
     for direction, pulls in (
         ("positive", [w for w in reversed(ranked) if w[1] > 0]),
@@ -69,5 +71,6 @@ def sentiment_models() -> None:
     for m in listed:
         recall, vader = m["held_out_macro_recall"], m["vader_held_out_macro_recall"]
         line = f"{m['version']:>4}  {m['created_at'][:16].replace('T', ' ')}  {m['texts']:>8,} texts  "
-        line += f"recall {recall:.3f} (VADER {vader:.3f})"
+        line += f"recall {recall:.3f} (VADER {vader:.3f}, chance {m['chance']:.3f})"
+        line += "" if m["better_than_chance"] else "  no better than chance"
         click.echo(line + ("  in service" if m["in_service"] else ""))

@@ -30,9 +30,4 @@ def _sentiment_train(params: dict, report: Reporter) -> tuple[str, dict]:
         model, metrics = sentiment.train(rows, progress=report.progress)
         data = {"files": files, "rows": len(rows), "dropped_duplicates_or_conflicts": dropped}
         row = sentiment.save(model, metrics, data)
-    held_out, vader = metrics["held_out"]["macro_recall"], metrics["vader_held_out"]["macro_recall"]
-    message = (
-        f"Trained sentiment model {row.id} on {len(rows):,} texts: macro-averaged recall {held_out:.3f} on the "
-        f"held-out tenth (VADER: {vader:.3f}). It is now in service."
-    )
-    return message, {"model": row.id, "data": data, "metrics": metrics}
+    return sentiment.trained_message(row, len(rows)), {"model": row.id, "data": data, "metrics": metrics}

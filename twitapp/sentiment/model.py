@@ -218,8 +218,44 @@ def evaluate(rows: Sequence[LabelledText], model: TrainedModel | None) -> dict:
     return {
         "macro_recall": round(_macro_recall(truth, predicted), 4),
         "recall": {label: round(float(r), 4) for label, r in zip(LABELS, per_class, strict=True)},
+        "support": {label: truth.count(label) for label in LABELS},
         "rows": len(rows),
     }
+
+
+CHANCE = 1 / len(LABELS)  # the macro-averaged recall of any guess that ignores the text
+
+
+def macro_recall_low(scores: dict) -> float | None:
+    """The lower end of a 95% interval for a macro-averaged recall (``evaluate``'s figures).
+
+    Macro recall is the mean of the labels' recalls, each a proportion of that label's texts, so its
+    variance is the sum of the labels' binomial variances over the number of labels squared (a normal
+    approximation, with each recall's variance floored at that of one text in either direction so that a
+    perfect score on few texts is not taken as certain). Older figures without per-label counts take the
+    texts as evenly split. None where no text was scored.
+    """
+    rows = scores.get("rows") or 0
+    if not rows:
+        return None
+    support = scores.get("support") or dict.fromkeys(LABELS, rows / len(LABELS))
+    variance = 0.0
+    for label in LABELS:
+        n = max(support.get(label) or 0, 1)
+        recall = min(max(scores["recall"].get(label, 0.0), 1 / (n + 1)), n / (n + 1))
+        variance += recall * (1 - recall) / n
+    return round(scores["macro_recall"] - 1.96 * variance**0.5 / len(LABELS), 4)
+
+
+def better_than_chance(metrics: dict) -> bool:
+    """Whether a model's held-out macro recall is clearly above chance: its interval's lower end above it.
+
+    Models trained since this was measured carry the verdict; older ones are judged from their figures.
+    """
+    if "better_than_chance" in metrics:
+        return bool(metrics["better_than_chance"])
+    low = macro_recall_low(metrics["held_out"])
+    return low is not None and low > CHANCE
 
 
 MIN_TRAINING_TEXTS = 30
@@ -249,6 +285,8 @@ def train(rows: Sequence[LabelledText], progress: Callable[[int, int, str], None
     held_out = TrainedModel().fit([r.text for r in train_rows], [r.label for r in train_rows])
     step(1, 3, "Scoring the held-out texts.")
     metrics = {"held_out": evaluate(test_rows, held_out), "vader_held_out": evaluate(test_rows, None)}
+    low = metrics["held_out"]["macro_recall_low"] = macro_recall_low(metrics["held_out"])
+    metrics["better_than_chance"] = low is not None and low > CHANCE
     step(2, 3, f"Fitting the final model on all {len(rows):,} texts.")
     model = TrainedModel().fit([r.text for r in rows], labels)
     step(3, 3, "Trained.")
@@ -275,13 +313,39 @@ def save(model: TrainedModel, metrics: dict, data: dict) -> SentimentModel:
     return row
 
 
+def quality(metrics: dict) -> str:
+    """A model's held-out macro recall beside VADER's and chance, as a person reads it."""
+    held_out, vader_recall = metrics["held_out"]["macro_recall"], metrics["vader_held_out"]["macro_recall"]
+    return (
+        f"macro-averaged recall {held_out:.3f} on the held-out tenth (VADER: {vader_recall:.3f}; chance: {CHANCE:.3f})"
+    )
+
+
+def trained_message(row: SentimentModel, texts: int) -> str:
+    """What a training job says it did: how the model scored, and whether it now answers."""
+    said = f"Trained sentiment model {row.id} on {texts:,} texts: {quality(row.metrics)}."
+    if better_than_chance(row.metrics):
+        return f"{said} It is now in service."
+    serving, _ = in_service()
+    instead = f"model {serving.id}" if serving is not None else "VADER"
+    low = row.metrics["held_out"].get("macro_recall_low")
+    reach = f" (its 95% interval reaches down to {low:.3f})" if low is not None else ""
+    return f"{said} That is no better than chance{reach}, so it is not put in service: {instead} keeps answering."
+
+
 def _from_row(row: SentimentModel) -> TrainedModel:
     return TrainedModel.from_bytes(row.artefact)
 
 
 def _candidates(subject: str | None = None) -> sa.Select:
-    """Every stored model in the layout this code reads, newest first: the newest that loads serves."""
-    return sa.select(SentimentModel).where(SentimentModel.format == MODEL_FORMAT).order_by(SentimentModel.id.desc())
+    """Every stored model in the layout this code reads that is not known to be no better than chance,
+    newest first: the newest that loads serves (and VADER where none does)."""
+    verdict = SentimentModel.metrics["better_than_chance"].as_boolean()
+    return (
+        sa.select(SentimentModel)
+        .where(SentimentModel.format == MODEL_FORMAT, sa.or_(verdict.is_(None), verdict.is_(True)))
+        .order_by(SentimentModel.id.desc())
+    )
 
 
 # The model in service, loaded once per process and reloaded when a newer one is stored; a damaged or
@@ -385,7 +449,10 @@ def history(limit: int | None = None) -> list[dict]:
             "texts": row.data.get("rows"),
             "files": [f["file"] for f in row.data.get("files", [])],
             "held_out_macro_recall": row.metrics["held_out"]["macro_recall"],
+            "held_out_macro_recall_low": macro_recall_low(row.metrics["held_out"]),
             "vader_held_out_macro_recall": row.metrics["vader_held_out"]["macro_recall"],
+            "chance": round(CHANCE, 4),
+            "better_than_chance": better_than_chance(row.metrics),
         }
         for row in rows
     ]

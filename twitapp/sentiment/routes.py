@@ -44,6 +44,10 @@ def _sentiment_page(
             result=result,
             model=row,
             history=history,
+            # The newest model was trained and judged no better than chance, so it was kept out of service.
+            refused=history[0] if history and history[0].metrics.get("better_than_chance") is False else None,
+            honest=row is None or sentiment.better_than_chance(row.metrics),
+            better_than_chance=sentiment.better_than_chance,
             job=recent(jobs.latest_of("sentiment-train")),
             strongest=strongest or 1.0,
             max_chars=sentiment.MAX_TEXT_CHARS,
@@ -99,31 +103,36 @@ def train_sentiment():
 @rate_limit("RATELIMIT_COMPARE", methods=("GET",))
 @topic_limit
 def topic_page():
-    """Recent posts for a hashtag or query, each labelled, with the mix; new ones appear as they come."""
+    """A hashtag's or query's posts, each labelled, page by page, with the mix and the mix over time; from a
+    network's search, new ones appear on the first page as they come."""
     query = request.args.get("q", "")
-    found, error, status = None, None, 200
+    found, page, error, status = None, None, None, 200
     try:
         network = topic.network_of(request.args.get("network"))
     except topic.TopicError as exc:
         network, error, status = "stored", str(exc), 400
     if query.strip() and error is None:
         try:
-            found = topic.recent(query, network=network)
+            number = topic.page_number(request.args.get("page"))
+            found = topic.results(query, network=network)
+            page = topic.page_of(found, number)
         except topic.TopicError as exc:
             error, status = str(exc), 400
         except SourceError as exc:
             error, status = str(exc), 502
-    poll = 5 if network == "stored" else current_app.config["TOPIC_CACHE_SECONDS"]
     return render_template(
         "sentiment/topic.html",
         query=query,
         found=found,
+        page=page,
+        timeline=topic.over_time(found.posts) if found else None,
         error=error,
         network=network,
+        live=network != "stored",
         networks=topic.usable(current_app.config),
         shown=topic.SHOWN,
         instance=current_app.config.get("MASTODON_TOPIC_INSTANCE") or mastodon.DEFAULT_TOPIC_INSTANCE,
-        poll_seconds=poll,
+        poll_seconds=current_app.config["TOPIC_CACHE_SECONDS"],
     ), status
 
 
