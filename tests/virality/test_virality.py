@@ -193,6 +193,22 @@ def test_the_models_page_starts_a_training_job(app, client):
     assert client.post("/models/nonsense").status_code == 404
 
 
+def test_with_no_model_in_service_the_likes_page_offers_to_train_one_and_follows_it(app, client):
+    from twitapp import jobs
+
+    page = client.get("/virality").get_data(as_text=True)
+    assert "Train a model on the 0 stored posts with known likes</button>" in page and "disabled>Train" in page
+    store(app, "festival", 501, virality_posts(1_000, 160, START))
+    page = client.get("/virality").get_data(as_text=True)
+    assert 'type="submit">Train a model on the 160 stored posts with known likes</button>' in page
+    response = client.post("/models/train", data={"from": "virality"})
+    assert response.status_code == 302 and response.headers["Location"] == "/virality#training"
+    jobs.thread_worker.join()
+    page = client.get("/virality").get_data(as_text=True)
+    assert "Trained virality model 1" in page and "Answered by virality model 1" in page
+    assert "Train a model on the" not in page  # once a model answers, the offer is gone
+
+
 def test_the_models_page_asks_the_question_it_is_given(app, client):
     from twitapp import jobs
 

@@ -4,12 +4,12 @@ training run or the whole refresh loop is started (other capabilities add their 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from twitapp import jobs, registry
 from twitapp.auth import operator_required
 from twitapp.extensions import db
-from twitapp.models import ModelVersion, User
+from twitapp.models import ModelVersion, Tweet, User
 from twitapp.sources import x
 from twitapp.virality import features
 from twitapp.virality import model as virality
@@ -41,9 +41,22 @@ def _virality_page(form: ViralityForm, probability: float | None = None, status:
             if scored_by is None and newest is not None and not newest.decision.get("promoted")
             else None,
             max_chars=features.MAX_TEXT_CHARS,
+            # With nothing in service, the page offers to train on what is stored, and follows that job.
+            train_form=TrainViralityForm(formdata=None),
+            stored_posts=db.session.scalar(
+                sa.select(sa.func.count()).select_from(Tweet).where(Tweet.like_count.is_not(None))
+            )
+            if scored_by is None
+            else None,
+            job=recent(_latest_model_job()),
         ),
         status,
     )
+
+
+def _latest_model_job():
+    found = (j for j in map(jobs.latest_of, MODEL_JOBS) if j is not None)
+    return max(found, key=lambda j: j.id, default=None)
 
 
 @bp.route("/virality", methods=["GET", "POST"])
@@ -71,8 +84,7 @@ def models_page(train_form: TrainViralityForm | None = None, status: int = 200):
         champion = virality.champion_row()
         train_form = TrainViralityForm(threshold=champion.params.get("threshold") if champion else None)
     rows = registry.versions(virality.KIND)
-    latest = max((j for j in map(jobs.latest_of, MODEL_JOBS) if j is not None), key=lambda j: j.id, default=None)
-    job = recent(latest)
+    job = recent(_latest_model_job())
     return render_template(
         "virality/models.html",
         rows=rows,
@@ -92,7 +104,7 @@ def _auc_chart(rows: list[ModelVersion]) -> dict | None:
     scored = [r for r in rows if r.metrics.get("roc_auc") is not None]
     if not scored:
         return None
-    width, height, pad = 600, 180, 30
+    width, height, pad = 600, 180, 44
     step = (width - 2 * pad) / max(len(scored) - 1, 1)
     low = min(0.5, *(r.metrics["roc_auc"] for r in scored))
     points = [
@@ -116,11 +128,13 @@ def run_models_job(kind: str):
     if kind not in jobs_by_name:
         abort(404, description=f"There is nothing called {kind!r} to run here.")
     form = TrainViralityForm() if kind == "train" else ButtonForm()
+    # The page the button was on follows the job: /virality's offer to train, or this one.
+    back = url_for("virality.virality_page", _anchor="training") if request.form.get("from") == "virality" else None
     if not form.validate_on_submit():
         if kind == "train" and form.errors.get("threshold"):
             return models_page(train_form=form, status=400)
-        return redirect(url_for("virality.models_page"))
+        return redirect(back or url_for("virality.models_page"))
     if not jobs.under_way_of(*MODEL_JOBS):
         params = {"threshold": form.threshold.data} if kind == "train" else {}
         jobs.submit(jobs_by_name[kind], **params)
-    return redirect(url_for("virality.models_page"))
+    return redirect(back or url_for("virality.models_page"))
