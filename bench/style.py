@@ -9,6 +9,9 @@ those) and tested on the newest 10%. Printed per account and engine:
 - the mean TF-IDF cosine distance from each generated post to its nearest real post;
 - the copy rate: the share of drafts holding 40 consecutive characters of a real post (such drafts are
   drawn again, so none is among the generated posts; how many were drawn again is shown beside it);
+- invented words: the share of the generated posts' words that no post the engine learned from holds
+  (the account's training posts and, for Kneser-Ney, the lent pool; twitapp/style/words.py says what
+  counts as a word);
 - style fidelity: the share of generated posts that the app's author attribution, fitted on the real
   posts of that account and of three others (drawn with a fixed seed), gives back to that account.
 Beside the engine, a plain interpolated Kneser-Ney 8-gram with one discount of 0.75 is scored on the same
@@ -59,6 +62,19 @@ def plain_baseline(train: list[str], test: list[str]) -> float:
     return model.bits_per_char(test)
 
 
+def print_row(name: str, posts: int, engine: str, figures: dict, baseline: float, seconds: float) -> None:
+    shape = str(figures.get("order", f"{figures.get('epochs', '?')}ep"))
+    if "own_weight" in figures:
+        shape += f"/{figures['own_weight']:.1f}"
+    print(
+        f"{name:<14} {posts:>6} {engine:<12} {shape:>7} {figures['bits_per_char']:>9.3f} "
+        f"{baseline:>10.3f} {figures['distance']:>8.3f} {figures['copy_rate']:>7.1%} "
+        f"{figures['copies_drawn_again']:>7} {figures['invented_words']:>8.1%} {figures['fidelity']:>8.0%} "
+        f"{seconds:>7.1f}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "authorship-dev")
@@ -75,9 +91,9 @@ def main() -> None:
     print(f"{args.count} posts generated per account at temperature {args.temperature}\n")
     print(
         f"{'account':<14} {'posts':>6} {'engine':<12} {'order':>7} {'bits/char':>9} {'plain KN-8':>10} "
-        f"{'distance':>8} {'copies':>7} {'redrawn':>7} {'fidelity':>8} {'seconds':>7}"
+        f"{'distance':>8} {'copies':>7} {'redrawn':>7} {'invented':>8} {'fidelity':>8} {'seconds':>7}"
     )
-    fidelities = []
+    fidelities, invented = [], []
     if neural.available():
         import torch
 
@@ -104,19 +120,12 @@ def main() -> None:
                     engine=engine,
                     pool=pool if engine == "kneser-ney" else (),
                 )
-                seconds = time.perf_counter() - started
+                print_row(name, len(texts), engine, figures, baseline, time.perf_counter() - started)
                 if engine == "kneser-ney":
                     fidelities.append(figures["fidelity"])
-                shape = str(figures.get("order", f"{figures.get('epochs', '?')}ep"))
-                if "own_weight" in figures:
-                    shape += f"/{figures['own_weight']:.1f}"
-                print(
-                    f"{name:<14} {len(texts):>6} {engine:<12} {shape:>7} {figures['bits_per_char']:>9.3f} "
-                    f"{baseline:>10.3f} {figures['distance']:>8.3f} {figures['copy_rate']:>7.1%} "
-                    f"{figures['copies_drawn_again']:>7} {figures['fidelity']:>8.0%} {seconds:>7.1f}",
-                    flush=True,
-                )
+                invented.append((figures["invented_words"], f"{name}, {engine}"))
     print(f"\nmean Kneser-Ney style fidelity (among 4 accounts; chance 25%): {np.mean(fidelities):.0%}")
+    print(f"largest share of invented words: {max(invented)[0]:.1%} ({max(invented)[1]})")
     if not neural.available():
         print("PyTorch is not installed: the LSTM engine was not run.")
 

@@ -7,6 +7,8 @@ trained as tests/virality/test_virality.py trains one, and a Kneser-Ney style mo
 Deployments hold such rows; each test puts them into the database as they are and asks through the
 app's usual paths for the model in service, which must serve the answers recorded then. A change to
 the stored layout that makes them unreadable needs a migration of the rows, not a new recording.
+(Since drafts keep to real words, the style model's recorded posts come back when drawn as that code drew
+them; through the app, only those drawn before its first made-up word do.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sqlalchemy as sa
 from twitapp.extensions import db
 from twitapp.sentiment import model as sentiment
 from twitapp.style import model as generate
+from twitapp.style import sampling, words
 from twitapp.virality import model as virality
 
 LEGACY = json.loads((Path(__file__).parents[1] / "data" / "legacy_models.json").read_text(encoding="utf-8"))
@@ -92,19 +95,32 @@ def test_a_legacy_virality_champion_gives_the_same_chances(app):
     assert min(liked) > max(ignored)  # what it learned: a giveaway gets likes, committee minutes do not
 
 
-def test_a_legacy_style_model_writes_the_same_posts(app, add_account):
+def test_a_legacy_style_model_draws_as_it_did_and_now_keeps_to_real_words(app, add_account):
+    """The stored model gives the same probabilities: drawn as the earlier code drew (any word it made up
+    let through), it writes the recorded posts again. Through the app it now writes only words of the
+    account's posts or of the opening; the recorded posts held made-up ones ("kitronvad", "wnonight"), so
+    from the first post that held one the posts differ, while those before it come back as they were."""
     recorded = LEGACY["style"]
     account = recorded["account"]
     add_account(account["username"], account["posts"], account_id=account["id"])
+    real = words.Lexicon(account["posts"])
+    assert sum(real.invented(case["posts"])[0] for case in recorded["write_like"]) >= 5  # what users saw
     with app.app_context():
         store_legacy_rows("style")
-        for case in recorded["write_like"]:
-            posts, row = generate.write_like(
-                account["username"], case["count"], case["temperature"], case["opening"], seed=case["seed"]
-            )
-            assert row.id == recorded["in_service"]
-            assert posts == case["posts"]
         row, model = generate.in_service(account["username"])
         assert row.id == recorded["in_service"] and model is not None
+        index = sampling.CopyIndex([sampling.normalise(p) for p in account["posts"]])
+        for case in recorded["write_like"]:
+            count, temperature, opening = generate.check_request(case["count"], case["temperature"], case["opening"])
+            unruled, _ = sampling.draw(model, index, count, temperature, opening, seed=case["seed"], words=None)
+            assert unruled == case["posts"]
+            posts, row = generate.write_like(account["username"], count, temperature, opening, seed=case["seed"])
+            assert row.id == recorded["in_service"]
+            assert len(posts) == count and all(post.startswith(opening) for post in posts)
+            known = real.including(opening)
+            assert known.invented(posts)[0] == 0
+            made_up = [i for i, post in enumerate(case["posts"]) if known.invented([post])[0]]
+            first_made_up = made_up[0] if made_up else len(posts)
+            assert posts[:first_made_up] == case["posts"][:first_made_up]
         scored = recorded["bits_per_char"]
         assert model.bits_per_char(scored["texts"]) == pytest.approx(scored["value"], abs=1e-9)

@@ -1,5 +1,7 @@
 """The optional LSTM engine for "write like them" (needs PyTorch; CI installs it and sets REQUIRE_TORCH=1)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,11 @@ from tests.support.data import require, voice_posts
 from twitapp.style import lstm as neural
 from twitapp.style import model as generate
 from twitapp.style import sampling
+
+
+def words_of(texts) -> list[str]:
+    """The words a reader sees (as tests/style/test_words.py tells them apart)."""
+    return [w for text in texts for w in re.findall(r"[@#]?\w+(?:'\w+)*", text.lower().replace("’", "'"))]
 
 
 @pytest.fixture
@@ -57,3 +64,14 @@ def test_without_pytorch_the_lstm_is_refused_with_the_reason(app, client, writer
         generate.fit(voice_posts("baker", 40), engine="lstm")
     assert client.post("/api/users/baker/style", json={"engine": "gpt"}).status_code == 400
     assert np.isfinite(generate.fit(voice_posts("baker", 40))[1]["held_out_bits_per_char"])
+
+
+def test_the_lstm_writes_only_words_of_the_posts_it_learned_from(torch):
+    posts = voice_posts("coder", 120)
+    model, _ = neural.LSTMModel.train(posts[:100], posts[100:], max_epochs=2)  # barely trained: it spells badly
+    known = set(words_of(posts[:100]))
+    free, _ = sampling.draw(model, sampling.CopyIndex(posts), count=10, temperature=1.2, seed=0)
+    assert len([w for w in words_of(free) if w not in known]) >= 10
+    drafts, _ = sampling.draw(model, posts[:100], count=10, temperature=1.2, opening="Zorblax", seed=0)
+    assert len(drafts) == 10 and all(d.startswith("Zorblax") and len(d) <= sampling.MAX_POST_CHARS for d in drafts)
+    assert set(words_of(drafts)) <= known | {"zorblax"} and len(words_of(drafts)) > 30

@@ -31,7 +31,13 @@ def generate_posts(username: str):
         abort(409, description=str(exc))
     except generate.StyleError as exc:
         abort(400, description=str(exc))
-    return {"username": account.username, "posts": posts, "model": model_json(row)}
+    return {
+        "username": account.username,
+        "posts": posts,
+        "model": model_json(row),
+        # Its held-out bits per character against guessing each character at random; null: not recorded.
+        "better_than_chance": generate.better_than_chance(row),
+    }
 
 
 @bp.post("/users/<username>/style")

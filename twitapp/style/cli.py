@@ -47,20 +47,37 @@ def generate_write(username: str, count: int, temperature: float, opening: str, 
 @click.option("--count", default=50, show_default=True, type=click.IntRange(5, 500), help="Posts to generate.")
 @click.option("--engine", type=click.Choice(generate.ENGINES), default="kneser-ney", show_default=True)
 def generate_evaluate(username: str, against: tuple[str, ...], count: int, engine: str) -> None:
-    """Held-out bits per character, distance to the real posts, copy rate and style fidelity."""
+    """Held-out bits per character, distance to the real posts, copy rate, invented words and style fidelity,
+    each beside chance where it has one."""
     try:
         figures = judge.evaluate_account(username, list(against), count, engine)
     except generate.StyleError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"@{figures['username']}: trained on the oldest 90% of {figures['posts']:,} posts, tested on the rest")
     shape = f"order {figures['order']}" if "order" in figures else f"LSTM, {figures['epochs']} epochs"
-    click.echo(f"  {shape}, held-out bits per character {figures['bits_per_char']:.3f}")
+    bits, chance = figures["bits_per_char"], figures["chance_bits_per_char"]
+    verdict = "" if bits < chance else ": no better than chance"
+    click.echo(
+        f"  {shape}, held-out bits per character {bits:.3f} (guessing each character at random: {chance:.3f}){verdict}"
+    )
     click.echo(f"  {figures['generated']} generated posts at temperature {figures['temperature']}:")
     click.echo(f"    mean TF-IDF cosine distance to the nearest real post {figures['distance']:.3f}")
     click.echo(
         f"    copy rate {figures['copy_rate']:.0%} of drafts repeated 40 characters of a real post "
         f"({figures['copies_drawn_again']} drawn again; none is among the posts)"
     )
+    click.echo(
+        f"    invented words {figures['invented_words']:.1%} of their {figures['words']:,} words are in no "
+        "training post"
+    )
     if "fidelity" in figures:
         others = ", ".join(f"@{h}" for h in figures["against"])
-        click.echo(f"    style fidelity {figures['fidelity']:.0%} (attributed back among it and {others})")
+        chance = figures["fidelity_chance"]
+        click.echo(
+            f"    style fidelity {figures['fidelity']:.0%} (attributed back among it and {others}; chance {chance:.0%})"
+        )
+        if figures["fidelity"] <= chance:
+            click.echo(
+                "    No better than chance: the app's author attribution gives its posts back to it no more "
+                "often than a random pick among these accounts would."
+            )

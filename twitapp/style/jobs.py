@@ -16,4 +16,9 @@ def _style_train(params: dict, report: Reporter) -> tuple[str, dict]:
         f"Trained a style model of @{handle} on {row.metrics['posts']:,} posts: {shape}, "
         f"{row.metrics['held_out_bits_per_char']:.2f} bits per character on its newest posts."
     )
+    if generate.better_than_chance(row) is False:
+        message += (
+            f" That is no better than chance: guessing each character at random scores "
+            f"{row.metrics['chance_bits_per_char']:.2f}."
+        )
     return message, {"model": row.id, "metrics": row.metrics, "params": row.params}

@@ -1,7 +1,7 @@
 """How well a style model writes like an account: its held-out bits per character, how far its drafts are
-from the real posts, how often it copied one, and style fidelity (whether the app's author attribution
-gives the drafts back to the account). ``judge`` works on plain lists of posts (bench/style.py uses it);
-``evaluate_account`` on a stored account (``flask generate evaluate``).
+from the real posts, how often it copied one, how many of their words it made up, and style fidelity
+(whether the app's author attribution gives the drafts back to the account). ``judge`` works on plain lists
+of posts (bench/style.py uses it); ``evaluate_account`` on a stored account (``flask generate evaluate``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from twitapp.ingest import features
 from twitapp.models import User, tweet_counts
 from twitapp.style.model import DEFAULT_TEMPERATURE, HELD_OUT, account_named, fit, pool_of, posts_of
 from twitapp.style.sampling import CopyIndex, draw, normalise
+from twitapp.style.words import Lexicon
 
 
 def distances(generated: Sequence[str], real: Sequence[str]) -> list[float]:
@@ -48,15 +49,19 @@ def judge(
     engine: str = "kneser-ney",
     pool: Sequence[str] = (),
 ) -> dict:
-    """The four figures for an account's posts (oldest first): train on all but the newest tenth (with
-    ``pool``, other accounts' posts to mix in), then held-out bits per character, mean distance of generated
-    posts to the real ones, the share of drafts that copied a real post, and (with ``others``) style fidelity
-    among the account and the others."""
+    """The figures for an account's posts (oldest first): train on all but the newest tenth (with ``pool``,
+    other accounts' posts to mix in), then held-out bits per character (beside chance, guessing each
+    character at random), mean distance of generated posts to the real ones, the share of drafts that
+    copied a real post, the share of their words that no training post holds, and (with ``others``) style
+    fidelity among the account and the others (beside chance, a random pick among them)."""
     texts = [t for t in (normalise(p) for p in posts) if t]
     cut = int(len(texts) * (1 - HELD_OUT))
     model, chosen = fit(texts[:cut], engine=engine, pool=pool)
-    index = CopyIndex([*texts, *(normalise(p) for p in pool)])
-    generated, rejected = draw(model, index, count=count, temperature=temperature, seed=seed)
+    lent = [normalise(p) for p in pool]
+    index = CopyIndex([*texts, *lent])
+    learned = Lexicon([*texts[:cut], *lent])  # the words of the posts the model learned from
+    generated, rejected = draw(model, index, count=count, temperature=temperature, seed=seed, words=learned)
+    invented, words = learned.invented(generated)
     out = {
         **chosen,
         "bits_per_char": round(model.bits_per_char(texts[cut:]), 4),
@@ -65,10 +70,14 @@ def judge(
         # The share of drafts that repeated a real post (they were drawn again, so none is among the posts).
         "copy_rate": round(rejected / max(len(generated) + rejected, 1), 4),
         "copies_drawn_again": rejected,
+        # The share of the drafts' words that no post the model learned from holds (made-up words).
+        "invented_words": round(invented / max(words, 1), 4),
+        "words": words,
     }
     if others:
         normalised_others = [[t for t in (normalise(p) for p in group) if t] for group in others]
         out["fidelity"] = round(fidelity(generated, texts[:cut], normalised_others), 4)
+        out["fidelity_chance"] = round(1 / (1 + len(others)), 4)  # a guess among the account and the others
     return out
 
 

@@ -8,7 +8,7 @@ weights, stops after three such epochs, and keeps the best epoch.
 
 Each post is a sequence of its own: a start symbol, its characters, an end symbol, so the model learns how
 posts open and where they stop, and its bits per character are comparable with the Kneser-Ney engine's.
-Drawn posts keep to the same length limit, cut the same way (sampling.py).
+Drawn posts keep to the same length limit, cut the same way, and keep to real words the same way (sampling.py).
 Weights are saved as NumPy arrays (``numpy.savez``), never as a pickle.
 """
 
@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from twitapp.errors import UserError
-from twitapp.style.sampling import MAX_POST_CHARS, cut
+from twitapp.style.sampling import MAX_POST_CHARS, finish, pick
+from twitapp.style.words import Lexicon
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 HIDDEN, LAYERS, DROPOUT, EMBEDDING = 128, 2, 0.2, 48
@@ -168,22 +169,30 @@ class LSTMModel:
         model.network.load_state_dict(best_state)
         return model, {"epochs": len(history), "best_epoch": best_epoch, "held_out_bits": history}
 
-    def sample(self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "") -> str:
+    def sample(
+        self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "", words: Lexicon | None = None
+    ) -> str:
+        """One post, drawn as ``sampling.Sampler.sample`` draws one (kept to ``words`` when given)."""
         torch = _torch()
         self.network.eval()
         text = list(opening)
+        guard = words.guard(self.alphabet, opening) if words is not None else None
         with torch.no_grad():
             logits, state = self.network(torch.tensor([[BOS, *self._encode(opening)]]))
             while len(text) < MAX_POST_CHARS:
                 scores = logits[0, -1].double() / temperature
                 scores[[PAD, BOS, UNK]] = -float("inf")
                 p = torch.softmax(scores, 0).numpy()
-                symbol = int(rng.choice(len(p), p=p / p.sum()))
+                symbol = pick(rng, p / p.sum(), guard, 4, EOS)
+                if symbol is None:
+                    break
                 if symbol == EOS:
                     return "".join(text).strip()
                 text.append(self.alphabet[symbol - 4])
+                if guard is not None:
+                    guard.push(text[-1])
                 logits, state = self.network(torch.tensor([[symbol]]), state)
-        return cut("".join(text))
+        return finish(text, guard)
 
     def to_bytes(self) -> bytes:
         arrays = {f"w_{k}": v.numpy() for k, v in self.network.state_dict().items()}

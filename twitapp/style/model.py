@@ -3,12 +3,15 @@ account in the registry, and writing posts in its voice with it.
 
 Two engines learn an account's posts: Kneser-Ney over characters (kneser_ney.py), lent other accounts'
 newest posts (the pool) where that helps, and, where PyTorch is installed, an LSTM (lstm.py). Either
-chooses its settings on the account's newest tenth (``fit``). Posts are drawn as sampling.py has it, and
-none repeats a post its model learned from; judge.py measures how well the drafts write like the account.
+chooses its settings on the account's newest tenth (``fit``). Posts are drawn as sampling.py has it: none
+repeats a post its model learned from, and every word of one is a word of the account's stored posts or the
+posts its model was lent, or of the opening typed (words.py); judge.py measures how well the drafts write
+like the account.
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -22,6 +25,7 @@ from twitapp.models import ModelVersion, Tweet, User, find_user
 from twitapp.sources import handles
 from twitapp.style import kneser_ney, lstm
 from twitapp.style.sampling import COPY_RUN, SPACE, CopyIndex, draw, normalise
+from twitapp.style.words import Lexicon
 
 HELD_OUT = 0.1
 ENGINES = ("kneser-ney", "lstm")
@@ -81,9 +85,22 @@ def fit(
     if engine == "lstm":
         model, history = lstm.LSTMModel.train(texts[:cut], texts[cut:], progress=step)
         best = history["held_out_bits"][history["best_epoch"] - 1]
-        return model, {"posts": len(texts), "epochs": history["epochs"], "held_out_bits_per_char": best}
-    others = [t for t in (normalise(p) for p in pool) if t]
-    return kneser_ney.fit(texts, cut, others, step)
+        metrics = {"posts": len(texts), "epochs": history["epochs"], "held_out_bits_per_char": best}
+    else:
+        others = [t for t in (normalise(p) for p in pool) if t]
+        model, metrics = kneser_ney.fit(texts, cut, others, step)
+    # Chance: each next character (or the post's end) guessed at random among those the model knows.
+    return model, {**metrics, "chance_bits_per_char": round(math.log2(len(model.alphabet) + 1), 4)}
+
+
+def better_than_chance(row: ModelVersion) -> bool | None:
+    """Whether the model's held-out bits per character beat guessing each character at random (True or
+    False), or None where its stored figures cannot tell (models trained before chance was recorded)."""
+    metrics = row.metrics or {}
+    held_out, chance = metrics.get("held_out_bits_per_char"), metrics.get("chance_bits_per_char")
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (held_out, chance)):
+        return None
+    return held_out < chance
 
 
 def load(engine: str, blob: bytes) -> StyleModel:
@@ -262,16 +279,19 @@ def write_like(
             f"do not match their hash, or its engine ({row.params.get('engine')}) is not installed. Train it again."
         )
 
-    def learned_from() -> CopyIndex:
+    def learned_from() -> tuple[CopyIndex, Lexicon]:
+        """What drafts are checked against: the account's stored posts and the posts its model was lent,
+        for copies and for the words they hold (models of every version: nothing of it is stored)."""
         own = [text for text, _ in posts_of(account.id)]
         lent, _ = pool_of(account.id, row.params.get("pool") or {})
-        return CopyIndex([normalise(t) for t in [*own, *lent]])
+        texts = [normalise(t) for t in [*own, *lent]]
+        return CopyIndex(texts), Lexicon(texts)
 
-    index = _service.attached(row, "copy index", learned_from)  # once per loaded model
+    index, words = _service.attached(row, "posts learned from", learned_from)  # once per loaded model
     if index.copies(opening):
         raise StyleError(
             f"The opening repeats {COPY_RUN} or more characters of a real post, so every draft would copy it; "
             "shorten it or change it."
         )
-    posts, _ = draw(model, index, count=count, temperature=temperature, opening=opening, seed=seed)
+    posts, _ = draw(model, index, count=count, temperature=temperature, opening=opening, seed=seed, words=words)
     return posts, row

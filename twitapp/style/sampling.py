@@ -3,8 +3,16 @@
 A post is learned with its links dropped and its spacing tidied (``normalise``), and is drawn one symbol at a
 time at a temperature, up to ``MAX_POST_CHARS`` (a post that runs to the limit is ``cut`` at a natural
 boundary). ``Sampler`` draws from any model that gives the next symbol's distribution; the LSTM engine
-draws on its own but cuts the same way. Drafts that repeat ``COPY_RUN`` characters of any post a model
-learned from are drawn again (``CopyIndex``, ``draw``).
+draws on its own but cuts and keeps to real words the same way. Drafts that repeat ``COPY_RUN`` characters
+of any post a model learned from are drawn again (``CopyIndex``, ``draw``).
+
+Given the words of the posts a model learned from (a ``words.Lexicon``), a draft holds no other word but
+those of its opening: each character is drawn from the model's distribution, and where it would make a
+word no post holds, it is drawn again from the characters that would not (``pick``). Drawing again from
+what is left gives each allowed character the model's probability scaled up by the same factor, which is
+the model's distribution given that every word is real. Until a character first has to be drawn again,
+the draws are the very ones the model makes without the rule, so a seed gives the same posts as before up
+to the first one that made a word up.
 
 Nothing here knows an engine: the engines import this module, never the other way round.
 """
@@ -17,6 +25,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+
+from twitapp.style.words import Guard, Lexicon
 
 MAX_POST_CHARS = 280
 COPY_RUN = 40  # a generated post sharing this many consecutive characters with a real one is a copy
@@ -47,7 +57,32 @@ def cut(text: str) -> str:
 class Writer(Protocol):
     """Any engine's model, as ``draw`` uses it."""
 
-    def sample(self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "") -> str: ...
+    def sample(
+        self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "", words: Lexicon | None = None
+    ) -> str: ...
+
+
+def pick(rng: np.random.Generator, p: np.ndarray, guard: Guard | None, first: int, end: int) -> int | None:
+    """A symbol drawn from ``p`` (over an engine's symbols: its end symbol ``end``, its alphabet's characters
+    from ``first`` on), kept to the guard's words when there is one; None when the guard allows nothing."""
+    symbol = int(rng.choice(len(p), p=p))
+    if guard is None or guard.allows(None if symbol == end else guard.alphabet[symbol - first]):
+        return symbol
+    chars, may_end = guard.allowed()
+    allowed = np.zeros(len(p), dtype=bool)
+    allowed[first : first + len(chars)] = chars
+    allowed[end] = may_end
+    kept = np.where(allowed, p, 0.0)
+    total = kept.sum()
+    return int(rng.choice(len(p), p=kept / total)) if total > 0 else None
+
+
+def finish(text: list[str], guard: Guard | None) -> str:
+    """A draft that stopped before its end symbol, its unfinished word (if it is not a known one) dropped,
+    cut at a natural boundary."""
+    if guard is not None and not guard.allows(None):
+        text = text[: len(text) - guard.typed]
+    return cut("".join(text))
 
 
 class Sampler:
@@ -60,21 +95,29 @@ class Sampler:
     def next_distribution(self, context: Sequence[int]) -> np.ndarray:
         raise NotImplementedError
 
-    def sample(self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "") -> str:
-        """One post: characters drawn until the end symbol or the length limit, cut at a natural boundary."""
+    def sample(
+        self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "", words: Lexicon | None = None
+    ) -> str:
+        """One post: characters drawn until the end symbol or the length limit, cut at a natural boundary;
+        with ``words``, every word of it is one of those or of the opening."""
         context = [self.index.get(c, UNK) for c in opening]
         text = list(opening)
+        guard = words.guard(self.alphabet, opening) if words is not None else None
         while len(text) < MAX_POST_CHARS:
             p = self.next_distribution(context)
             if temperature != 1.0:
                 p = np.power(p, 1.0 / temperature)
                 p /= p.sum()
-            symbol = int(rng.choice(len(p), p=p))
+            symbol = pick(rng, p, guard, 3, EOS)
+            if symbol is None:
+                break
             if symbol == EOS:
                 return "".join(text).strip()
             text.append(self.alphabet[symbol - 3])
             context.append(symbol)
-        return cut("".join(text))
+            if guard is not None:
+                guard.push(text[-1])
+        return finish(text, guard)
 
 
 def copies(text: str, real: Sequence[str], run: int = COPY_RUN) -> bool:
@@ -110,18 +153,26 @@ def draw(
     opening: str = "",
     seed: int | None = None,
     tries: int = 20,
+    words: Lexicon | None = None,
 ) -> tuple[list[str], int]:
     """``count`` posts that copy no real post (copies are drawn again); returns them and how many were copies.
 
     ``real``: the posts the model learned from (its own and any pool's), or a CopyIndex of them.
+    ``words``: the words the posts may hold (besides the opening's); by default, given posts, theirs;
+    given a CopyIndex and no words, any word the model makes up.
     """
     rng = np.random.default_rng(seed)
-    index = real if isinstance(real, CopyIndex) else CopyIndex([normalise(p) for p in real])
+    if isinstance(real, CopyIndex):
+        index = real
+    else:
+        texts = [normalise(p) for p in real]
+        index, words = CopyIndex(texts), Lexicon(texts) if words is None else words
+    words = words.including(opening) if words is not None else None
     out, rejected = [], 0
     for _ in range(count * tries):
         if len(out) == count:
             break
-        text = model.sample(rng, temperature, opening)
+        text = model.sample(rng, temperature, opening, words)
         if len(text) < max(len(opening) + 3, 10):
             continue
         if index.copies(text):
