@@ -1,17 +1,19 @@
-"""A live sentiment dashboard for a hashtag or any query: recent posts, each scored, and the mix.
+"""A sentiment dashboard for a hashtag or any query: its posts, each scored, the mix, and the mix over time.
 
 The posts come from the network asked for: X's recent search (``QUERY -is:retweet lang:en``, with a
 token), a hashtag's timeline on a Mastodon instance (``MASTODON_TOPIC_INSTANCE``, no token needed),
 Bluesky's search (for a signed-in account: ``BLUESKY_HANDLE`` and ``BLUESKY_APP_PASSWORD``), or the stored
-posts whose text holds every word of the query (the default without an X token). Polling with
-``since_id`` fetches and scores only posts newer than those already shown.
+posts whose text holds every word of the query (the default without an X token). A network's search is
+live: polling with ``since_id`` fetches and scores only posts newer than those already shown. The stored
+posts are not: the page shows the newest ``RESULTS`` matches, page by page.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -27,6 +29,8 @@ from twitapp.sources.records import checked_text, clean_text
 
 MAX_QUERY_CHARS = 200
 PER_POLL = 50
+PER_PAGE = 20  # posts on one page of the topic
+RESULTS = 1000  # the newest stored matches the page scores, charts and pages through
 
 
 class TopicError(UserError, ValueError):
@@ -40,6 +44,12 @@ class TopicPosts:
     backend: str
     model_version: int | None
     posts: list[dict]  # newest first
+    matches: int | None = field(default=None, compare=False)  # stored posts matching, when more than shown
+
+    @property
+    def live(self) -> bool:
+        """Whether new posts can arrive while the page is open (a network's search, not the stored posts)."""
+        return self.source != "stored"
 
     @property
     def newest_id(self) -> str | None:
@@ -57,6 +67,11 @@ class TopicPosts:
         for post in self.posts:
             counts[post["label"]] += 1
         return counts
+
+    def shares(self) -> dict[str, int]:
+        """Each label's share of the posts, in whole percent."""
+        total = len(self.posts) or 1
+        return {label: round(100 * count / total) for label, count in self.mix().items()}
 
     def as_dict(self) -> dict:
         return {
@@ -199,34 +214,33 @@ def _same_place_and_later(post_id: str, place: str, number: int) -> bool:
     return row_place == place and row_number.isdigit() and int(row_number) > number
 
 
-def _stored(query: str, since_id: str | None) -> list[Row]:
-    statement = sa.select(Tweet.id, Tweet.text, User.username, Tweet.created_at).join(User)
+def _holds_every_word(statement: sa.Select, query: str) -> sa.Select:
     for word in query.split()[:10]:
         escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         statement = statement.where(Tweet.text.ilike(f"%{escaped}%", escape="\\"))
+    return statement
+
+
+def _stored(query: str, since_id: str | None, limit: int = PER_POLL) -> list[Row]:
+    statement = _holds_every_word(sa.select(Tweet.id, Tweet.text, User.username, Tweet.created_at).join(User), query)
     if since_id:
         if not (since_id.isdigit() and len(since_id) <= 19 and int(since_id) < 2**63):
             raise TopicError('"since_id" must be a post id of the stored posts: the "newest_id" of an earlier answer.')
         statement = statement.where(Tweet.id > int(since_id))  # stored since (see TopicPosts.newest_id)
-    statement = statement.order_by(Tweet.created_at.desc(), Tweet.id.desc()).limit(PER_POLL)
+    statement = statement.order_by(Tweet.created_at.desc(), Tweet.id.desc()).limit(limit)
     return [(str(i), text, name, at) for i, text, name, at in db.session.execute(statement)]
 
 
-def recent(query: str | None, since_id: str | None = None, network: str | None = None) -> TopicPosts:
-    """The newest posts for the query from ``network`` (after ``since_id`` when given), scored."""
-    query = check_query(query)
-    source = network_of(network)
-    if source == "stored":
-        rows = _stored(query, since_id)
-    else:
-        rows = _searched(source, query)
-        if since_id:
-            rows = _after(rows, since_id)
+def _stored_matches(query: str) -> int:
+    return db.session.scalar(_holds_every_word(sa.select(sa.func.count()).select_from(Tweet), query))
+
+
+def _scored(query: str, source: str, rows: list[Row], matches: int | None = None) -> TopicPosts:
     # Only what the scorer takes: the same cleaning it applies (a post of NUL characters is empty).
     rows = [r for r in rows if 0 < len(clean_text(r[1]).strip()) <= sentiment.MAX_TEXT_CHARS]
     if not rows:
         row, model = sentiment.in_service()
-        return TopicPosts(query, source, "trained" if model else "vader", row.id if row else None, [])
+        return TopicPosts(query, source, "trained" if model else "vader", row.id if row else None, [], matches)
     backend, row, scored = sentiment.analyse([text for _, text, _, _ in rows], explain=False)
     posts = [
         {
@@ -239,7 +253,66 @@ def recent(query: str | None, since_id: str | None = None, network: str | None =
         }
         for (post_id, text, name, created_at), result in zip(rows, scored, strict=True)
     ]
-    return TopicPosts(query, source, backend, row.id if row else None, posts)
+    return TopicPosts(query, source, backend, row.id if row else None, posts, matches)
+
+
+def recent(query: str | None, since_id: str | None = None, network: str | None = None) -> TopicPosts:
+    """The newest posts for the query from ``network`` (after ``since_id`` when given), scored."""
+    query = check_query(query)
+    source = network_of(network)
+    if source == "stored":
+        return _scored(query, source, _stored(query, since_id))
+    rows = _searched(source, query)
+    return _scored(query, source, _after(rows, since_id) if since_id else rows)
+
+
+def results(query: str | None, network: str | None = None) -> TopicPosts:
+    """What the topic's page shows: a network's newest posts for the query, or the newest ``RESULTS`` stored
+    posts that match it (``matches`` says how many match in all), scored, newest first."""
+    query = check_query(query)
+    source = network_of(network)
+    if source != "stored":
+        return _scored(query, source, _searched(source, query))
+    rows = _stored(query, None, limit=RESULTS)
+    return _scored(query, source, rows, _stored_matches(query) if len(rows) == RESULTS else len(rows))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Page by page
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int  # the page shown
+    pages: int
+    posts: list[dict]
+    asked: int  # the page asked for: past the last one, the last one is shown
+
+    @property
+    def has_prev(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+def page_number(raw: str | None) -> int:
+    """The page ``?page=`` asks for (1 when it is not given), or a TopicError that says what it must be."""
+    text = (raw or "").strip()
+    if not text:
+        return 1
+    if not (text.isascii() and text.isdigit() and len(text) <= 9 and int(text) >= 1):
+        raise TopicError(f'"page" must be a whole number from 1 up, not {raw[:30]!r}.')
+    return int(text)
+
+
+def page_of(found: TopicPosts, number: int) -> Page:
+    """One page of the posts, newest first; a page past the last one shows the last one."""
+    pages = max(1, math.ceil(len(found.posts) / PER_PAGE))
+    shown = min(number, pages)
+    start = (shown - 1) * PER_PAGE
+    return Page(shown, pages, found.posts[start : start + PER_PAGE], number)
 
 
 def _spends_no_quota() -> bool:
@@ -256,3 +329,113 @@ def _spends_no_quota() -> bool:
 topic_limit = limiter.shared_limit(
     lambda: current_app.config["RATELIMIT_TOPIC"], scope="topic", exempt_when=_spends_no_quota
 )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The mix over time
+
+# The bucket follows the posts' span: hours under two days, days under two months, then weeks, then months
+# (a chart a phone can read has some dozens of columns, not hundreds).
+UNIT_SPANS = (("hour", timedelta(days=2)), ("day", timedelta(days=62)), ("week", timedelta(days=366)))
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime  # UTC
+    unit: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def share(self, label: str) -> int:
+        """The label's share of the bucket's posts, in whole percent."""
+        return round(100 * self.counts[label] / self.total) if self.total else 0
+
+    @property
+    def name(self) -> str:
+        """The bucket as a person reads it: "14 Mar 2025, 13:00", "14 Mar 2025", "week of …", "March 2025"."""
+        day = f"{self.start.day} {self.start:%b %Y}"
+        return {
+            "hour": f"{day}, {self.start:%H:00}",
+            "day": day,
+            "week": f"week of {day}",
+            "month": f"{self.start:%B %Y}",
+        }[self.unit]
+
+    def tick(self, previous: Bucket | None) -> tuple[str, str]:
+        """The axis label under the bucket's column, and a second line naming the day (or year) where it
+        differs from the label before."""
+        if self.unit == "hour":
+            main, sub, same = f"{self.start:%H:00}", f"{self.start.day} {self.start:%b}", "%Y-%m-%d"
+        elif self.unit == "month":
+            main, sub, same = f"{self.start:%b}", f"{self.start:%Y}", "%Y"
+        else:
+            main, sub, same = f"{self.start.day} {self.start:%b}", f"{self.start:%Y}", "%Y"
+        if previous is not None and previous.start.strftime(same) == self.start.strftime(same):
+            sub = ""
+        return main, sub
+
+
+@dataclass(frozen=True)
+class Timeline:
+    unit: str  # "hour", "day", "week" or "month"
+    buckets: list[Bucket]  # oldest first, every bucket from the first post's to the last's, empty ones too
+
+    @property
+    def busiest(self) -> int:
+        return max(bucket.total for bucket in self.buckets)
+
+    def with_posts(self) -> list[Bucket]:
+        return [bucket for bucket in self.buckets if bucket.total]
+
+    def ticks(self, most: int = 4) -> list[tuple[int, str, str]]:
+        """Up to ``most`` evenly spread (bucket index, label, second line), first and last included."""
+        last = len(self.buckets) - 1
+        places = sorted({round(i * last / (most - 1)) for i in range(most)}) if last else [0]
+        labelled, before = [], None
+        for place in places:
+            labelled.append((place, *self.buckets[place].tick(before)))
+            before = self.buckets[place]
+        return labelled
+
+
+def _bucket_start(at: datetime, unit: str) -> datetime:
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    if unit == "hour":
+        return hour
+    day = hour.replace(hour=0)
+    if unit == "day":
+        return day
+    if unit == "week":
+        return day - timedelta(days=day.weekday())  # weeks start on Monday
+    return day.replace(day=1)
+
+
+def _bucket_after(start: datetime, unit: str) -> datetime:
+    if unit == "month":
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start + {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}[unit]
+
+
+def _utc(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def over_time(posts: list[dict]) -> Timeline | None:
+    """How many of the posts read positive, neutral and negative, bucket by bucket (None: no posts)."""
+    if not posts:
+        return None
+    times = [_utc(post["created_at"]) for post in posts]
+    span = max(times) - min(times)
+    unit = next((unit for unit, under in UNIT_SPANS if span < under), "month")
+    counts: dict[datetime, dict[str, int]] = {}
+    for at, post in zip(times, posts, strict=True):
+        counts.setdefault(_bucket_start(at, unit), dict.fromkeys(LABELS, 0))[post["label"]] += 1
+    buckets, start, last = [], _bucket_start(min(times), unit), _bucket_start(max(times), unit)
+    while start <= last:
+        buckets.append(Bucket(start, unit, counts.get(start, dict.fromkeys(LABELS, 0))))
+        start = _bucket_after(start, unit)
+    return Timeline(unit, buckets)

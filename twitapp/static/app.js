@@ -60,24 +60,35 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
-// Live topic: poll the topic's JSON with since_id, put new posts on top, and redraw the mix. The page says
-// how often anything new can arrive (data-poll-seconds: X searches are shared for that long).
+// Live topic (the first page of a network's search): poll the topic's JSON with since_id, put new posts on
+// top, and redraw the mix, which counts every post of the topic, not only this page's. The page says how
+// often anything new can arrive (data-poll-seconds: X searches are shared for that long).
 function followTopic(panel) {
   const TOPIC_POLL_MS = 1000 * Math.max(5, Number(panel.dataset.pollSeconds) || 5);
   const list = panel.querySelector("#topic-posts");
   const status = panel.querySelector("#topic-status");
+  const chart = panel.querySelector("#topic-mix svg");
+  const barX = Number(chart.dataset.barX);
+  const barWidth = Number(chart.dataset.barWidth);
   const counts = { negative: 0, neutral: 0, positive: 0 };
-  for (const item of list.querySelectorAll("li[data-label]")) counts[item.dataset.label] += 1;
+  for (const bar of chart.querySelectorAll("rect[data-label]")) counts[bar.dataset.label] = Number(bar.dataset.count);
   const redraw = () => {
-    const total = Math.max(1, counts.negative + counts.neutral + counts.positive);
-    for (const label of Object.keys(counts)) {
-      const width = (190 * counts[label]) / total;
-      panel.querySelector(`rect[data-label="${label}"]`).setAttribute("width", width.toFixed(1));
-      const count = panel.querySelector(`text.mix-count[data-label="${label}"]`);
-      count.setAttribute("x", (75 + width).toFixed(1));
-      count.textContent = counts[label];
+    const sum = counts.negative + counts.neutral + counts.positive;
+    const total = Math.max(1, sum);
+    const parts = [];
+    for (const label of ["positive", "neutral", "negative"]) {
+      const width = (barWidth * counts[label]) / total;
+      const share = Math.round((100 * counts[label]) / total);
+      const bar = chart.querySelector(`rect[data-label="${label}"]`);
+      bar.setAttribute("width", width.toFixed(1));
+      bar.dataset.count = counts[label];
+      const count = chart.querySelector(`text.topic-mix-count[data-label="${label}"]`);
+      count.setAttribute("x", (barX + 6 + width).toFixed(1));
+      count.textContent = `${counts[label].toLocaleString("en")} · ${share}%`;
+      parts.push(`${counts[label]} ${label} (${share}%)`);
     }
-    panel.querySelector("#topic-total").textContent = `${list.querySelectorAll("li[data-label]").length} posts`;
+    chart.querySelector("title").textContent = `Sentiment mix: ${parts.join(", ")}`;
+    panel.querySelector("#topic-total").textContent = `${sum.toLocaleString("en")} posts`;
   };
   const add = (post) => {
     const item = document.createElement("li");
