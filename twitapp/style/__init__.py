@@ -16,6 +16,6 @@ def register(app: Flask, api) -> None:
     app.register_blueprint(routes.bp)
     api.add(style_api.bp)
     add_model_kind(app, KIND)
-    panels.add(app, "account", routes.account_panel)
+    panels.add(app, "account", routes.account_panel, jobs=("style-train",), anchor=("style", "Write like"))
     panels.add(app, "models", routes.models_panel)
     app.cli.add_command(cli.commands)

@@ -55,6 +55,7 @@ def account_panel(user, job: dict | None, forms: dict, written: list[str] | None
         "style/account_panel.html",
         user=user,
         job=job,
+        training=job if job is not None and job["kind"] == "style-train" else None,  # shown by its button
         style=generate.champion_of(user.username),  # the model itself is loaded when it writes
         write_form=forms.get("write") or WriteForm(formdata=None),
         train_form=ButtonForm(),
