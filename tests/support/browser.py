@@ -13,7 +13,15 @@ import threading
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from twitapp import jobs
+from twitapp.extensions import db
+from twitapp.models import ModelVersion, SentimentModel
+from twitapp.sentiment import model as sentiment
+from twitapp.style import model as generate
+from twitapp.virality import model as virality
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -130,3 +138,14 @@ def percentages(page) -> list[float]:
 def sideways_overflow(page) -> int:
     """How many pixels the page scrolls sideways (0 or less: it fits the screen's width)."""
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+def forget_models(app) -> None:
+    """Once a test's jobs are over, drop the models it trained, so later tests meet the app as it was."""
+    jobs.thread_worker.join()
+    with app.app_context():
+        db.session.execute(sa.delete(SentimentModel))
+        db.session.execute(sa.delete(ModelVersion))
+        db.session.commit()
+    for service in (sentiment._service, virality._service, generate._service):
+        service.clear()
