@@ -3,6 +3,8 @@ training run or the whole refresh loop is started (other capabilities add their 
 
 from __future__ import annotations
 
+import math
+
 import sqlalchemy as sa
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
@@ -100,13 +102,16 @@ def models_page(train_form: TrainViralityForm | None = None, status: int = 200):
 
 def _auc_chart(rows: list[ModelVersion]) -> dict | None:
     """Points for the SVG chart of held-out ROC AUC across versions (x by version, y from the lowest AUC or
-    0.5, whichever is lower, to 1), and where the chance line (0.5) runs."""
+    0.5, whichever is lower, to 1), and where the chance line (0.5) runs.
+
+    The floor is rounded down to a step of 0.05, so the axis's label is never above a point on the chart
+    (an AUC of 0.497 printed as a floor of "0.50" would look like a model at chance)."""
     scored = [r for r in rows if r.metrics.get("roc_auc") is not None]
     if not scored:
         return None
     width, height, pad = 600, 180, 44
     step = (width - 2 * pad) / max(len(scored) - 1, 1)
-    low = min(0.5, *(r.metrics["roc_auc"] for r in scored))
+    low = min(0.5, math.floor(20 * min(r.metrics["roc_auc"] for r in scored)) / 20)
     points = [
         {
             "x": round(pad + i * step, 1),
