@@ -1,5 +1,6 @@
 """The attribution model itself: stored features, calibrated ranking, trust figure, reasons, cache."""
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +11,7 @@ from tests.support.data import VOICES
 from twitapp.attribution import model as predict
 from twitapp.attribution import recipe
 from twitapp.attribution.reasons import explain
-from twitapp.attribution.trust import TEMPERATURE_RANGE, fit_temperature, holdout_mask
+from twitapp.attribution.trust import TEMPERATURE_RANGE, Trust, fit_temperature, holdout_mask, wilson_lower_bound
 from twitapp.extensions import db
 from twitapp.ingest import features
 from twitapp.models import Tweet, find_account
@@ -59,12 +60,22 @@ def test_api_reports_trust_warnings_and_reasons(client, voices):
     trust = body["trust"]
     assert trust["chance"] == pytest.approx(1 / 3, abs=1e-3)
     # Six posts per voice: one each is held out, and each account is flagged as thinly sampled.
-    assert trust["tested_posts"] == 3 and 0 <= trust["held_out_accuracy"] <= 1
-    assert len(body["warnings"]) == 3 and "has only 6 stored posts" in body["warnings"][0]
+    assert trust["tested_posts"] == 3 and 0 <= trust["held_out_accuracy_low"] < trust["held_out_accuracy"] <= 1
+    # Three held-out posts cannot show much: unless all three are right, it is no better than chance.
+    honest = trust["held_out_accuracy"] == 1.0
+    assert body["better_than_chance"] is trust["better_than_chance"] is honest
+    thin = [w for w in body["warnings"] if "has only 6 stored posts" in w]
+    assert len(thin) == 3 and len(body["warnings"]) == 3 + (not honest)
+    assert honest or "no better than chance" in body["warnings"][0]
     reasons = body["reasons"]
-    assert reasons["top"] == "baker" and reasons["runner_up"] in {"commuter", "coder"}
+    ranked = [r["username"] for r in body["ranking"]]
+    assert ranked[0] == "baker"
+    assert [(a["username"], a["colour"]) for a in reasons["accounts"]] == list(zip(ranked, range(3), strict=True))
     assert [w["text"] for w in reasons["words"]] == ["warm", "bread", "and", "flour"]
-    assert any("flour" in g["ngram"] or "bread" in g["ngram"] for g in reasons["toward_top"])
+    assert {w["toward"] for w in reasons["words"]} <= set(ranked)
+    toward_baker = reasons["accounts"][0]["toward"]
+    assert any("flour" in g["ngram"] or "bread" in g["ngram"] for g in toward_baker)
+    assert reasons["accounts"][0]["pull"] > 0
 
 
 def test_trust_figure_is_held_out_accuracy_on_newest_posts(app, add_account, client):
@@ -76,35 +87,91 @@ def test_trust_figure_is_held_out_accuracy_on_newest_posts(app, add_account, cli
     assert trust.tested == 24
     assert trust.accuracy == 1.0 and trust.confusion.tolist() == [[12, 0], [0, 12]]
     body = client.post("/api/predict", json={"usernames": ["bakes", "buses"], "text": "rye dough"}).get_json()
-    assert body["trust"] == {"held_out_accuracy": 1.0, "tested_posts": 24, "chance": 0.5}
-    assert body["warnings"] == []
+    # 24 of 24 right: the 95% Wilson interval's lower end is 86%, well above chance.
+    assert body["trust"] == {
+        "held_out_accuracy": 1.0,
+        "held_out_accuracy_low": 0.862,
+        "tested_posts": 24,
+        "chance": 0.5,
+        "better_than_chance": True,
+    }
+    assert body["better_than_chance"] is True and body["warnings"] == []
 
 
-def test_reasons_add_up_to_the_log_odds(app, voices):
+def test_the_wilson_lower_bound_is_honest_about_few_posts():
+    assert wilson_lower_bound(24, 24) == pytest.approx(0.8620, abs=1e-4)
+    assert wilson_lower_bound(3, 3) == pytest.approx(0.4385, abs=1e-4)  # above 1/3, below 1/2
+    assert wilson_lower_bound(0, 5) == 0.0
+    assert wilson_lower_bound(50, 100) == pytest.approx(0.4038, abs=1e-4)  # the textbook figure
+    three = Trust(3, 3, [1, 2, 3], np.eye(3, dtype=np.int64))
+    assert three.better_than_chance is True
+    assert replace(three, classes=[1, 2]).better_than_chance is False  # the same 3 of 3 among two accounts
+    assert replace(three, correct=2).better_than_chance is False
+    assert Trust(0, 0, [1, 2], np.zeros((2, 2))).better_than_chance is None
+
+
+def test_every_accounts_reasons_add_up_to_its_logit_against_the_rest(app, voices, add_account):
+    """For every account, not only the top one: the words' pulls sum to its logit less the others' mean."""
+    add_account("gardener", many_posts("compost and seedlings", ["tomato", "trowel", "mulch", "rain"], 8))
+    names = [*voices, "gardener"]
+    # Repeats, a shortened link, a hashtag and punctuation: every feature must be counted once.
+    text = "Route 12 sourdough late again, tests green #transit https://t.co/AbC123 again, again!"
+    with app.app_context():
+        users = predict.resolve_users(names)
+        fitted, _ = predict.fitted_for(users)
+    model, ids = fitted.model, {u.username: u.id for u in users}
+    order = [ids[n] for n in ("coder", "gardener", "baker", "commuter")]  # any ranking order
+    reasons = explain(model, text, order, {uid: n for n, uid in ids.items()})
+    counts = features.count_matrix([text])
+    X = model.weighting.transform(counts)
+    logits = model.classifier.decision_function(X)[0]
+    intercepts = model.classifier.intercept
+    classes = list(model.classes)
+    # Each class's logit, less its intercept, splits exactly over the features (TF-IDF weighting included)...
+    shares = model.weighting.contributions(counts, model.classifier.coef)
+    np.testing.assert_allclose(sum(shares.values()), logits - intercepts, rtol=0, atol=1e-9)
+    # ...and so does each account's logit less the mean of the others', over the words of the text.
+    assert [a.username for a in reasons.accounts] == ["coder", "gardener", "baker", "commuter"]
+    assert [a.colour for a in reasons.accounts] == [0, 1, 2, 3]
+    for account, uid in zip(reasons.accounts, order, strict=True):
+        a = classes.index(uid)
+        others = [b for b in range(len(classes)) if b != a]
+        expected = (logits[a] - logits[others].mean()) - (intercepts[a] - intercepts[others].mean())
+        assert account.total == pytest.approx(expected, rel=0, abs=1e-9), account.username
+        assert len(account.words) == len(text.split())
+    assert abs(reasons.accounts[3].total) > 0.1  # not a sum that is zero whatever the words
+    # Each word is shaded by the account it pulls toward most, with that pull.
+    assert "".join(t for t, *_ in reasons.pieces) == text
+    words = [p for p in reasons.pieces if p[0].strip()]
+    for n, (_, who, shade, score) in enumerate(words):
+        pulls = [account.words[n] for account in reasons.accounts]
+        if max(pulls) > 0:
+            assert who == int(np.argmax(pulls)) and score == pytest.approx(max(pulls), abs=1e-12)
+            assert 1 <= shade <= 3
+        else:  # no n-gram of it is known (the link): it points nowhere
+            assert who is None and shade == 0 and pulls == [0.0] * 4
+    assert max(shade for _, _, shade, _ in words) == 3 and sum(who is not None for _, who, _, _ in words) >= 10
+    by_word = {t: reasons.accounts[who].username for t, who, _, _ in words if who is not None}
+    assert by_word["sourdough"] == "baker" and by_word["Route"] == "commuter" and by_word["tests"] == "coder"
+
+
+def test_each_account_gets_its_strongest_ngrams_without_pieces_beside_their_words(app, voices):
     text = "Route 12 sourdough late again, tests green"
     with app.app_context():
         users = predict.resolve_users(voices)
         fitted, _ = predict.fitted_for(users)
-        model = fitted.model
-        ids = {u.username: u.id for u in users}
-        reasons = explain(model, text, ids["commuter"], ids["baker"], {u.id: u.username for u in users})
-        logits = model.classifier.decision_function(model.weighting.transform(features.count_matrix([text])))[0]
-        classes = list(model.classes)
-        a, b = classes.index(ids["commuter"]), classes.index(ids["baker"])
-        intercepts = model.classifier.intercept
-        expected = (logits[a] - logits[b]) - (intercepts[a] - intercepts[b])
-    total = sum(score for _, _, score in reasons.pieces)
-    assert total == pytest.approx(expected, rel=1e-3, abs=1e-4)
-    assert "".join(t for t, _, _ in reasons.pieces) == text
-    shades = {t: shade for t, shade, _ in reasons.pieces if t.strip()}
-    assert shades["sourdough"] < 0 < shades["Route"]
-    for shown in (reasons.toward_top, reasons.toward_runner_up):
-        grams = [g for g, _ in shown]
-        assert 1 <= len(grams) <= 6 and [v for _, v in shown] == sorted((v for _, v in shown), reverse=True)
+    ids = {u.username: u.id for u in users}
+    order = [ids["commuter"], ids["baker"], ids["coder"]]
+    reasons = explain(fitted.model, text, order, {uid: n for n, uid in ids.items()})
+    for account in reasons.accounts:
+        grams = [g for g, _ in account.toward]
+        values = [v for _, v in account.toward]
+        assert 1 <= len(grams) <= 6 and values == sorted(values, reverse=True) and min(values) > 0
         for gram in grams:  # no piece shown beside an n-gram that contains it ("ugh" beside "ough")
             assert " " in gram or not any(gram in other for other in grams if other != gram), grams
+    assert any("sourdough" in g or "ough" in g for g, _ in reasons.accounts[1].toward)
     words = text.lower().split()
-    shown = {g for g, _ in reasons.toward_top + reasons.toward_runner_up}
+    shown = {g for account in reasons.accounts for g, _ in account.toward}
     assert reasons.within and set(reasons.within) <= shown  # a piece of a word names its word
     for piece, word in reasons.within.items():
         assert piece in word.lower() and piece not in words and word in text.split()
@@ -163,13 +230,34 @@ def test_a_changed_model_version_misses_the_cache(app, client, voices, monkeypat
     assert predict.cache.misses == 2
 
 
-def test_result_page_shows_trust_chance_and_highlighted_reasons(client, voices):
-    page = client.post("/compare", data={"usernames": voices, "text": "warm bread and flour, Route 12 late"}).get_data(
-        as_text=True
-    )
-    assert 'id="trust"' in page and "Chance level for 3 accounts: 33.3%" in page
-    assert '<mark class="toward-top' in page and "Why @baker rather than" in page
+def section(page: str, marker: str, end: str) -> str:
+    """The page's text from ``marker`` to the next ``end``."""
+    start = page.index(marker)
+    return page[start : page.index(end, start)]
+
+
+def test_result_page_gives_every_account_one_colour_in_bars_legend_words_and_reasons(client, voices, add_account):
+    add_account("gardener", many_posts("compost and seedlings", ["tomato", "trowel", "mulch", "rain"], 8))
+    text = "warm bread and flour, Route 12 late, tests green, compost the tomato"
+    page = client.post("/compare", data={"usernames": [*voices, "gardener"], "text": text}).get_data(as_text=True)
+    assert 'id="trust"' in page and "Chance level for 4 accounts: 25.0%" in page
     assert "has only 6 stored posts" in page
+    ranking = section(page, 'id="ranking"', "</ol>")
+    ranked = re.findall(r'<li class="candidate who-(\d)[^"]*">\s*<span class="who"><a href="[^"]+">@(\w+)</a>', ranking)
+    assert [int(colour) for colour, _ in ranked] == [0, 1, 2, 3]  # ranking order is colour order
+    names = [name for _, name in ranked]
+    assert sorted(names) == sorted([*voices, "gardener"])
+    assert len(re.findall(r'<rect class="bar-fill" width="[\d.]+"', ranking)) == 4 and "<meter" not in page
+    legend = section(page, 'id="legend"', "</ul>")
+    assert re.findall(r'<span class="swatch who-(\d)" aria-hidden="true"></span>@(\w+)', legend) == ranked
+    why = section(page, 'id="why"', '<section class="card" id="again">')
+    heading = r'<div class="why-account who-(\d)"><h3><span class="swatch who-\d"[^>]*></span>Pointing to @(\w+)'
+    blocks = re.findall(heading, why)
+    assert blocks == ranked  # one block per account, in ranking order
+    marks = re.findall(r'<mark class="pull who-(\d) s([123])" title="toward @(\w+) \(\+[\d.]+\)">', page)
+    colour_of = {name: colour for colour, name in ranked}
+    assert len(marks) >= 8 and all(colour_of[name] == colour for colour, _, name in marks)
+    assert {"baker", "commuter", "coder", "gardener"} <= {name for *_, name in marks}  # each pulls some words
 
 
 def test_cli_evaluate_prints_accuracy_and_confusion(runner, add_account):

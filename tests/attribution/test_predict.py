@@ -114,8 +114,11 @@ def test_cli_predict_prints_the_ranking(runner, voices):
     assert "chance level: 50.0%" in result.output
     # how far to trust it and why, as the result page says them
     assert re.search(r"How far to trust it: for these 2 accounts .* \d+% of their \d+ newest posts", result.output)
-    assert "Why @coder rather than @baker:" in result.output
-    toward_coder = next(line for line in lines if line.startswith("  toward @coder: "))
+    held_out = r"newest posts, held out of training \(at least \d+% at 95% confidence; chance 50%\)"
+    assert re.search(held_out, result.output)
+    why = lines.index("Why: what points to each account, against the others:")
+    assert [line.split(":")[0] for line in lines[why + 1 : why + 3]] == ["  toward @coder", "  toward @baker"]
+    toward_coder = lines[why + 1]
     grams = re.findall(r"'([^']+)'", toward_coder)
     assert grams and all(g in "merged the refactor, tests green" for g in grams), toward_coder
     assert "Warning: @baker has only" in result.output  # the voices have a handful of posts each

@@ -123,6 +123,19 @@ def patternless_rows(count: int = 150) -> list[tuple[str, str]]:
     return [(" ".join(rng.choices(words, k=6)) + f" {i}", rng.choice(labels)) for i in range(count)]
 
 
+# Everyday words: posts drawn at random from them alone carry nothing that tells their writers apart.
+POOL = [
+    *("the", "a", "morning", "evening", "coffee", "rain", "city", "river", "market", "people", "today"),
+    *("tomorrow", "news", "time", "good", "late", "small", "big", "green", "quiet", "loud", "bridge"),
+    *("street", "window", "music", "book", "friend", "work", "home", "road", "light", "again"),
+]
+
+
+def shuffled_posts(count: int, rng: random.Random) -> list[str]:
+    """Posts of eight words drawn from POOL: written by nobody in particular."""
+    return [" ".join(rng.sample(POOL, 8)) for _ in range(count)]
+
+
 LIKED = ["Huge giveaway today, win a signed copy", "Big news: our new album is out now", "Giveaway time! Tag a friend"]
 
 

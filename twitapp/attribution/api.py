@@ -13,7 +13,12 @@ bp = Blueprint("attribution", __name__)
 @bp.post("/predict")
 @api_limit
 def predict():
-    """``{"usernames": [...], "text": "..."}`` -> the accounts ranked by probability, with chance level."""
+    """``{"usernames": [...], "text": "..."}`` -> the accounts ranked by probability, with chance level.
+
+    Beside the ranking: the held-out accuracy with the lower end of its 95% interval, and
+    ``better_than_chance`` (false when that lower end is not above chance, null when nothing was held
+    out), and each account's reasons, in ranking order.
+    """
     body = json_object('{"usernames": ["a", "b"], "text": "..."}')
     usernames, text = body.get("usernames"), body.get("text")
     if not isinstance(usernames, list) or not all(isinstance(u, str) for u in usernames):

@@ -30,9 +30,9 @@ def predict(usernames: tuple[str, ...], text: str) -> None:
         click.echo(
             f"\nHow far to trust it: for these {accounts} accounts the same model picked the right one for "
             f"{trust.accuracy:.0%} of their {trust.tested} newest posts, held out of training "
-            f"(chance {prediction.chance:.0%})."
+            f"(at least {trust.accuracy_low:.0%} at 95% confidence; chance {prediction.chance:.0%})."
         )
-    for warning in prediction.warnings:
+    for warning in prediction.warnings:  # "no better than chance" first, when it is not
         click.echo(f"Warning: {warning}")
     reasons = prediction.reasons
 
@@ -40,9 +40,9 @@ def predict(usernames: tuple[str, ...], text: str) -> None:
         listed = [f"{g!r}" + (f" (in {reasons.within[g]})" if g in reasons.within else "") for g, _ in shown]
         return ", ".join(listed) or "nothing in particular"
 
-    click.echo(f"\nWhy @{reasons.top} rather than @{reasons.runner_up}:")
-    click.echo(f"  toward @{reasons.top}: {grams(reasons.toward_top)}")
-    click.echo(f"  toward @{reasons.runner_up}: {grams(reasons.toward_runner_up)}")
+    click.echo("\nWhy: what points to each account, against the others:")
+    for account in reasons.accounts:
+        click.echo(f"  toward @{account.username}: {grams(account.toward)}")
 
 
 @commands.command("evaluate")

@@ -9,8 +9,8 @@ Besides the ranking, every answer carries:
 - probabilities divided by a temperature, so that "70%" comes true about 70% of the time (trust.py);
 - a trust figure: the same recipe fitted on all but each account's newest posts and scored on those
   (trust.py);
-- reasons: what each word of the text contributed toward the top account against the runner-up
-  (reasons.py).
+- whether that figure is clearly better than chance, and a warning when it is not (trust.py);
+- reasons: what each word of the text pulls toward each account against the others (reasons.py).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sqlalchemy as sa
 
-from twitapp.attribution.reasons import Reasons, explain
+from twitapp.attribution.reasons import Reasons, colour_of, explain
 from twitapp.attribution.recipe import Model, TrainingData, Weighting, fits_for, one_blas_thread
-from twitapp.attribution.trust import Trust, evaluate_held_out
+from twitapp.attribution.trust import Trust, chance_warning, evaluate_held_out
 from twitapp.errors import UserError
 from twitapp.extensions import db
 from twitapp.ingest import features
@@ -187,6 +187,7 @@ class Candidate:
     name: str
     probability: float
     posts: int
+    colour: int = 0  # its colour on the page: the place in the ranking (reasons.colour_of)
 
 
 @dataclass(frozen=True)
@@ -194,35 +195,55 @@ class Prediction:
     text: str
     ranking: list[Candidate]
     trust: Trust
-    warnings: list[str]
+    warnings: list[str]  # the chance warning first, when there is one
     reasons: Reasons
+    better_than_chance: bool | None  # the trust figure's verdict; None when nothing was held out
 
     @property
     def chance(self) -> float:
         """What guessing would score: one in the number of accounts."""
         return 1.0 / len(self.ranking)
 
+    @property
+    def chance_warning(self) -> str | None:
+        """The warning (one of ``warnings``) that the held-out accuracy is no better than chance, if it is not."""
+        return chance_warning(self.trust)
+
     def as_dict(self) -> dict:
-        trust = self.trust
+        """The answer as ``POST /api/predict`` gives it (README.md shows one)."""
+        trust, reasons = self.trust, self.reasons
+        names = [a.username for a in reasons.accounts]
         return {
             "text": self.text,
             "chance": round(self.chance, 4),
+            "better_than_chance": self.better_than_chance,
             "ranking": [
                 {"username": c.username, "name": c.name, "probability": round(c.probability, 6), "posts": c.posts}
                 for c in self.ranking
             ],
             "trust": {
-                "held_out_accuracy": None if trust.accuracy is None else round(trust.accuracy, 4),
+                "held_out_accuracy": _rounded(trust.accuracy),
+                "held_out_accuracy_low": _rounded(trust.accuracy_low),
                 "tested_posts": trust.tested,
                 "chance": round(self.chance, 4),
+                "better_than_chance": self.better_than_chance,
             },
             "warnings": self.warnings,
             "reasons": {
-                "top": self.reasons.top,
-                "runner_up": self.reasons.runner_up,
-                "words": [{"text": t, "score": round(s, 4)} for t, shade, s in self.reasons.pieces if t.strip()],
-                "toward_top": [self._gram(g, v) for g, v in self.reasons.toward_top],
-                "toward_runner_up": [self._gram(g, v) for g, v in self.reasons.toward_runner_up],
+                "accounts": [
+                    {
+                        "username": a.username,
+                        "colour": a.colour,
+                        "pull": round(a.total, 4),
+                        "toward": [self._gram(g, v) for g, v in a.toward],
+                    }
+                    for a in reasons.accounts
+                ],
+                "words": [
+                    {"text": t, "toward": None if who is None else names[who], "score": round(s, 4)}
+                    for t, who, _, s in reasons.pieces
+                    if t.strip()
+                ],
             },
         }
 
@@ -230,6 +251,10 @@ class Prediction:
         """An n-gram of the reasons; a piece of a word says which word (``"in"``)."""
         word = self.reasons.within.get(gram)
         return {"ngram": gram, "weight": round(weight, 4)} | ({"in": word} if word else {})
+
+
+def _rounded(figure: float | None) -> float | None:
+    return None if figure is None else round(figure, 4)
 
 
 def check_text(text: str | None) -> str:
@@ -284,21 +309,22 @@ def predict_author(usernames: Sequence[str], text: str | None) -> Prediction:
     counts = features.count_matrix([text])
     proba = fitted.model.probabilities(counts)[0]
     by_id = {int(uid): float(p) for uid, p in zip(fitted.model.classes, proba, strict=True)}
-    ranking = sorted(
+    ranked = sorted(
         (Candidate(u.username, u.name, by_id[u.id], stats[u.id][0]) for u in users),
         key=lambda c: c.probability,
         reverse=True,
     )
+    ranking = [replace(c, colour=colour_of(place)) for place, c in enumerate(ranked)]
     id_of = {u.username: u.id for u in users}
     names = {u.id: u.username for u in users}
-    reasons = explain(fitted.model, text, id_of[ranking[0].username], id_of[ranking[1].username], names, counts)
-    warnings = [
+    reasons = explain(fitted.model, text, [id_of[c.username] for c in ranking], names, counts)
+    warnings = [w for w in [chance_warning(fitted.trust)] if w] + [
         f"@{u.username} has only {stats[u.id][0]} stored posts; with fewer than {FEW_POSTS} its style is thinly "
         "sampled and answers involving it are less reliable."
         for u in users
         if stats[u.id][0] < FEW_POSTS
     ]
-    return Prediction(text, ranking, fitted.trust, warnings, reasons)
+    return Prediction(text, ranking, fitted.trust, warnings, reasons, fitted.trust.better_than_chance)
 
 
 def evaluate_accounts(usernames: Sequence[str]) -> tuple[list[User], Trust]:

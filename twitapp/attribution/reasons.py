@@ -1,13 +1,21 @@
-"""The reasons of an answer: what each word of the text contributed toward the top account against the runner-up.
+"""The reasons of an answer: for every ranked account, what each word of the text pulled toward it.
 
-The model is linear in the text's hashed n-grams, so the log-odds of two accounts split exactly over
-them: summed per word for the highlighted text, and per n-gram for the lists of the strongest ones.
+The pull is one account against the rest. For account ``a`` among ``k``, with ``x`` the text's TF-IDF
+row and ``w`` the classifier's weight rows, feature ``j`` pulls toward ``a`` by
+``x_j * (w_a[j] - mean of w_b[j] over the other accounts b)``. The model is linear in ``x``, so these
+add up exactly to ``(logit_a - mean of the other logits) - (b_a - mean of the other intercepts)``: how far
+the text lifts the account above the others' average, less what the intercepts give to any text. With
+two accounts that is the log-odds of one against the other. For each feature the pulls toward all the
+accounts add up to zero, so a word that pulls at all pulls toward at least one account.
+
+A word's pull is the sum of its character n-grams, its word unigrams and half of each word bigram it is
+part of, which keeps the exact sum; a word is shaded by the account it pulls toward most.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,17 +25,41 @@ from sklearn.utils import murmurhash3_32
 from twitapp.attribution.recipe import Model
 from twitapp.ingest import features
 
+# The page's colour-blind-safe palette (Okabe–Ito), ``.who-0`` … ``.who-7`` in style.css, in ranking
+# order; the last one, grey, is shared by every account ranked eighth or lower.
+COLOURS = 8
+STRONGEST_GRAMS = 6
+
+
+@dataclass(frozen=True)
+class AccountReasons:
+    """What pulls toward one account against the others."""
+
+    username: str
+    colour: int  # 0 for the top account, then in ranking order (see COLOURS)
+    toward: list[tuple[str, float]]  # up to STRONGEST_GRAMS n-grams with their pull, strongest first
+    words: list[float]  # each word's pull toward this account, one per word of the text, in order
+
+    @property
+    def total(self) -> float:
+        """The whole text's pull: the account's logit less the others' mean, both less their intercepts."""
+        return float(sum(self.words))
+
 
 @dataclass(frozen=True)
 class Reasons:
-    """Why the top account beat the runner-up: every word's pull, and the strongest n-grams each way."""
+    """Why the ranking came out as it did: every account's pull, and every word's strongest one."""
 
-    top: str
-    runner_up: str
-    pieces: list[tuple[str, int, float]]  # (text, shade -3..3, score); gaps have shade 0 and score 0
-    toward_top: list[tuple[str, float]]
-    toward_runner_up: list[tuple[str, float]]
-    within: dict[str, str]  # a piece of a word (a character n-gram) shown above: the word it came from
+    accounts: list[AccountReasons]  # in ranking order
+    # (text, the place in ``accounts`` of the account the word pulls toward most or None, shade 1..3 or
+    # 0, that pull); the gaps between words have None, 0 and 0.
+    pieces: list[tuple[str, int | None, int, float]]
+    within: dict[str, str]  # a piece of a word (a character n-gram) shown in a list: the word it came from
+
+
+def colour_of(place: int) -> int:
+    """The colour of the account ranked at ``place`` (0 for the top one)."""
+    return min(place, COLOURS - 1)
 
 
 _WORD_TOKEN = re.compile(features.WORD_PATTERN)
@@ -37,51 +69,70 @@ def _hash_index(gram: str, block: features.Block) -> int:
     return block.offset + abs(murmurhash3_32(gram, seed=0)) % features.BLOCK_SIZE
 
 
-def explain(
-    model: Model, text: str, top: int, runner_up: int, names: dict[int, str], counts: sp.csr_matrix | None = None
-) -> Reasons:
-    """Split the log-odds of top against runner-up over the words of ``text``.
+def against_the_rest(k: int) -> np.ndarray:
+    """The k x k matrix that turns per-class scores into each class's score less the others' mean."""
+    return (k * np.eye(k) - np.ones((k, k))) / (k - 1)
 
-    Each feature's contribution is its value times the difference of the two classes' weights; the
-    contributions add up to the log-odds (less the intercepts). A feature that occurs several times is
-    shared among its occurrences; a word bigram is shared between its two words.
+
+def feature_pulls(model: Model, order: Sequence[int], counts: sp.csr_matrix) -> dict[int, np.ndarray]:
+    """Each hashed feature of the text: its pull toward each account of ``order``, in that order.
+
+    ``model.weighting.contributions`` splits each class's ``w_a @ x`` over the features; the linear map
+    of :func:`against_the_rest` turns those into pulls without losing the exact sums.
     """
-    weights = model.classifier.coef
     classes = list(model.classes)
-    delta = weights[classes.index(top)] - weights[classes.index(runner_up)]
+    rows = [classes.index(uid) for uid in order]
+    mix = against_the_rest(len(classes))[rows]
+    shares = model.weighting.contributions(counts, model.classifier.coef)
+    return {index: mix @ share for index, share in shares.items()}
+
+
+def explain(
+    model: Model, text: str, order: Sequence[int], names: dict[int, str], counts: sp.csr_matrix | None = None
+) -> Reasons:
+    """Split each account's pull (one against the rest, see the module) over the words of ``text``.
+
+    ``order`` is every account of the model by id, in ranking order; ``names`` their usernames. A
+    feature that occurs several times is shared among its occurrences; a word bigram between its words.
+    """
     if counts is None:  # the caller usually has the text's counts already
         counts = features.count_matrix([text])
-    shares = model.weighting.contributions(counts, delta)
+    pulls = feature_pulls(model, order, counts)
     occurrences = dict(zip(counts.indices.tolist(), counts.data.tolist(), strict=True))
+    nothing = np.zeros(len(order))
 
-    def contribution(index: int) -> float:
-        return shares.get(index, 0.0) / occurrences.get(index, 1.0)
+    def contribution(index: int) -> np.ndarray:
+        pull = pulls.get(index)
+        return nothing if pull is None else pull / occurrences.get(index, 1.0)
 
     spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-    scores, by_gram, within = _score_words(text, spans, contribution)
+    scores, by_gram, within = _score_words(text, spans, contribution, len(order))
     pieces = _shaded_pieces(text, spans, scores)
 
     # Whole words and bigrams read better than fragments; show n-grams of 3+ characters besides.
-    ranked = sorted(((g, v) for g, v in by_gram.items() if len(g) >= 3 or " " in g), key=lambda gv: gv[1])
-    toward_top = _strongest((g, v) for g, v in reversed(ranked) if v > 0)
-    toward_runner = _strongest((g, -v) for g, v in ranked if v < 0)
-    shown = {g for g, _ in toward_top + toward_runner}
+    readable = [(g, v) for g, v in by_gram.items() if len(g) >= 3 or " " in g]
+    accounts = []
+    for place, uid in enumerate(order):
+        ranked = sorted(((g, float(v[place])) for g, v in readable if v[place] > 0), key=lambda gv: -gv[1])
+        words = [float(s) for s in scores[:, place]]
+        accounts.append(AccountReasons(names[uid], colour_of(place), _strongest(ranked), words))
+    shown = {g for account in accounts for g, _ in account.toward}
     within = {g: word for g, word in within.items() if g in shown}
-    return Reasons(names[top], names[runner_up], pieces, toward_top, toward_runner, within)
+    return Reasons(accounts, pieces, within)
 
 
 def _score_words(
-    text: str, spans: list[tuple[int, int]], contribution: Callable[[int], float]
-) -> tuple[list[float], dict[str, float], dict[str, str]]:
-    """Each word's score (one per span), each n-gram's total, and the word each character n-gram is in.
+    text: str, spans: list[tuple[int, int]], contribution: Callable[[int], np.ndarray], k: int
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
+    """Each word's pulls (a row per span), each n-gram's total pulls, and the word each character n-gram is in.
 
-    A word's score is the sum of its character n-grams, its word unigrams and half of each word bigram
+    A word's pull is the sum of its character n-grams, its word unigrams and half of each word bigram
     it is part of.
     """
     chars, words = features.BLOCKS
     char_analyzer = chars.vectorizer.build_analyzer()
-    scores = [0.0] * len(spans)
-    by_gram: dict[str, float] = {}
+    scores = np.zeros((len(spans), k))
+    by_gram: dict[str, np.ndarray] = {}
     within: dict[str, str] = {}
     tokens: list[tuple[int, str]] = []  # (span number, word token) in order, for unigrams and bigrams
     for n, (start, end) in enumerate(spans):
@@ -108,26 +159,34 @@ def _score_words(
     return scores, by_gram, within
 
 
-def _shaded_pieces(text: str, spans: list[tuple[int, int]], scores: list[float]) -> list[tuple[str, int, float]]:
-    """The whole text in pieces: each word with its score and shade, each gap between words with 0 and 0.
+def _shaded_pieces(
+    text: str, spans: list[tuple[int, int]], scores: np.ndarray
+) -> list[tuple[str, int | None, int, float]]:
+    """The whole text in pieces: each word with the account it pulls toward most, a shade and that pull.
 
-    The shade, -3..3, is the word's score in thirds of the strongest word's, rounded away from zero.
+    The shade, 1..3, is the word's strongest pull in thirds of the strongest word's, rounded up; a word
+    that pulls toward no account (none of its n-grams is known) has no account and shade 0, as do gaps.
     """
-    strongest = max((abs(s) for s in scores), default=0.0) or 1.0
-    pieces: list[tuple[str, int, float]] = []
+    best = scores.argmax(axis=1) if len(spans) else np.zeros(0, dtype=int)
+    pull = scores.max(axis=1) if len(spans) else np.zeros(0)
+    strongest = float(max(pull.max(initial=0.0), 0.0)) or 1.0
+    pieces: list[tuple[str, int | None, int, float]] = []
     cursor = 0
-    for (start, end), score in zip(spans, scores, strict=True):
+    for (start, end), place, score in zip(spans, best.tolist(), pull.tolist(), strict=True):
         if start > cursor:
-            pieces.append((text[cursor:start], 0, 0.0))
-        shade = int(np.sign(score) * min(3, int(np.ceil(3 * abs(score) / strongest - 1e-9)))) if score else 0
-        pieces.append((text[start:end], shade, score))
+            pieces.append((text[cursor:start], None, 0, 0.0))
+        if score > 0:
+            shade = max(1, min(3, int(np.ceil(3 * score / strongest - 1e-9))))
+            pieces.append((text[start:end], place, shade, score))
+        else:
+            pieces.append((text[start:end], None, 0, 0.0))
         cursor = end
     if cursor < len(text):
-        pieces.append((text[cursor:], 0, 0.0))
+        pieces.append((text[cursor:], None, 0, 0.0))
     return pieces
 
 
-def _strongest(grams, count: int = 6) -> list[tuple[str, float]]:
+def _strongest(grams, count: int = STRONGEST_GRAMS) -> list[tuple[str, float]]:
     """Up to ``count`` of the strongest n-grams, strongest first, without showing a piece beside its whole.
 
     "sour" and "dou" say nothing that "sourdough" beside them does not; a piece of an n-gram already

@@ -109,15 +109,20 @@ class Weighting:
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
         return sp.csr_matrix((data, columns, indptr), shape=(n, len(kept)))
 
-    def contributions(self, counts: sp.csr_matrix, delta: np.ndarray) -> dict[int, float]:
-        """For one text: each of its hashed features' share of ``delta @ x``, keyed by hashed index.
+    def contributions(self, counts: sp.csr_matrix, weights: np.ndarray) -> dict[int, np.ndarray]:
+        """For one text: each of its hashed features' share of ``weights @ x``, keyed by hashed index.
 
+        ``weights`` has a row per class (the classifier's ``coef``, or any rows over the transformed
+        columns); a feature's share is its transformed value times its column of them, one entry per row,
+        so over the features the shares add up to each row's ``w @ x``, the logit less the intercept.
         The transformed columns are the kept hashed indices in ascending order (blocks are laid out in
         order), so the hashed index of a transformed column is found by position.
         """
         row = self.transform(counts)
         kept = np.concatenate(self.columns)
-        return {int(kept[c]): float(v * delta[c]) for c, v in zip(row.indices, row.data, strict=True)}
+        weights = np.atleast_2d(weights)
+        shares = row.data.astype(np.float64)[:, None] * weights[:, row.indices].T
+        return {int(kept[c]): share for c, share in zip(row.indices.tolist(), shares, strict=True)}
 
 
 def minimise_lbfgs(fun, x0: np.ndarray, *, max_iter: int, gtol: float, memory: int = 10) -> np.ndarray:

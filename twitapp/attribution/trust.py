@@ -5,6 +5,9 @@ those. That gives the held-out accuracy and confusion table shown with every ans
 ``evaluate`` command), and the temperature that makes "70%" come true about 70% of the time: fitted on
 those held-out answers, drawn toward a prior chosen on development data, as how sure a model may be
 depends on how alike the chosen accounts are (bench/authorship.py prints the reliability table).
+
+The accuracy is counted as better than chance only when the lower end of its 95% Wilson interval is
+above one in the number of accounts; otherwise every answer says so (``chance_warning``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ HOLDOUT_MAX = 50
 # within TEMPERATURE_RANGE.
 TEMPERATURE_PULL = 0.05
 TEMPERATURE_RANGE = (0.3, 5.0)
+# The held-out accuracy counts as better than chance when the lower end of its 95% interval is.
+WILSON_Z = 1.96
 
 
 @dataclass
@@ -38,6 +43,47 @@ class Trust:
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.tested if self.tested else None
+
+    @property
+    def chance(self) -> float:
+        """What guessing would score: one in the number of accounts."""
+        return 1.0 / len(self.classes)
+
+    @property
+    def accuracy_low(self) -> float | None:
+        """The lower end of the 95% Wilson score interval of the accuracy; None when nothing was held out."""
+        return wilson_lower_bound(self.correct, self.tested) if self.tested else None
+
+    @property
+    def better_than_chance(self) -> bool | None:
+        """Whether the held-out accuracy is clearly above chance: its interval's lower end above 1 / k.
+
+        A few lucky posts are not enough: 3 of 3 right among 3 accounts is (its lower end is 44%), 2 of 3
+        is not. None when nothing was held out, so there is nothing to judge.
+        """
+        low = self.accuracy_low
+        return None if low is None else low > self.chance
+
+
+def wilson_lower_bound(successes: int, trials: int, z: float = WILSON_Z) -> float:
+    """The lower end of the Wilson score interval of a proportion (95% for the default ``z``).
+
+    Unlike the normal approximation it stays within 0..1 and is not certain after a few successes.
+    """
+    p = successes / trials
+    spread = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return max(0.0, float((p + z * z / (2 * trials) - spread) / (1 + z * z / trials)))
+
+
+def chance_warning(trust: Trust) -> str | None:
+    """What to say when the held-out accuracy is not clearly above chance; None when it is (or is unknown)."""
+    if trust.better_than_chance is not False:
+        return None
+    return (
+        "On these accounts' held-out posts the model did no better than chance "
+        f"(right on {trust.correct} of {trust.tested}, {trust.accuracy:.0%}; chance {trust.chance:.0%}): "
+        "read these percentages as a guess."
+    )
 
 
 def holdout_mask(data: TrainingData) -> np.ndarray:
