@@ -95,7 +95,9 @@ def test_with_no_likes_model_the_likes_page_trains_one_and_says_it_is_no_better_
         assert "no better than chance" in page.locator("#registry tbody tr").first.inner_text()
         assert page.locator("#auc-chart line.chance-line").count() == 1
         floor = float(page.locator("#auc-chart .axis-label").nth(1).text_content())
-        assert floor < 0.5  # the chart's floor is the true one, below chance when a model sits below it
+        cells = page.locator('#registry td[data-label="ROC AUC"]').all_inner_texts()
+        lowest = min(float(re.match(r"[\d.]+", cell.strip()).group()) for cell in cells)
+        assert floor <= min(lowest, 0.5)  # the chart's floor is the true one, below chance for a model below it
         rows = stacked(page, "#registry")
         if is_phone(page):
             assert all(row["display"] == "block" for row in rows), rows
@@ -142,7 +144,7 @@ def test_the_accounts_table_and_an_accounts_charts_read_on_any_screen(page):
     the account page's sentiment chart keeps labels a person can read."""
     page.goto("/")
     rows = stacked(page, "#accounts")
-    assert len(rows) == 6
+    assert len(rows) >= 6  # the demo accounts, and any another test added
     width = page.viewport_size["width"]
     if is_phone(page):
         assert all(row["display"] == "block" and row["width"] <= width for row in rows), rows
