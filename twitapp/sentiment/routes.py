@@ -1,5 +1,5 @@
-"""How does it feel? The sentiment page (score a text, train a model on labelled files), the live topic
-page, and the sentiment mix on an account's page."""
+"""How does it feel? The sentiment page (score a text, train a model on labelled files), the topic
+page (live from a network, or the stored posts), and the sentiment mix on an account's page."""
 
 from __future__ import annotations
 
