@@ -11,7 +11,8 @@ those) and tested on the newest 10%. Printed per account and engine:
   drawn again, so none is among the generated posts; how many were drawn again is shown beside it);
 - invented words: the share of the generated posts' words that no post the engine learned from holds
   (the account's training posts and, for Kneser-Ney, the lent pool; twitapp/style/words.py says what
-  counts as a word);
+  counts as a word); --free-spelling draws without holding words to known ones, as the writer once did,
+  to show what that rule changes;
 - style fidelity: the share of generated posts that the app's author attribution, fitted on the real
   posts of that account and of three others (drawn with a fixed seed), gives back to that account.
 Beside the engine, a plain interpolated Kneser-Ney 8-gram with one discount of 0.75 is scored on the same
@@ -82,6 +83,11 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=generate.DEFAULT_TEMPERATURE)
     parser.add_argument("--lstm-accounts", default="ewarren,timryan,juliancastro", help="comma-separated, or 'all'")
     parser.add_argument("--accounts", default="all", help="the accounts to report (comma-separated), or 'all'")
+    parser.add_argument(
+        "--free-spelling",
+        action="store_true",
+        help="draw without holding words to known ones (as the writer once did), to compare",
+    )
     args = parser.parse_args()
     accounts = load(args.data)
     if not accounts:
@@ -119,6 +125,7 @@ def main() -> None:
                     temperature=args.temperature,
                     engine=engine,
                     pool=pool if engine == "kneser-ney" else (),
+                    free_spelling=args.free_spelling,
                 )
                 print_row(name, len(texts), engine, figures, baseline, time.perf_counter() - started)
                 if engine == "kneser-ney":

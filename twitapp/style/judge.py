@@ -48,19 +48,24 @@ def judge(
     seed: int = 0,
     engine: str = "kneser-ney",
     pool: Sequence[str] = (),
+    free_spelling: bool = False,
 ) -> dict:
     """The figures for an account's posts (oldest first): train on all but the newest tenth (with ``pool``,
     other accounts' posts to mix in), then held-out bits per character (beside chance, guessing each
     character at random), mean distance of generated posts to the real ones, the share of drafts that
     copied a real post, the share of their words that no training post holds, and (with ``others``) style
-    fidelity among the account and the others (beside chance, a random pick among them)."""
+    fidelity among the account and the others (beside chance, a random pick among them).
+
+    ``free_spelling`` draws without holding words to known ones, as the writer once did, to measure what
+    that rule changes."""
     texts = [t for t in (normalise(p) for p in posts) if t]
     cut = int(len(texts) * (1 - HELD_OUT))
     model, chosen = fit(texts[:cut], engine=engine, pool=pool)
     lent = [normalise(p) for p in pool]
     index = CopyIndex([*texts, *lent])
     learned = Lexicon([*texts[:cut], *lent])  # the words of the posts the model learned from
-    generated, rejected = draw(model, index, count=count, temperature=temperature, seed=seed, words=learned)
+    held = None if free_spelling else learned
+    generated, rejected = draw(model, index, count=count, temperature=temperature, seed=seed, words=held)
     invented, words = learned.invented(generated)
     out = {
         **chosen,
