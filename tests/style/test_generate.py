@@ -220,6 +220,10 @@ def test_the_cli_trains_writes_and_evaluates(app, runner, writers):
     result = runner.invoke(args=["generate", "evaluate", "commuter", "--count", "20"])
     assert result.exit_code == 0, result.output
     assert "held-out bits per character" in result.output
+    split = re.search(r"trained on its oldest (\d+) posts, tested on the newest (\d+)", result.output)
+    with app.app_context():
+        stored = db.session.scalar(sa.select(sa.func.count()).where(Tweet.user_id == find_user("commuter").id))
+    assert split and int(split.group(1)) + int(split.group(2)) == stored and abs(int(split.group(2)) - stored / 10) <= 1
     drafts = re.search(r"copy rate (\d+)% of drafts repeated 40 characters .* \((\d+) drawn again", result.output)
     assert drafts and (int(drafts.group(1)) > 0) == (int(drafts.group(2)) > 0)
     fidelity = int(re.search(r"style fidelity (\d+)%", result.output).group(1))

@@ -53,7 +53,10 @@ def generate_evaluate(username: str, against: tuple[str, ...], count: int, engin
         figures = judge.evaluate_account(username, list(against), count, engine)
     except generate.StyleError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"@{figures['username']}: trained on the oldest 90% of {figures['posts']:,} posts, tested on the rest")
+    click.echo(
+        f"@{figures['username']}: trained on its oldest {figures['trained_posts']:,} posts, "
+        f"tested on the newest {figures['tested_posts']:,}"
+    )
     shape = f"order {figures['order']}" if "order" in figures else f"LSTM, {figures['epochs']} epochs"
     bits, chance = figures["bits_per_char"], figures["chance_bits_per_char"]
     verdict = "" if bits < chance else ": no better than chance"

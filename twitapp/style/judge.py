@@ -69,6 +69,8 @@ def judge(
     invented, words = learned.invented(generated)
     out = {
         **chosen,
+        "trained_posts": cut,
+        "tested_posts": len(texts) - cut,
         "bits_per_char": round(model.bits_per_char(texts[cut:]), 4),
         "generated": len(generated),
         "distance": round(float(np.mean(distances(generated, texts[:cut]))), 4),
