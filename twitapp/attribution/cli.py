@@ -13,25 +13,26 @@ commands = AppGroup("attribution")
 
 @commands.command("predict")
 @click.argument("usernames", nargs=-1, required=True)
-@click.option("--text", required=True, help="The hypothetical post.")
-def predict(usernames: tuple[str, ...], text: str) -> None:
-    """Rank USERNAMES by how likely each is to have posted TEXT."""
+@click.option(
+    "--text", "texts", required=True, multiple=True, help="The hypothetical post; repeat it for a thread of posts."
+)
+def predict(usernames: tuple[str, ...], texts: tuple[str, ...]) -> None:
+    """Rank USERNAMES by how likely each is to have posted TEXT (every --text together, as a thread)."""
     try:
-        prediction = predict_author(list(usernames), text)
+        prediction = predict_author(list(usernames), list(texts))
     except PredictionError as exc:
         raise click.ClickException(str(exc)) from None
     for candidate in prediction.ranking:
         click.echo(f"{format_percent(candidate.probability):>7}  @{candidate.username}")
     click.echo(f"(chance level: {prediction.chance:.1%})")
-    trust, accounts = prediction.trust, len(prediction.ranking)
-    if trust.accuracy is None:
-        click.echo("\nHow far to trust it: too few posts to hold some out and measure how often the model is right.")
-    else:
-        click.echo(
-            f"\nHow far to trust it: for these {accounts} accounts the same model picked the right one for "
-            f"{trust.accuracy:.0%} of their {trust.tested} newest posts, held out of training "
-            f"(at least {trust.accuracy_low:.0%} at 95% confidence; chance {prediction.chance:.0%})."
-        )
+    if len(prediction.posts) > 1:
+        top = prediction.ranking[0].username
+        click.echo(f"\nPost by post, each answered alone ({len(prediction.posts)} posts, ranked together above):")
+        for number, post in enumerate(prediction.posts, start=1):
+            elsewhere = "" if post.username == top else "  (points elsewhere)"
+            share = format_percent(post.probability)
+            click.echo(f"  {number:>2}. {share:>7}  @{post.username}{elsewhere}: {_short(post.text)}")
+    click.echo("\n" + _trust_sentence(prediction))
     for warning in prediction.warnings:  # "no better than chance" first, when it is not
         click.echo(f"Warning: {warning}")
     reasons = prediction.reasons
@@ -43,6 +44,32 @@ def predict(usernames: tuple[str, ...], text: str) -> None:
     click.echo("\nWhy: what points to each account, against the others:")
     for account in reasons.accounts:
         click.echo(f"  toward @{account.username}: {grams(account.toward)}")
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _trust_sentence(prediction) -> str:
+    """How far to trust the answer, for a single post or for threads of the prediction's length."""
+    trust, accounts, posts = prediction.trust, len(prediction.ranking), len(prediction.posts)
+    if trust.accuracy is None:
+        return "How far to trust it: too few posts to hold some out and measure how often the model is right."
+    bounds = f"at least {trust.accuracy_low:.0%} at 95% confidence; chance {prediction.chance:.0%}"
+    if posts == 1 or trust.length == 1:
+        lead = "" if posts == 1 else "too few posts were held out to measure threads; for single posts, "
+        return (
+            f"How far to trust it: {lead}for these {accounts} accounts the same model picked the right one for "
+            f"{trust.accuracy:.0%} of their {trust.tested} newest posts, held out of training ({bounds})."
+        )
+    measured = (
+        "" if trust.length == posts else f" (the longest their held-out posts could measure; this one has {posts})"
+    )
+    return (
+        f"How far to trust it: for these {accounts} accounts, threads of {trust.length} posts{measured} were "
+        f"attributed right {trust.accuracy:.0%} of the time: {trust.tested} threads at a time drawn from their "
+        f"{trust.posts} newest posts, held out of training ({bounds})."
+    )
 
 
 @commands.command("evaluate")

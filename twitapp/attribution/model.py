@@ -11,6 +11,9 @@ Besides the ranking, every answer carries:
   (trust.py);
 - whether that figure is clearly better than chance, and a warning when it is not (trust.py);
 - reasons: what each word of the text pulls toward each account against the others (reasons.py).
+
+A request may carry a thread: several posts answered as one (thread.py pools them), each post also
+answered alone so that one pointing elsewhere shows (answer.py holds the answer's shape).
 """
 
 from __future__ import annotations
@@ -23,19 +26,23 @@ from dataclasses import dataclass, replace
 import numpy as np
 import sqlalchemy as sa
 
-from twitapp.attribution.reasons import Reasons, colour_of, explain
-from twitapp.attribution.recipe import Model, TrainingData, Weighting, fits_for, one_blas_thread
+from twitapp.attribution.answer import Candidate, PostAnswer, Prediction
+from twitapp.attribution.reasons import colour_of, explain
+from twitapp.attribution.recipe import Model, TrainingData, Weighting, fits_for, one_blas_thread, softmax
+from twitapp.attribution.thread import MAX_POSTS, Threads, calibrate_threads, pool
 from twitapp.attribution.trust import Trust, chance_warning, evaluate_held_out
 from twitapp.errors import UserError
 from twitapp.extensions import db
 from twitapp.ingest import features
 from twitapp.models import Tweet, User, find_user
-from twitapp.sources.records import checked_text
+from twitapp.sources.records import checked_text, clean_text
+
+__all__ = ["Candidate", "Fitted", "PostAnswer", "Prediction", "PredictionError", "predict_author"]
 
 MAX_TEXT_CHARS = 280
 MAX_CANDIDATES = 20
 # Part of every cache key: bump it with any change to the recipe (recipe.py, trust.py).
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 # A request fits at most this many of each account's newest posts: style drifts, and fitting time grows
 # with the posts while accuracy hardly does past a thousand.
 MAX_TRAIN_POSTS = 1000
@@ -119,10 +126,11 @@ def _refresh_features(rows, blobs: list, stale: list[int]) -> list:
 
 @dataclass
 class Fitted:
-    """A model with its trust figure, as a request fits them and the cache keeps them."""
+    """A model with its trust figures, as a request fits them and the cache keeps them."""
 
     model: Model
     trust: Trust
+    threads: Threads  # how a thread of n posts is pooled, and its own trust figure (thread.py)
 
 
 def fit_with_trust(data: TrainingData, classes: Sequence[int]) -> Fitted:
@@ -130,9 +138,10 @@ def fit_with_trust(data: TrainingData, classes: Sequence[int]) -> Fitted:
     with one_blas_thread():
         weighting = Weighting.fit(data.counts)
         fits = fits_for(weighting.transform(data.counts))
-        trust, temperature, start = evaluate_held_out(data, fits, classes)
+        trust, temperature, start, held_out = evaluate_held_out(data, fits, classes)
         model, _ = fits.fit(np.ones(len(data.labels), dtype=bool), data.labels, start)
-    return Fitted(Model(weighting, model, temperature), trust)
+    threads = calibrate_threads(held_out, temperature, trust)
+    return Fitted(Model(weighting, model, threads.temperature(1)), trust, threads)
 
 
 class ModelCache:
@@ -181,82 +190,6 @@ cache = ModelCache()
 # Requests
 
 
-@dataclass(frozen=True)
-class Candidate:
-    username: str
-    name: str
-    probability: float
-    posts: int
-    colour: int = 0  # its colour on the page: the place in the ranking (reasons.colour_of)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    text: str
-    ranking: list[Candidate]
-    trust: Trust
-    warnings: list[str]  # the chance warning first, when there is one
-    reasons: Reasons
-    better_than_chance: bool | None  # the trust figure's verdict; None when nothing was held out
-
-    @property
-    def chance(self) -> float:
-        """What guessing would score: one in the number of accounts."""
-        return 1.0 / len(self.ranking)
-
-    @property
-    def chance_warning(self) -> str | None:
-        """The warning (one of ``warnings``) that the held-out accuracy is no better than chance, if it is not."""
-        return chance_warning(self.trust)
-
-    def as_dict(self) -> dict:
-        """The answer as ``POST /api/predict`` gives it (README.md shows one)."""
-        trust, reasons = self.trust, self.reasons
-        names = [a.username for a in reasons.accounts]
-        return {
-            "text": self.text,
-            "chance": round(self.chance, 4),
-            "better_than_chance": self.better_than_chance,
-            "ranking": [
-                {"username": c.username, "name": c.name, "probability": round(c.probability, 6), "posts": c.posts}
-                for c in self.ranking
-            ],
-            "trust": {
-                "held_out_accuracy": _rounded(trust.accuracy),
-                "held_out_accuracy_low": _rounded(trust.accuracy_low),
-                "tested_posts": trust.tested,
-                "chance": round(self.chance, 4),
-                "better_than_chance": self.better_than_chance,
-            },
-            "warnings": self.warnings,
-            "reasons": {
-                "accounts": [
-                    {
-                        "username": a.username,
-                        "colour": a.colour,
-                        "pull": round(a.total, 4),
-                        "toward": [self._gram(g, v) for g, v in a.toward],
-                    }
-                    for a in reasons.accounts
-                ],
-                "words": [
-                    {"text": t, "toward": None if who is None else names[who], "score": round(s, 4)}
-                    for t, who, _, s in reasons.pieces
-                    if t.strip()
-                ],
-            },
-        }
-
-    def _gram(self, gram: str, weight: float) -> dict:
-        """An n-gram of the reasons; a piece of a word says which word (``"in"``)."""
-        word = self.reasons.within.get(gram)
-        return {"ngram": gram, "weight": round(weight, 4)} | ({"in": word} if word else {})
-
-
-def _rounded(figure: float | None) -> float | None:
-    return None if figure is None else round(figure, 4)
-
-
 def check_text(text: str | None) -> str:
     """The text to attribute, trimmed, or an error for an empty or over-long one."""
     return checked_text(text, MAX_TEXT_CHARS, "Type the text of a post to attribute.", PredictionError)
@@ -301,13 +234,41 @@ def fitted_for(users: Sequence[User]) -> tuple[Fitted, dict[int, tuple[int, int]
     return fitted, stats
 
 
-def predict_author(usernames: Sequence[str], text: str | None) -> Prediction:
-    """Rank the chosen accounts by how likely each is to have posted ``text``, with trust and reasons."""
-    text = check_text(text)
+def check_posts(texts: str | Sequence[str | None] | None) -> list[str]:
+    """The posts of a thread, each trimmed, or an error that names the post to change.
+
+    A single text (or a thread of one) gets the single text's messages.
+    """
+    if texts is None or isinstance(texts, str):
+        return [check_text(texts)]
+    texts = list(texts)
+    if len(texts) > MAX_POSTS:
+        raise PredictionError(f"A thread holds at most {MAX_POSTS} posts; this one has {len(texts)}.")
+    if len(texts) <= 1:
+        return [check_text(texts[0] if texts else None)]
+    posts = []
+    for number, text in enumerate(texts, start=1):
+        post = clean_text(text or "").strip()
+        if not post:
+            raise PredictionError(f"Post {number} is empty: type its text or take it out of the thread.")
+        if len(post) > MAX_TEXT_CHARS:
+            raise PredictionError(
+                f"Post {number} has {len(post)} characters; at most {MAX_TEXT_CHARS} fit in one post."
+            )
+        posts.append(post)
+    return posts
+
+
+def predict_author(usernames: Sequence[str], texts: str | Sequence[str | None] | None) -> Prediction:
+    """Rank the chosen accounts by how likely each is to have posted ``texts`` (one text or a thread's
+    posts), with the trust figure for threads of that length, each post's own answer, and reasons."""
+    posts = check_posts(texts)
     users = resolve_users(usernames)
     fitted, stats = fitted_for(users)
-    counts = features.count_matrix([text])
-    proba = fitted.model.probabilities(counts)[0]
+    counts = features.count_matrix(posts)
+    logits = fitted.model.logits(counts)
+    # A thread of one: softmax(logits / T_1), exactly Model.probabilities.
+    proba = pool(logits, fitted.threads.temperature(len(posts)))
     by_id = {int(uid): float(p) for uid, p in zip(fitted.model.classes, proba, strict=True)}
     ranked = sorted(
         (Candidate(u.username, u.name, by_id[u.id], stats[u.id][0]) for u in users),
@@ -315,16 +276,23 @@ def predict_author(usernames: Sequence[str], text: str | None) -> Prediction:
         reverse=True,
     )
     ranking = [replace(c, colour=colour_of(place)) for place, c in enumerate(ranked)]
-    id_of = {u.username: u.id for u in users}
+    place_of = {c.username: place for place, c in enumerate(ranking)}
     names = {u.id: u.username for u in users}
-    reasons = explain(fitted.model, text, [id_of[c.username] for c in ranking], names, counts)
-    warnings = [w for w in [chance_warning(fitted.trust)] if w] + [
+    alone = softmax(logits / fitted.model.temperature)  # each post as it would be answered by itself
+    answers = []
+    for post, row in zip(posts, alone, strict=True):
+        username = names[int(fitted.model.classes[row.argmax()])]
+        answers.append(PostAnswer(post, username, float(row.max()), ranking[place_of[username]].colour))
+    id_of = {u.username: u.id for u in users}
+    reasons = explain(fitted.model, posts, [id_of[c.username] for c in ranking], names, counts)
+    trust = fitted.threads.trust(len(posts))
+    warnings = [w for w in [chance_warning(trust)] if w] + [
         f"@{u.username} has only {stats[u.id][0]} stored posts; with fewer than {FEW_POSTS} its style is thinly "
         "sampled and answers involving it are less reliable."
         for u in users
         if stats[u.id][0] < FEW_POSTS
     ]
-    return Prediction(text, ranking, fitted.trust, warnings, reasons, fitted.trust.better_than_chance)
+    return Prediction(posts, ranking, trust, warnings, reasons, trust.better_than_chance, answers)
 
 
 def evaluate_accounts(usernames: Sequence[str]) -> tuple[list[User], Trust]:

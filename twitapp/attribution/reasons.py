@@ -51,10 +51,16 @@ class Reasons:
     """Why the ranking came out as it did: every account's pull, and every word's strongest one."""
 
     accounts: list[AccountReasons]  # in ranking order
-    # (text, the place in ``accounts`` of the account the word pulls toward most or None, shade 1..3 or
-    # 0, that pull); the gaps between words have None, 0 and 0.
-    pieces: list[tuple[str, int | None, int, float]]
+    # Per post: (text, the place in ``accounts`` of the account the word pulls toward most or None, shade
+    # 1..3 or 0, that pull); the gaps between words have None, 0 and 0. The shades of every post share
+    # one scale, the strongest word of the whole thread.
+    posts: list[list[tuple[str, int | None, int, float]]]
     within: dict[str, str]  # a piece of a word (a character n-gram) shown in a list: the word it came from
+
+    @property
+    def pieces(self) -> list[tuple[str, int | None, int, float]]:
+        """Every post's pieces, one after the other (a single text: its own)."""
+        return [piece for post in self.posts for piece in post]
 
 
 def colour_of(place: int) -> int:
@@ -88,15 +94,61 @@ def feature_pulls(model: Model, order: Sequence[int], counts: sp.csr_matrix) -> 
 
 
 def explain(
-    model: Model, text: str, order: Sequence[int], names: dict[int, str], counts: sp.csr_matrix | None = None
+    model: Model,
+    texts: str | Sequence[str],
+    order: Sequence[int],
+    names: dict[int, str],
+    counts: sp.csr_matrix | None = None,
 ) -> Reasons:
-    """Split each account's pull (one against the rest, see the module) over the words of ``text``.
+    """Split each account's pull (one against the rest, see the module) over the words of the posts.
 
-    ``order`` is every account of the model by id, in ranking order; ``names`` their usernames. A
-    feature that occurs several times is shared among its occurrences; a word bigram between its words.
+    ``texts`` is one text or a thread's posts (``counts`` their rows, in order); a thread's pull is the
+    sum of its posts' pulls, as its pooled logits are the sum of theirs. ``order`` is every account of
+    the model by id, in ranking order; ``names`` their usernames. A feature that occurs several times in
+    a post is shared among its occurrences; a word bigram between its words.
     """
-    if counts is None:  # the caller usually has the text's counts already
-        counts = features.count_matrix([text])
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if counts is None:  # the caller usually has the counts already
+        counts = features.count_matrix(texts)
+    totals: dict[str, np.ndarray] = {}
+    within: dict[str, str] = {}
+    scored = []
+    for number, text in enumerate(texts):
+        spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        scores, by_gram, pieces_within = _score_words(
+            text, spans, _contribution(model, order, counts[number]), len(order)
+        )
+        for gram, value in by_gram.items():
+            totals[gram] = totals.get(gram, 0.0) + value
+        for gram, word in pieces_within.items():
+            within.setdefault(gram, word)
+        scored.append((text, spans, scores))
+    words = {
+        token
+        for text in texts
+        for word in re.findall(r"\S+", text)
+        for token in _WORD_TOKEN.findall(features.normalise(word).lower())
+    }
+    for token in words:  # a whole word of the thread is not a piece of another, even if it is one too
+        within.pop(token, None)
+    everything = np.vstack([scores for _, _, scores in scored]) if scored else np.zeros((0, len(order)))
+    strongest = float(max(everything.max(initial=0.0), 0.0)) or 1.0
+    posts = [_shaded_pieces(text, spans, scores, strongest) for text, spans, scores in scored]
+
+    # Whole words and bigrams read better than fragments; show n-grams of 3+ characters besides.
+    readable = [(g, v) for g, v in totals.items() if len(g) >= 3 or " " in g]
+    accounts = []
+    for place, uid in enumerate(order):
+        ranked = sorted(((g, float(v[place])) for g, v in readable if v[place] > 0), key=lambda gv: -gv[1])
+        pulls = [float(s) for s in everything[:, place]]
+        accounts.append(AccountReasons(names[uid], colour_of(place), _strongest(ranked), pulls))
+    shown = {g for account in accounts for g, _ in account.toward}
+    within = {g: word for g, word in within.items() if g in shown}
+    return Reasons(accounts, posts, within)
+
+
+def _contribution(model: Model, order: Sequence[int], counts: sp.csr_matrix) -> Callable[[int], np.ndarray]:
+    """For one post (a row of counts): a hashed feature's pull per occurrence toward each account of ``order``."""
     pulls = feature_pulls(model, order, counts)
     occurrences = dict(zip(counts.indices.tolist(), counts.data.tolist(), strict=True))
     nothing = np.zeros(len(order))
@@ -105,20 +157,7 @@ def explain(
         pull = pulls.get(index)
         return nothing if pull is None else pull / occurrences.get(index, 1.0)
 
-    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-    scores, by_gram, within = _score_words(text, spans, contribution, len(order))
-    pieces = _shaded_pieces(text, spans, scores)
-
-    # Whole words and bigrams read better than fragments; show n-grams of 3+ characters besides.
-    readable = [(g, v) for g, v in by_gram.items() if len(g) >= 3 or " " in g]
-    accounts = []
-    for place, uid in enumerate(order):
-        ranked = sorted(((g, float(v[place])) for g, v in readable if v[place] > 0), key=lambda gv: -gv[1])
-        words = [float(s) for s in scores[:, place]]
-        accounts.append(AccountReasons(names[uid], colour_of(place), _strongest(ranked), words))
-    shown = {g for account in accounts for g, _ in account.toward}
-    within = {g: word for g, word in within.items() if g in shown}
-    return Reasons(accounts, pieces, within)
+    return contribution
 
 
 def _score_words(
@@ -160,16 +199,16 @@ def _score_words(
 
 
 def _shaded_pieces(
-    text: str, spans: list[tuple[int, int]], scores: np.ndarray
+    text: str, spans: list[tuple[int, int]], scores: np.ndarray, strongest: float
 ) -> list[tuple[str, int | None, int, float]]:
     """The whole text in pieces: each word with the account it pulls toward most, a shade and that pull.
 
-    The shade, 1..3, is the word's strongest pull in thirds of the strongest word's, rounded up; a word
-    that pulls toward no account (none of its n-grams is known) has no account and shade 0, as do gaps.
+    The shade, 1..3, is the word's strongest pull in thirds of ``strongest`` (the strongest word's pull
+    in the whole thread), rounded up; a word that pulls toward no account (none of its n-grams is known)
+    has no account and shade 0, as do gaps.
     """
     best = scores.argmax(axis=1) if len(spans) else np.zeros(0, dtype=int)
     pull = scores.max(axis=1) if len(spans) else np.zeros(0)
-    strongest = float(max(pull.max(initial=0.0), 0.0)) or 1.0
     pieces: list[tuple[str, int | None, int, float]] = []
     cursor = 0
     for (start, end), place, score in zip(spans, best.tolist(), pull.tolist(), strict=True):

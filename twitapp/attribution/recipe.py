@@ -349,12 +349,20 @@ class Model:
     def classes(self) -> np.ndarray:
         return self.classifier.classes
 
+    def logits(self, counts: sp.csr_matrix) -> np.ndarray:
+        """The untempered decision function: a row of class scores per post (what threads pool)."""
+        return self.classifier.decision_function(self.weighting.transform(counts))
+
     def probabilities(self, counts: sp.csr_matrix) -> np.ndarray:
         """Calibrated class probabilities: the logits divided by the fitted temperature."""
-        logits = self.classifier.decision_function(self.weighting.transform(counts)) / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        expd = np.exp(logits)
-        return expd / expd.sum(axis=1, keepdims=True)
+        return softmax(self.logits(counts) / self.temperature)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Each row of scores as probabilities (the rows' largest score subtracted first, so nothing overflows)."""
+    logits = logits - logits.max(axis=1, keepdims=True)
+    expd = np.exp(logits)
+    return expd / expd.sum(axis=1, keepdims=True)
 
 
 _blas: ThreadpoolController | None = None

@@ -6,6 +6,7 @@ from flask import Blueprint, render_template, request, session
 
 from twitapp.attribution.forms import CompareForm
 from twitapp.attribution.model import MAX_TEXT_CHARS, PredictionError, predict_author
+from twitapp.attribution.thread import MAX_POSTS
 from twitapp.web.routes import home_page
 from twitapp.web.security import rate_limit
 
@@ -15,19 +16,23 @@ bp = Blueprint("attribution", __name__)
 @bp.post("/compare")
 @rate_limit("RATELIMIT_COMPARE")
 def compare():
-    """Rank the chosen accounts for the typed text, or show the form again with what to fix."""
+    """Rank the chosen accounts for the typed post or thread, or show the form again with what to fix."""
     form = CompareForm()
     if not form.validate_on_submit():
         return home_page(400, compare=form)
     try:
-        prediction = predict_author(form.usernames.data or [], form.text.data)
+        prediction = predict_author(form.usernames.data or [], form.text.posts)
     except PredictionError as exc:
         form.text.errors.append(str(exc))
         return home_page(exc.status, compare=form)
     # The accounts last compared, ticked again when a post is sent here from elsewhere ("Compare this post").
     session[LAST_COMPARED] = [c.username for c in prediction.ranking][:MAX_REMEMBERED]
     return render_template(
-        "attribution/result.html", prediction=prediction, again=CompareForm(formdata=None), max_chars=MAX_TEXT_CHARS
+        "attribution/result.html",
+        prediction=prediction,
+        again=CompareForm(formdata=None),
+        max_chars=MAX_TEXT_CHARS,
+        max_posts=MAX_POSTS,
     )
 
 
@@ -47,5 +52,9 @@ def compare_panel(accounts: list, forms: dict, **_) -> str:
         form = CompareForm(formdata=None, data={"text": request.args.get("text", ""), "usernames": ticked})
     form.usernames.choices = [(u.username, f"@{u.username}") for u, _ in accounts]
     return render_template(
-        "attribution/compare_panel.html", accounts=accounts, compare_form=form, max_chars=MAX_TEXT_CHARS
+        "attribution/compare_panel.html",
+        accounts=accounts,
+        compare_form=form,
+        max_chars=MAX_TEXT_CHARS,
+        max_posts=MAX_POSTS,
     )

@@ -39,6 +39,15 @@ class Trust:
     correct: int
     classes: list[int]
     confusion: np.ndarray  # rows: true account, columns: predicted account, in ``classes`` order
+    # A thread's figure (thread.py): how many posts each tested thread had, and how many held-out posts
+    # its threads were drawn from (``tested`` then counts threads).
+    length: int = 1
+    held_out_posts: int | None = None
+
+    @property
+    def posts(self) -> int:
+        """The held-out posts behind the figure."""
+        return self.tested if self.held_out_posts is None else self.held_out_posts
 
     @property
     def accuracy(self) -> float | None:
@@ -97,12 +106,21 @@ def holdout_mask(data: TrainingData) -> np.ndarray:
     return mask
 
 
+@dataclass
+class HeldOut:
+    """The held-out posts' untempered logits (columns in sorted account order) and true columns."""
+
+    logits: np.ndarray
+    truth: np.ndarray
+
+
 def evaluate_held_out(
     data: TrainingData, fits: PrimalFits | SpanFits, classes: Sequence[int]
-) -> tuple[Trust, float, object]:
+) -> tuple[Trust, float, object, HeldOut]:
     """Fit on all but each account's newest posts and score those.
 
-    Returns the trust figure, the temperature fitted on those posts, and where to start the next fit.
+    Returns the trust figure, the temperature fitted on those posts, where to start the next fit, and
+    the held-out answers themselves (thread.py groups them into threads).
 
     The design is every post weighted by the TF-IDF fitted on all of them (document frequencies only,
     no labels), so the held-out model lives in the same feature space as the final one and starts it.
@@ -113,7 +131,12 @@ def evaluate_held_out(
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     trained_on = set(np.unique(data.labels[train]).tolist())
     if not test.any() or trained_on != set(classes):
-        return Trust(0, 0, classes, confusion), TEMPERATURE, None
+        return (
+            Trust(0, 0, classes, confusion),
+            TEMPERATURE,
+            None,
+            HeldOut(np.zeros((0, len(classes))), np.zeros(0, int)),
+        )
     model, start = fits.fit(train, data.labels)
     logits = model.decision_function(fits.X[test])
     predicted = model.classes[logits.argmax(axis=1)]
@@ -122,14 +145,17 @@ def evaluate_held_out(
         confusion[index[int(truth)], index[int(guess)]] += 1
     truth = np.searchsorted(model.classes, data.labels[test])
     trust = Trust(int(test.sum()), int(np.trace(confusion)), classes, confusion)
-    return trust, fit_temperature(logits, truth), start
+    return trust, fit_temperature(logits, truth), start, HeldOut(logits, truth)
 
 
-def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
-    """The temperature that makes these held-out answers most likely, drawn toward TEMPERATURE.
+def fit_temperature(
+    logits: np.ndarray, truth: np.ndarray, prior: float = TEMPERATURE, bounds: tuple[float, float] = TEMPERATURE_RANGE
+) -> float:
+    """The temperature that makes these held-out answers most likely, drawn toward ``prior``.
 
     A handful of held-out posts with no mistakes would otherwise ask for a model sure of everything;
-    the pull keeps such a figure near the value found on development data.
+    the pull keeps such a figure near the value found on development data (TEMPERATURE for one post;
+    thread.py passes its own prior for threads).
     """
     rows = np.arange(len(truth))
 
@@ -137,7 +163,7 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
         scaled = logits / np.exp(log_t)
         scaled -= scaled.max(axis=1, keepdims=True)
         nll = float(np.mean(np.log(np.exp(scaled).sum(axis=1)) - scaled[rows, truth]))
-        return nll + TEMPERATURE_PULL * (log_t - np.log(TEMPERATURE)) ** 2
+        return nll + TEMPERATURE_PULL * (log_t - np.log(prior)) ** 2
 
-    low, high = np.log(TEMPERATURE_RANGE)
+    low, high = np.log(bounds)
     return float(np.exp(scipy.optimize.minimize_scalar(loss, bounds=(low, high), method="bounded").x))

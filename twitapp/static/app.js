@@ -1,17 +1,87 @@
 // Live character counters: a textarea with data-counter="ID" and data-max="N" updates the element ID.
+// A post box of the compare form (data-posts) may hold a thread, one post per block separated by a blank
+// line; its counter then counts the posts and the longest one.
+const BLANK_LINE = /\n[ \t]*\n/;
+
+function watchCounter(area) {
+  const out = document.getElementById(area.dataset.counter);
+  const max = Number(area.dataset.max);
+  if (!out) return;
+  const update = () => {
+    // Count code points, not UTF-16 units, so an emoji counts once.
+    const blocks = "posts" in area.dataset ? area.value.split(BLANK_LINE).filter((b) => b.trim()) : [area.value];
+    const lengths = blocks.map((b) => Array.from(b).length);
+    const longest = Math.max(0, ...lengths);
+    out.textContent = lengths.length > 1 ? `${lengths.length} posts, the longest ${longest} / ${max}` : `${longest} / ${max}`;
+    out.classList.toggle("over", longest > max);
+  };
+  area.addEventListener("input", update);
+  update();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  for (const area of document.querySelectorAll("textarea[data-counter]")) {
-    const out = document.getElementById(area.dataset.counter);
-    const max = Number(area.dataset.max);
-    if (!out) continue;
-    const update = () => {
-      // Count code points, not UTF-16 units, so an emoji counts once.
-      const used = Array.from(area.value).length;
-      out.textContent = `${used} / ${max}`;
-      out.classList.toggle("over", used > max);
-    };
-    area.addEventListener("input", update);
-    update();
+  for (const area of document.querySelectorAll("textarea[data-counter]")) watchCounter(area);
+});
+
+// "+ add a post": a form with a thread's boxes (data-thread) gets a button that adds another box, each
+// added one with a button that takes it out again, up to data-max-posts boxes.
+function threadInput(list, button) {
+  const max = Number(list.dataset.maxPosts);
+  const first = list.querySelector("textarea");
+  let made = list.querySelectorAll("textarea").length;
+  const renumber = () => {
+    const boxes = list.querySelectorAll("li");
+    boxes.forEach((item, i) => {
+      if (i === 0) return;
+      item.querySelector("textarea").setAttribute("aria-label", `Post ${i + 1}`);
+      item.querySelector(".remove-post")?.setAttribute("aria-label", `Remove post ${i + 1}`);
+    });
+    button.disabled = boxes.length >= max;
+  };
+  button.hidden = false;
+  for (const note of list.parentElement.querySelectorAll(".with-script")) note.hidden = false;
+  button.addEventListener("click", () => {
+    made += 1;
+    const id = `${first.id}-${made}`;
+    const item = document.createElement("li");
+    item.className = "thread-box";
+    const area = document.createElement("textarea");
+    Object.assign(area, { id, name: "text", rows: 3, placeholder: "The next post…" });
+    area.dataset.counter = `${id}-count`;
+    area.dataset.max = first.dataset.max;
+    area.dataset.posts = "";
+    area.setAttribute("aria-describedby", first.getAttribute("aria-describedby"));
+    const counter = document.createElement("span");
+    Object.assign(counter, { id: `${id}-count`, className: "counter" });
+    counter.setAttribute("aria-live", "polite");
+    item.append(area, counter);
+    list.append(item);
+    removable(item);
+    watchCounter(area);
+    renumber();
+    area.focus();
+  });
+  // Every box but the first can be taken out, those the server drew again (a refused form) included.
+  const removable = (item) => {
+    const remove = document.createElement("button");
+    Object.assign(remove, { type: "button", className: "link-button remove-post", textContent: "Remove" });
+    remove.addEventListener("click", () => {
+      item.remove();
+      renumber();
+      first.focus();
+    });
+    item.append(remove);
+  };
+  list.querySelectorAll("li").forEach((item, i) => {
+    if (i > 0) removable(item);
+  });
+  renumber();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const list of document.querySelectorAll("[data-thread]")) {
+    const button = list.closest("form")?.querySelector("[data-add-post]");
+    if (button) threadInput(list, button);
   }
 });
 
