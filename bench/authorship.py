@@ -10,13 +10,16 @@ Two recipes are scored on the same sets:
   the full pipeline's ``nlp(text).vector``.
 - project: twitapp.attribution.model.fit_with_trust, fed the same hashed features the app stores, fitted as a
   request fits (held-out fit for the trust figure and the temperature, then the final fit).
-Then the reliability of the project's probabilities (k = 2 and 4, 200 posts), and the latency of
-POST /api/predict through Flask's test client for 4 accounts with 200 and with 3,200 posts each, with
-the model cache cold (cleared before every request) and warm, and the peak memory of the process.
+Then the reliability of the project's probabilities (k = 2 and 4, 200 posts); threads (thread.py):
+accuracy and expected calibration error (10 equal-width bins on the top probability) of threads of 1,
+2, 3, 5 and 10 posts drawn from one account's test posts, pooled as a request pools them; and the
+latency of POST /api/predict through Flask's test client for 4 accounts with 200 and with 3,200 posts
+each, for one text and for a 10-post thread, with the model cache cold (cleared before every request)
+and warm, and the peak memory of the process.
 
---tune searches block weights, C, a weight for the spaCy vector as a third block, and the temperature
-on an earlier window (posts 100 to 50 before the newest as the test set), so the figures reported above
-are not tuned on their own test posts.
+--tune searches block weights, C, a weight for the spaCy vector as a third block, the temperature and
+the exponent of the threads' prior temperature on an earlier window (posts 100 to 50 before the newest
+as the test set), so the figures reported above are not tuned on their own test posts.
 """
 
 from __future__ import annotations
@@ -41,10 +44,14 @@ sys.path.insert(0, str(ROOT))
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from twitapp.attribution import model as predict  # noqa: E402
-from twitapp.attribution import recipe, trust  # noqa: E402
+from twitapp.attribution import recipe, thread, trust  # noqa: E402
 from twitapp.ingest import embed, features  # noqa: E402
 
 TEST_POSTS = 50
+THREAD_LENGTHS = (1, 2, 3, 5, 10)
+# Threads drawn per account and candidate set for each length above 1 (posts of one account's test
+# window, distinct within a thread); a length of 1 is every test post once.
+THREADS_PER_ACCOUNT = 100
 
 
 def load_accounts(data: Path, originals_only: bool = True) -> dict[str, list[dict]]:
@@ -123,6 +130,81 @@ def project_recipe(corpus: Corpus, accounts: list[str], tempered: bool = True) -
         model = replace(model, temperature=1.0)
     proba = model.probabilities(corpus.counts[test])
     return float((model.classes[proba.argmax(axis=1)] == y_test).mean()), proba, y_test
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """ECE over ``bins`` equal-width bins of the top probability: the mean |confidence - accuracy|, weighted."""
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            ece += abs(confidence[mask].mean() - correct[mask].mean()) * mask.sum() / len(confidence)
+    return float(ece)
+
+
+def thread_answers(corpus: Corpus, chosen: list[str], lengths, seed: int) -> dict:
+    """For each length: the pooled probabilities of threads drawn from one account's test posts, their
+    true accounts, what the app's trust figure claimed for that length, and T_n, fitted as a request fits."""
+    train, test, y_train, y_test = corpus.split(chosen)
+    newest_first = np.concatenate([np.arange(len(corpus.train_rows[a]))[::-1] for a in chosen])
+    fitted = predict.fit_with_trust(
+        recipe.TrainingData(corpus.counts[train], y_train, newest_first), list(range(len(chosen)))
+    )
+    logits = fitted.model.logits(corpus.counts[test])
+    rng = np.random.default_rng(seed)
+    answers = {}
+    for n in lengths:
+        threads, truth = [], []
+        for i in range(len(chosen)):
+            rows = np.flatnonzero(y_test == i)
+            drawn = (
+                rows[:, None]
+                if n == 1
+                else np.stack([rng.choice(rows, n, replace=False) for _ in range(THREADS_PER_ACCOUNT)])
+            )
+            threads.append(drawn)
+            truth.append(np.full(len(drawn), i))
+        threads, truth = np.concatenate(threads), np.concatenate(truth)
+        temperature = fitted.threads.temperature(n)
+        proba = recipe.softmax(logits[threads].sum(axis=1) / temperature)
+        answers[n] = (proba, truth, fitted.threads.trust(n).accuracy, temperature)
+    return answers
+
+
+def thread_table(accounts: dict, ks: list[int], sets: int, train: int = 200, test_offset: int = 0) -> dict:
+    """Accuracy and calibration of pooled threads (thread.py) for THREAD_LENGTHS posts at each k."""
+    corpus = Corpus(accounts, train, test_offset=test_offset)
+    window = "newest" if not test_offset else f"{test_offset + TEST_POSTS} to {test_offset} before the newest"
+    print(
+        f"\n## Threads ({train} posts per account trained, posts {window} tested; threads of one account's test "
+        f"posts, {THREADS_PER_ACCOUNT} per account and set; {sets} candidate sets per k, seed 0; "
+        f"prior T_n = T_1 * n^{thread.THREAD_EXPONENT})"
+    )
+    print(
+        f"{'k':>3} {'posts':>5} {'threads':>8} {'accuracy':>9} {'mean top p':>10} {'ECE':>6} "
+        f"{'claimed':>8} {'T_n median':>10}"
+    )
+    results = {}
+    for k in ks:
+        per_length = {n: [] for n in THREAD_LENGTHS}
+        for s_, chosen in enumerate(candidate_sets(corpus.names, k, sets)):
+            for n, answer in thread_answers(corpus, chosen, THREAD_LENGTHS, seed=1000 * k + s_).items():
+                per_length[n].append(answer)
+        for n, answers in per_length.items():
+            proba = np.concatenate([a[0] for a in answers])
+            truth = np.concatenate([a[1] for a in answers])
+            correct = proba.argmax(axis=1) == truth
+            top = proba.max(axis=1)
+            ece = expected_calibration_error(top, correct)
+            claimed = np.mean([a[2] for a in answers if a[2] is not None])
+            results[k, n] = (float(correct.mean()), ece)
+            print(
+                f"{k:>3} {n:>5} {len(truth):>8} {correct.mean():>9.3f} {top.mean():>10.3f} {ece:>6.3f} "
+                f"{claimed:>8.3f} {np.median([a[3] for a in answers]):>10.2f}",
+                flush=True,
+            )
+    return results
 
 
 def accuracy_table(accounts: dict, sizes: list[int], ks: list[int], sets: int) -> dict:
@@ -220,6 +302,32 @@ def tune(accounts: dict) -> None:
     )
 
 
+def tune_threads(accounts: dict) -> None:
+    """The exponent of T_n's prior (thread.THREAD_EXPONENT), by the log loss of threads of 2 to 10 posts on the
+    earlier window when T_n is the prior alone (no length fitted on held-out posts)."""
+    print("\n## The prior of T_n = T_1 * n^e, alone (nothing fitted per length), on the earlier window")
+    corpus = Corpus(accounts, 200, test_offset=TEST_POSTS)
+    saved = thread.MIN_THREADS, thread.THREAD_EXPONENT
+    thread.MIN_THREADS = 10**9
+    best = None
+    try:
+        for exponent in (0.1, 0.2, 0.3, 0.4, 0.5, 0.7):
+            thread.THREAD_EXPONENT = exponent
+            losses, eces = [], []
+            for k in (2, 4):
+                for s_, chosen in enumerate(candidate_sets(corpus.names, k, 10, seed=1)):
+                    answers = thread_answers(corpus, chosen, (2, 3, 5, 10), 1000 * k + s_).values()
+                    for proba, truth, _, _ in answers:
+                        losses.append(-np.mean(np.log(np.clip(proba[np.arange(len(truth)), truth], 1e-12, 1))))
+                        eces.append(expected_calibration_error(proba.max(axis=1), proba.argmax(axis=1) == truth))
+            print(f"  e {exponent}: mean log loss {np.mean(losses):.4f}, mean ECE {np.mean(eces):.3f}", flush=True)
+            if best is None or np.mean(losses) < best[0]:
+                best = (np.mean(losses), exponent)
+    finally:
+        thread.MIN_THREADS, thread.THREAD_EXPONENT = saved
+    print(f"  best: e = {best[1]} (in use: {thread.THREAD_EXPONENT})")
+
+
 def embedding_block(corpus: Corpus, drawn: dict[int, list[list[str]]]) -> None:
     """Whether the spaCy document vector adds anything beside the n-grams, as a third weighted block.
 
@@ -247,13 +355,17 @@ def embedding_block(corpus: Corpus, drawn: dict[int, list[list[str]]]) -> None:
         print(f"  spaCy vector block weight {weight:<4}      k=2 {scores[2]:.3f} k=4 {scores[4]:.3f}", flush=True)
 
 
-def latency(accounts_all: dict, per_account: int, names: list[str], cold_runs: int, warm_runs: int) -> None:
+def latency(
+    accounts_all: dict, per_account: int, names: list[str], cold_runs: int, warm_runs: int, thread: int = 1
+) -> None:
+    """Cold and warm latency of POST /api/predict for one text, or for a thread of ``thread`` posts."""
     from twitapp import create_app
     from twitapp.extensions import db
     from twitapp.ingest.store import import_tweets
     from twitapp.sources.records import AccountRecord, PostRecord
 
-    texts = [p["text"] for p in accounts_all[names[0]][-cold_runs - warm_runs :]]
+    posts = [p["text"][:280] for p in accounts_all[names[0]][-(cold_runs + warm_runs) * thread :]]
+    texts = [posts[i : i + thread] for i in range(0, len(posts), thread)]
     with tempfile.TemporaryDirectory() as tmp:
         # Rate limits off: this measures the model, not the limiter.
         app = create_app(
@@ -276,9 +388,10 @@ def latency(accounts_all: dict, per_account: int, names: list[str], cold_runs: i
                 stored.append(import_tweets(account, posts, source="archive").total)
         client = app.test_client()
 
-        def ask(text: str) -> float:
+        def ask(text: str | list[str]) -> float:
+            body = {"usernames": names} | ({"texts": text} if isinstance(text, list) else {"text": text})
             start = time.perf_counter()
-            response = client.post("/api/predict", json={"usernames": names, "text": text[:280]})
+            response = client.post("/api/predict", json=body)
             elapsed = time.perf_counter() - start
             assert response.status_code == 200, response.get_json()
             return elapsed * 1000
@@ -295,9 +408,9 @@ def latency(accounts_all: dict, per_account: int, names: list[str], cold_runs: i
     def pct(values, q):
         return float(np.percentile(values, q))
 
-    label = f"{len(names)} x {min(stored)}-{max(stored)} posts"
+    label = f"{len(names)} x {min(stored)}-{max(stored)} posts" + (f", {thread}-post thread" if thread > 1 else "")
     print(
-        f"  {label:<24} cold p50 {pct(cold, 50):7.1f} ms  p95 {pct(cold, 95):7.1f} ms   "
+        f"  {label:<40} cold p50 {pct(cold, 50):7.1f} ms  p95 {pct(cold, 95):7.1f} ms   "
         f"warm p50 {pct(warm, 50):6.1f} ms  p95 {pct(warm, 95):6.1f} ms   ({len(cold)} cold, {len(warm)} warm)",
         flush=True,
     )
@@ -324,11 +437,13 @@ def main() -> None:
     )
     if args.tune:
         tune(accounts)
+        tune_threads(accounts)
         return
     if not args.latency_only:
         sizes, ks, sets = ([200], [2, 4], 10) if args.quick else ([200, 1000], [2, 4, 8], args.sets)
         calibration = accuracy_table(accounts, sizes, ks, sets)
         reliability(calibration, 200, [k for k in (2, 4) if k in ks])
+        thread_table(accounts, ks, sets)
 
     if not args.skip_latency:
         print("\n## POST /api/predict through the test client (SQLite), 4 accounts")
@@ -336,6 +451,8 @@ def main() -> None:
         big = sorted(every_post, key=lambda n: len(every_post[n]), reverse=True)[:4]
         latency(accounts, 200, sorted(accounts)[:4], cold_runs=20, warm_runs=50)
         latency(every_post, 3200, big, cold_runs=10, warm_runs=50)
+        latency(accounts, 200, sorted(accounts)[:4], cold_runs=20, warm_runs=50, thread=10)
+        latency(every_post, 3200, big, cold_runs=10, warm_runs=50, thread=10)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nPeak resident memory of this process: {peak:.0f} MiB; total time {time.perf_counter() - started:.0f} s")
 
