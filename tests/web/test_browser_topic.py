@@ -110,7 +110,7 @@ def test_a_bad_page_of_a_topic_is_explained(page, browser_app):
     pages = math.ceil(stored_matches(browser_app, "bus") / PER_PAGE)
     response = page.goto("/topic?q=bus&page=two")
     assert response is not None and response.status == 400
-    expect(page.get_by_role("alert")).to_have_text("\"page\" must be a whole number from 1 up, not 'two'.")
+    expect(page.get_by_role("alert")).to_have_text("\"page\" must be a whole number from 1 to 1,000,000, not 'two'.")
     response = page.goto("/topic?q=bus&page=999")
     assert response is not None and response.status == 200
     expect(page.locator("#topic-results .warning")).to_have_text(

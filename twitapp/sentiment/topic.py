@@ -26,6 +26,7 @@ from twitapp.sentiment import model as sentiment
 from twitapp.sentiment.labelled import LABELS
 from twitapp.sources import networks, x
 from twitapp.sources.records import checked_text, clean_text
+from twitapp.web import paging
 
 MAX_QUERY_CHARS = 200
 PER_POLL = 50
@@ -288,23 +289,13 @@ class Page:
     posts: list[dict]
     asked: int  # the page asked for: past the last one, the last one is shown
 
-    @property
-    def has_prev(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.pages
-
 
 def page_number(raw: str | None) -> int:
     """The page ``?page=`` asks for (1 when it is not given), or a TopicError that says what it must be."""
-    text = (raw or "").strip()
-    if not text:
-        return 1
-    if not (text.isascii() and text.isdigit() and len(text) <= 9 and int(text) >= 1):
-        raise TopicError(f'"page" must be a whole number from 1 up, not {raw[:30]!r}.')
-    return int(text)
+    try:
+        return paging.whole_number("page", raw, 1, paging.MAX_PAGE)
+    except ValueError as exc:
+        raise TopicError(str(exc)) from None
 
 
 def page_of(found: TopicPosts, number: int) -> Page:

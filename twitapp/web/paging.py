@@ -12,17 +12,25 @@ from twitapp.extensions import db
 MAX_PAGE = 1_000_000
 
 
-def _whole(name: str, default: int, highest: int | None = None) -> int:
-    """A positive whole number from the query string (at most ``highest``), or a 400 that says so."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+def whole_number(name: str, raw: str | None, default: int, highest: int | None = None) -> int:
+    """A positive whole number (at most ``highest``) read from a query parameter's text, ``default`` when
+    it is not given; a ValueError saying what the parameter must be otherwise."""
+    if raw is None or not raw.strip():
         return default
     text = raw.strip()
     number = int(text) if text.isascii() and text.isdigit() and len(text) <= 40 else 0
     if number < 1 or (highest is not None and number > highest):
         span = f"from 1 to {highest:,}" if highest is not None else "from 1 up"
-        abort(400, description=f'"{name}" must be a whole number {span}, not {raw[:30]!r}.')
+        raise ValueError(f'"{name}" must be a whole number {span}, not {raw[:30]!r}.')
     return number
+
+
+def _whole(name: str, default: int, highest: int | None = None) -> int:
+    """A positive whole number from the query string (at most ``highest``), or a 400 that says so."""
+    try:
+        return whole_number(name, request.args.get(name), default, highest)
+    except ValueError as exc:
+        abort(400, description=str(exc))
 
 
 def page_of(statement: sa.Select, what: str, per_page: int, max_per_page: int | None = None) -> Pagination:
