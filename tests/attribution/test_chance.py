@@ -65,6 +65,16 @@ def test_api_says_whether_the_answer_beats_chance_with_the_figures_behind_it(cli
     assert not any("no better than chance" in w for w in sharp["warnings"])
 
 
+def test_a_thread_of_accounts_the_model_cannot_tell_apart_is_judged_as_threads(client, patternless):
+    texts = ["coffee by the river", "quiet morning in the city", "rain on the bridge again"]
+    body = client.post("/api/predict", json={"usernames": patternless, "texts": texts}).get_json()
+    assert body["better_than_chance"] is False and body["trust"]["thread_posts"] == 3
+    threads = body["trust"]["tested_threads"]
+    warning = body["warnings"][0]
+    assert "held-out posts, grouped as threads of 3, the model did no better than chance" in warning
+    assert f" of {threads} threads of 3, " in warning
+
+
 def test_too_few_posts_to_judge_is_neither(client, add_account):
     add_account("tiny_a", ["rye bread", "sourdough loaf"])
     add_account("tiny_b", ["bus late", "train on time"])

@@ -185,13 +185,13 @@ def test_threads_are_pooled_as_their_held_out_threads_ask():
     all mislead together (one that the model cannot recognise): summing would be far too sure, so T_n grows.
     A thread of one keeps the single-post temperature and figure."""
     single = Trust(100, 70, [7, 9], np.zeros((2, 2), dtype=np.int64))
-    independent = thread.calibrate_threads(held_out(0.8), 1.0, single)
+    independent = thread.Threads(held_out(0.8), 1.0, single)
     assert independent.temperature(1) == 1.0 and independent.trust(1) is single
     assert independent.temperature(3) < 1.5
     assert independent.trust(5).accuracy > independent.trust(2).accuracy > single.accuracy
     assert independent.trust(5).length == 5
     assert independent.trust(25).length == 25  # 50 held-out posts per account: 2 threads of 25
-    misleading = thread.calibrate_threads(held_out(0.0), 1.0, single)
+    misleading = thread.Threads(held_out(0.0), 1.0, single)
     assert misleading.temperature(5) > 1.8 * independent.temperature(5)
 
 
@@ -199,12 +199,10 @@ def test_lengths_without_enough_held_out_posts_fall_back():
     single = Trust(40, 30, [7, 9], np.zeros((2, 2), dtype=np.int64))
     few = held_out(0.8)
     few = HeldOut(few.logits[np.r_[0:20, 50:70]], few.truth[np.r_[0:20, 50:70]])  # 20 per account
-    threads = thread.calibrate_threads(few, 1.0, single)
+    threads = thread.Threads(few, 1.0, single)
     assert threads.trust(10).length == 10 and threads.trust(11).length == 10
     grown = threads.temperature(10) * (20 / 10) ** thread.THREAD_EXPONENT
     assert threads.temperature(20) == pytest.approx(grown)
-    nothing = thread.calibrate_threads(
-        HeldOut(np.zeros((0, 2)), np.zeros(0, int)), 1.2, Trust(0, 0, [7, 9], np.zeros((2, 2)))
-    )
+    nothing = thread.Threads(HeldOut(np.zeros((0, 2)), np.zeros(0, int)), 1.2, Trust(0, 0, [7, 9], np.zeros((2, 2))))
     assert nothing.temperature(4) == pytest.approx(thread.prior_temperature(1.2, 4))
     assert nothing.trust(4).accuracy is None

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from twitapp.attribution.answer import Candidate, PostAnswer, Prediction
 from twitapp.attribution.reasons import colour_of, explain
 from twitapp.attribution.recipe import Model, TrainingData, Weighting, fits_for, one_blas_thread, softmax
-from twitapp.attribution.thread import MAX_POSTS, Threads, calibrate_threads, pool
+from twitapp.attribution.thread import MAX_POSTS, Threads, pool
 from twitapp.attribution.trust import Trust, chance_warning, evaluate_held_out
 from twitapp.errors import UserError
 from twitapp.extensions import db
@@ -140,7 +140,7 @@ def fit_with_trust(data: TrainingData, classes: Sequence[int]) -> Fitted:
         fits = fits_for(weighting.transform(data.counts))
         trust, temperature, start, held_out = evaluate_held_out(data, fits, classes)
         model, _ = fits.fit(np.ones(len(data.labels), dtype=bool), data.labels, start)
-    threads = calibrate_threads(held_out, temperature, trust)
+    threads = Threads(held_out, temperature, trust)
     return Fitted(Model(weighting, model, threads.temperature(1)), trust, threads)
 
 

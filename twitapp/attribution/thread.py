@@ -22,7 +22,7 @@ grouping, as the groupings reuse the same posts and are not more evidence than t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,16 +45,41 @@ THREAD_SEED = 17
 
 @dataclass
 class Threads:
-    """Per thread length 1..MAX_POSTS: the pooling temperature and the trust figure that speaks for it."""
+    """Per thread length: the pooling temperature and the trust figure that speaks for it.
 
-    temperatures: list[float]
-    trusts: list[Trust]  # a length that could not be measured has the longest measured length's figure
+    A length is measured the first time a thread of that length is asked about, then kept (with the fit,
+    in model.py's cache): a single post, the commonest question, pays for no thread's calibration.
+    """
+
+    held_out: HeldOut
+    single: float  # the single-post temperature, which a thread of one keeps
+    single_trust: Trust
+    _kept: dict[int, tuple[float, Trust]] = field(default_factory=dict, repr=False)
+
+    @property
+    def longest(self) -> int:
+        """The longest thread whose held-out posts make MIN_THREADS disjoint threads from every account."""
+        if not self.single_trust.tested:
+            return 1
+        per_account = np.bincount(self.held_out.truth, minlength=len(self.single_trust.classes))
+        return max(1, min(MAX_POSTS, int(per_account.min()) // MIN_THREADS))
+
+    def _at(self, n: int) -> tuple[float, Trust]:
+        if n == 1:
+            return self.single, self.single_trust
+        longest = self.longest
+        if n > longest:  # too few held-out posts: the longest fitted length, grown as the prior grows
+            temperature, figure = self._at(longest)
+            return temperature * (n / longest) ** THREAD_EXPONENT, figure
+        if n not in self._kept:  # two requests may both measure it: the same answer, kept once
+            self._kept[n] = _measured(self.held_out, n, self.single, list(self.single_trust.classes))
+        return self._kept[n]
 
     def temperature(self, n: int) -> float:
-        return self.temperatures[min(n, len(self.temperatures)) - 1]
+        return self._at(min(n, MAX_POSTS))[0]
 
     def trust(self, n: int) -> Trust:
-        return self.trusts[min(n, len(self.trusts)) - 1]
+        return self._at(min(n, MAX_POSTS))[1]
 
 
 def prior_temperature(single: float, n: int) -> float:
@@ -101,24 +126,3 @@ def _measured(held_out: HeldOut, n: int, single: float, classes: list[int]) -> t
     confusion = np.rint(confusion / groupings).astype(np.int64)  # one grouping's worth, on average
     correct = round(float(np.mean(summed.argmax(axis=1) == truth)) * disjoint)
     return temperature, Trust(disjoint, correct, classes, confusion, length=n, held_out_posts=len(held_out.truth))
-
-
-def calibrate_threads(held_out: HeldOut, single: float, single_trust: Trust) -> Threads:
-    """Every length's temperature and trust figure, from the trust fit's held-out posts (see the module).
-
-    ``single`` and ``single_trust`` are the single-post temperature and figure, which length 1 keeps.
-    """
-    classes = list(single_trust.classes)
-    per_account = np.bincount(held_out.truth, minlength=len(classes)) if len(held_out.truth) else np.zeros(1, int)
-    temperatures, trusts = [single], [single_trust]
-    longest = 1
-    for n in range(2, MAX_POSTS + 1):
-        if single_trust.tested and per_account.min() >= MIN_THREADS * n:
-            temperature, figure = _measured(held_out, n, single, classes)
-            longest = n
-        else:  # too few held-out posts: the longest fitted length, grown as the prior grows
-            temperature = temperatures[longest - 1] * (n / longest) ** THREAD_EXPONENT
-            figure = trusts[longest - 1]
-        temperatures.append(temperature)
-        trusts.append(figure)
-    return Threads(temperatures, trusts)

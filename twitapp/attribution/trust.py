@@ -88,9 +88,11 @@ def chance_warning(trust: Trust) -> str | None:
     """What to say when the held-out accuracy is not clearly above chance; None when it is (or is unknown)."""
     if trust.better_than_chance is not False:
         return None
+    counted = "" if trust.length == 1 else f" threads of {trust.length}"
+    grouped = "" if trust.length == 1 else f", grouped as threads of {trust.length},"
     return (
-        "On these accounts' held-out posts the model did no better than chance "
-        f"(right on {trust.correct} of {trust.tested}, {trust.accuracy:.0%}; chance {trust.chance:.0%}): "
+        f"On these accounts' held-out posts{grouped} the model did no better than chance "
+        f"(right on {trust.correct} of {trust.tested}{counted}, {trust.accuracy:.0%}; chance {trust.chance:.0%}): "
         "read these percentages as a guess."
     )
 
