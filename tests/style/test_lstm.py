@@ -1,19 +1,12 @@
 """The optional LSTM engine for "write like them" (needs PyTorch; CI installs it and sets REQUIRE_TORCH=1)."""
 
-import re
-
 import numpy as np
 import pytest
 
-from tests.support.data import require, voice_posts
+from tests.support.data import require, voice_posts, words_of
 from twitapp.style import lstm as neural
 from twitapp.style import model as generate
 from twitapp.style import sampling
-
-
-def words_of(texts) -> list[str]:
-    """The words a reader sees (as tests/style/test_words.py tells them apart)."""
-    return [w for text in texts for w in re.findall(r"[@#]?\w+(?:'\w+)*", text.lower().replace("’", "'"))]
 
 
 @pytest.fixture

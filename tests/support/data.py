@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -134,6 +135,12 @@ POOL = [
 def shuffled_posts(count: int, rng: random.Random) -> list[str]:
     """Posts of eight words drawn from POOL: written by nobody in particular."""
     return [" ".join(rng.sample(POOL, 8)) for _ in range(count)]
+
+
+def words_of(texts) -> list[str]:
+    """The words a reader sees, told apart here without the app's code (twitapp/style/words.py): letters,
+    digits and underscores with apostrophes inside, an @ or # before them belonging to them, any case."""
+    return [w for text in texts for w in re.findall(r"[@#]?\w+(?:'\w+)*", text.lower().replace("’", "'"))]
 
 
 LIKED = ["Huge giveaway today, win a signed copy", "Big news: our new album is out now", "Giveaway time! Tag a friend"]

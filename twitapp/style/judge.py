@@ -17,6 +17,7 @@ from twitapp.attribution.recipe import Model
 from twitapp.extensions import db
 from twitapp.ingest import features
 from twitapp.models import User, tweet_counts
+from twitapp.style import kneser_ney
 from twitapp.style.model import DEFAULT_TEMPERATURE, HELD_OUT, account_named, fit, pool_of, posts_of
 from twitapp.style.sampling import CopyIndex, draw, normalise
 from twitapp.style.words import Lexicon
@@ -63,7 +64,8 @@ def judge(
     model, chosen = fit(texts[:cut], engine=engine, pool=pool)
     lent = [normalise(p) for p in pool]
     index = CopyIndex([*texts, *lent])
-    learned = Lexicon([*texts[:cut], *lent])  # the words of the posts the model learned from
+    # The words of the posts the model learned from: the lent ones only where it mixed them in, as the app.
+    learned = Lexicon([*texts[:cut], *(lent if isinstance(model, kneser_ney.Mixture) else [])])
     held = None if free_spelling else learned
     generated, rejected = draw(model, index, count=count, temperature=temperature, seed=seed, words=held)
     invented, words = learned.invented(generated)

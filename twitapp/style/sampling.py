@@ -167,7 +167,6 @@ def draw(
     else:
         texts = [normalise(p) for p in real]
         index, words = CopyIndex(texts), Lexicon(texts) if words is None else words
-    words = words.including(opening) if words is not None else None
     out, rejected = [], 0
     for _ in range(count * tries):
         if len(out) == count:
