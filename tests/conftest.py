@@ -60,6 +60,7 @@ def forget_loaded_models() -> None:
         service.clear()
     sentiment._mix_cache.clear()
     topic._searches.clear()
+    topic._results.clear()
 
 
 @pytest.fixture

@@ -370,3 +370,22 @@ def test_a_query_matching_many_stored_posts_shows_the_newest_and_says_how_many_m
     assert re.search(r'<small id="topic-total">the newest 10 of\s+12 posts</small>', html)
     assert listed(html) == [f"harbour day {i}" for i in range(11, 1, -1)] and "Page 1 of 1" in html
     assert columns(html)[0][0] == "2025-03-03T00:00:00+00:00"  # the chart covers what is shown
+
+
+def test_paging_through_stored_posts_scores_them_once_and_a_new_post_is_seen(client, app, monkeypatch):
+    start = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    store_dated(app, "ferry", [(start + timedelta(hours=i), f"harbour note {i}") for i in range(45)], account_id=704)
+    scored = []
+    analyse = topic.sentiment.analyse
+
+    def counting(texts, *args, **kwargs):
+        scored.append(len(texts))
+        return analyse(texts, *args, **kwargs)
+
+    monkeypatch.setattr(topic.sentiment, "analyse", counting)
+    pages = [client.get(f"/topic?q=harbour&page={n}").get_data(as_text=True) for n in (1, 2, 3, 1)]
+    assert scored == [45] and listed(pages[3]) == listed(pages[0])
+    store_dated(app, "tug", [(start + timedelta(days=9), "harbour note, the newest")], account_id=705)
+    fresh = client.get("/topic?q=harbour").get_data(as_text=True)
+    assert scored == [45, 46] and listed(fresh)[0] == "harbour note, the newest"
+    assert '<small id="topic-total">46 posts</small>' in fresh

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +32,7 @@ from twitapp.web import paging
 MAX_QUERY_CHARS = 200
 PER_POLL = 50
 PER_PAGE = 20  # posts on one page of the topic
-RESULTS = 1000  # the newest stored matches the page scores, charts and pages through
+RESULTS = sentiment.MAX_TEXTS  # the newest stored matches the page scores (in one call), charts and pages through
 
 
 class TopicError(UserError, ValueError):
@@ -274,8 +275,31 @@ def results(query: str | None, network: str | None = None) -> TopicPosts:
     source = network_of(network)
     if source != "stored":
         return _scored(query, source, _searched(source, query))
+    return _stored_results(query)
+
+
+# The stored topic's results, per query and state of the posts and the model in service: paging through
+# them, or coming back, scores nothing twice.
+_results: OrderedDict[tuple, TopicPosts] = OrderedDict()
+_results_lock = threading.Lock()
+RESULTS_KEPT = 32
+
+
+def _stored_results(query: str) -> TopicPosts:
+    state = db.session.execute(sa.select(sa.func.count(), sa.func.max(Tweet.id))).one()
+    row, _ = sentiment.in_service()
+    key = (query, *state, row.id if row else None)
+    with _results_lock:
+        if key in _results:
+            _results.move_to_end(key)
+            return _results[key]
     rows = _stored(query, None, limit=RESULTS)
-    return _scored(query, source, rows, _stored_matches(query) if len(rows) == RESULTS else len(rows))
+    found = _scored(query, "stored", rows, _stored_matches(query) if len(rows) == RESULTS else None)
+    with _results_lock:
+        _results[key] = found
+        while len(_results) > RESULTS_KEPT:
+            _results.popitem(last=False)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------
