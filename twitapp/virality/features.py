@@ -91,18 +91,30 @@ def shape_features(posts: Sequence[Post], threshold: int) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
+def _trainable() -> sa.Select:
+    """The stored posts training reads: known likes, an account stored with them, old enough (see below)."""
+    return (
+        sa.select(Tweet.user_id, Tweet.text, Tweet.created_at, Tweet.like_count, Tweet.has_media, User.followers_count)
+        .join(User, User.id == Tweet.user_id)
+        .where(Tweet.like_count.is_not(None))
+    )
+
+
+def trainable_count() -> int:
+    """How many stored posts a training run would learn from now."""
+    cutoff = datetime.now(UTC) - MATURE
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(_trainable().where(Tweet.created_at <= cutoff).subquery())
+    )
+
+
 def stored_posts() -> list[Post]:
     """Every stored post old enough for its likes to have settled, oldest first, with its account's history.
 
     Posts whose likes the source did not give are left out, of the training and of the histories: unknown
     is not "no likes"."""
     cutoff = datetime.now(UTC) - MATURE
-    rows = db.session.execute(
-        sa.select(Tweet.user_id, Tweet.text, Tweet.created_at, Tweet.like_count, Tweet.has_media, User.followers_count)
-        .join(User, User.id == Tweet.user_id)
-        .where(Tweet.like_count.is_not(None))
-        .order_by(Tweet.created_at, Tweet.id)
-    ).all()
+    rows = db.session.execute(_trainable().order_by(Tweet.created_at, Tweet.id)).all()
     histories: dict[int, list[tuple[int, datetime]]] = {}
     posts = []
     for user_id, text, created_at, likes, media, followers in rows:

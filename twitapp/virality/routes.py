@@ -11,7 +11,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from twitapp import jobs, registry
 from twitapp.auth import operator_required
 from twitapp.extensions import db
-from twitapp.models import ModelVersion, Tweet, User
+from twitapp.models import ModelVersion, User
 from twitapp.sources import x
 from twitapp.virality import features
 from twitapp.virality import model as virality
@@ -45,11 +45,7 @@ def _virality_page(form: ViralityForm, probability: float | None = None, status:
             max_chars=features.MAX_TEXT_CHARS,
             # With nothing in service, the page offers to train on what is stored, and follows that job.
             train_form=TrainViralityForm(formdata=None),
-            stored_posts=db.session.scalar(
-                sa.select(sa.func.count()).select_from(Tweet).where(Tweet.like_count.is_not(None))
-            )
-            if scored_by is None
-            else None,
+            stored_posts=features.trainable_count() if scored_by is None else None,
             job=recent(_latest_model_job()),
         ),
         status,
