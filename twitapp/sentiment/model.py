@@ -285,8 +285,8 @@ def train(rows: Sequence[LabelledText], progress: Callable[[int, int, str], None
     held_out = TrainedModel().fit([r.text for r in train_rows], [r.label for r in train_rows])
     step(1, 3, "Scoring the held-out texts.")
     metrics = {"held_out": evaluate(test_rows, held_out), "vader_held_out": evaluate(test_rows, None)}
-    low = metrics["held_out"]["macro_recall_low"] = macro_recall_low(metrics["held_out"])
-    metrics["better_than_chance"] = low is not None and low > CHANCE
+    metrics["held_out"]["macro_recall_low"] = macro_recall_low(metrics["held_out"])
+    metrics["better_than_chance"] = better_than_chance(metrics)  # kept with the model, the verdict it was given
     step(2, 3, f"Fitting the final model on all {len(rows):,} texts.")
     model = TrainedModel().fit([r.text for r in rows], labels)
     step(3, 3, "Trained.")
