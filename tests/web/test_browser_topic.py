@@ -155,7 +155,7 @@ def test_a_live_topic_shows_new_posts_as_they_come(page, browser_app, fake_x):
 
 
 @BOTH_SCREENS
-def test_a_live_topic_pages_through_its_posts_and_takes_new_ones_on_its_first_page(page, browser_app, fake_x):
+def test_a_live_topic_pages_through_its_posts_and_only_its_first_page_follows_the_topic(page, browser_app, fake_x):
     posts = [
         {"id": 2000 + i, "text": f"#ferry crossing number {i}", "lang": "en", "created_at": recently(minutes=i)}
         for i in range(PER_PAGE + 5)
