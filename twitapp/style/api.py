@@ -51,6 +51,6 @@ def train_style(username: str):
         generate.check_engine(engine)
     except generate.StyleError as exc:
         abort(400, description=str(exc))
-    job = jobs.submit("style-train", account.username, engine=engine)
+    job = jobs.submit(generate.TRAIN_JOB, account.username, engine=engine)
     url = job_url(job)
     return {**jobs.as_dict(job), "url": url}, 202, {"Location": url}

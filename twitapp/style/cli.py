@@ -18,7 +18,7 @@ commands = AppGroup("generate", help="Write posts in the style of a stored accou
 @click.option("--engine", type=click.Choice(generate.ENGINES), default="kneser-ney", show_default=True)
 def generate_train(username: str, engine: str) -> None:
     """Train the model that writes like USERNAME on its stored posts (the LSTM engine needs PyTorch)."""
-    click.echo(run_job("style-train", handles.typed(username), engine=engine).message)
+    click.echo(run_job(generate.TRAIN_JOB, handles.typed(username), engine=engine).message)
 
 
 @commands.command("write")

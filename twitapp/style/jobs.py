@@ -6,7 +6,7 @@ from twitapp.jobs import Reporter, handler
 from twitapp.style import model as generate
 
 
-@handler("style-train", title="Training the style model")
+@handler(generate.TRAIN_JOB, title="Training the style model")
 def _style_train(params: dict, report: Reporter) -> tuple[str, dict]:
     """Train the model that writes like one account, and put it in service."""
     row = generate.train_for(params["username"], progress=report.progress, engine=params.get("engine", "kneser-ney"))

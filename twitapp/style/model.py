@@ -30,6 +30,7 @@ from twitapp.style.words import Lexicon
 HELD_OUT = 0.1
 ENGINES = ("kneser-ney", "lstm")
 KIND = "style"
+TRAIN_JOB = "style-train"  # the job that trains an account's model (jobs.py); the account page shows it
 FORMAT = 1
 MAX_COUNT = 10
 TEMPERATURES = (0.2, 2.0)

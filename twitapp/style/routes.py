@@ -28,7 +28,7 @@ def train_style(username: str):
     account = find_user_or_404(username)
     engine = request.form.get("engine", "kneser-ney")
     if ButtonForm().validate_on_submit() and engine in generate.ENGINES:
-        jobs.submit("style-train", account.username, engine=engine)  # without PyTorch the job says so
+        jobs.submit(generate.TRAIN_JOB, account.username, engine=engine)  # without PyTorch the job says so
     return redirect(url_for("web.user", username=account.username) + "#style")
 
 
@@ -55,7 +55,7 @@ def account_panel(user, job: dict | None, forms: dict, written: list[str] | None
         "style/account_panel.html",
         user=user,
         job=job,
-        training=job if job is not None and job["kind"] == "style-train" else None,  # shown by its button
+        training=job if job is not None and job["kind"] == generate.TRAIN_JOB else None,  # shown by its button
         style=generate.champion_of(user.username),  # the model itself is loaded when it writes
         write_form=forms.get("write") or WriteForm(formdata=None),
         train_form=ButtonForm(),
