@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 
+from tests.support.html import form_fields
 from twitapp.attribution import model as predict
 from twitapp.attribution import thread
 from twitapp.attribution.reasons import explain
@@ -118,8 +119,7 @@ def test_the_form_takes_a_thread_in_boxes_or_blocks_and_keeps_it_for_the_next_st
     assert page.count('class="post-top"') == 3
     assert re.search(r"threads of 3 posts were attributed right\s+<strong>\d+%</strong>", page)
     assert "the thread as a whole points to @baker" in page  # the bus post points elsewhere
-    back = re.search(r'href="(/\?[^"]+)">← Compare another text', page).group(1).replace("&amp;", "&")
-    form = client.get(back).get_data(as_text=True)
+    form = client.post("/compare/edit", data=form_fields(page, "edit")).get_data(as_text=True)
     box = re.search(r'<textarea id="text"[^>]*>([^<]*)</textarea>', form).group(1)
     assert box.split("\n\n") == [BREAD[0], BREAD[1], BUS]
 
@@ -206,3 +206,14 @@ def test_lengths_without_enough_held_out_posts_fall_back():
     nothing = thread.Threads(HeldOut(np.zeros((0, 2)), np.zeros(0, int)), 1.2, Trust(0, 0, [7, 9], np.zeros((2, 2))))
     assert nothing.temperature(4) == pytest.approx(thread.prior_temperature(1.2, 4))
     assert nothing.trust(4).accuracy is None
+
+
+def test_a_long_thread_goes_back_to_the_form_whole(client, voices):
+    """25 posts of 280 characters: far more than an address may hold, so the way back is a form."""
+    posts = [(f"Post {n} about rye loaves and the oven at dawn. " * 7)[:280].strip() for n in range(1, 26)]
+    page = client.post("/compare", data={"usernames": ["baker", "coder"], "text": posts}).get_data(as_text=True)
+    fields = form_fields(page, "edit")
+    assert fields["text"] == ["\n\n".join(posts)] and sorted(fields["usernames"]) == ["baker", "coder"]
+    form = client.post("/compare/edit", data=fields).get_data(as_text=True)
+    box = re.search(r'<textarea id="text"[^>]*>([^<]*)</textarea>', form).group(1)
+    assert box.split("\n\n") == posts

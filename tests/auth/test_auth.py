@@ -46,6 +46,7 @@ VISITOR_PAGES = [
     ("GET", "/", None),
     ("GET", "/user/baker", None),
     ("POST", "/compare", {"usernames": ["baker", "coder"], "text": "fresh bread"}),
+    ("POST", "/compare/edit", {"usernames": ["baker", "coder"], "text": "fresh bread"}),
     ("GET", "/sentiment", None),
     ("POST", "/sentiment", {"text": "what a lovely loaf"}),
     ("GET", "/topic?q=bread", None),

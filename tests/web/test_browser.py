@@ -185,8 +185,8 @@ def test_compare_ranks_the_imitated_voice_first(page):
     again = sorted(h.strip() for h in page.locator("#ranking li .who a").all_inner_texts())
     assert again == sorted(f"@{u}" for u in (*OTHERS, VOICE_OF))
     # ...or back to the form, with the accounts ticked and the text in place to change.
-    page.get_by_role("link", name="← Compare another text").click()
-    page.wait_for_url("**/?text=*")
+    page.get_by_role("button", name="← Compare another text").click()
+    page.wait_for_url("**/compare/edit#compare")
     assert page.locator("textarea#text").input_value().startswith("Seed swap and compost workshop")
     for username in (*OTHERS, VOICE_OF):
         assert page.get_by_role("checkbox", name=f"@{username}", exact=True).is_checked()

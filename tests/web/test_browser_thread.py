@@ -80,8 +80,8 @@ def test_add_a_post_builds_a_thread_and_the_result_reads_per_post_and_pooled(pag
     assert sideways_overflow(page) <= 0
 
     # Back to the form: the same accounts ticked and the thread in place, one post per block.
-    page.get_by_role("link", name="← Compare another text").click()
-    page.wait_for_url("**/?text=*")
+    page.get_by_role("button", name="← Compare another text").click()
+    page.wait_for_url("**/compare/edit#compare")
     assert page.locator("textarea#text").input_value().split("\n\n") == THREAD
     expect(page.locator("#text-count")).to_have_text(f"3 posts, the longest {max(map(len, THREAD))} / {MAX_TEXT_CHARS}")
     assert page.locator("#compare input[type=checkbox]:checked").count() == 3

@@ -36,6 +36,17 @@ def compare():
     )
 
 
+@bp.post("/compare/edit")
+@rate_limit("RATELIMIT_COMPARE")
+def edit():
+    """The compare form again, with the accounts and the post or thread a result was for, to change either.
+
+    Sent as a form, not a link: a thread of 25 posts does not fit in an address a server takes.
+    """
+    form = CompareForm()
+    return home_page(200 if form.validate_on_submit() else 400, compare=form)
+
+
 LAST_COMPARED = "last_compared"
 MAX_REMEMBERED = 20
 
