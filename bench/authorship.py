@@ -132,15 +132,20 @@ def project_recipe(corpus: Corpus, accounts: list[str], tempered: bool = True) -
     return float((model.classes[proba.argmax(axis=1)] == y_test).mean()), proba, y_test
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    """ECE over ``bins`` equal-width bins of the top probability: the mean |confidence - accuracy|, weighted."""
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
+EQUAL_BINS = np.r_[np.linspace(0, 1, 11)[:-1], 1.0001]  # ten equal-width bins of the top probability
+
+
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, edges=EQUAL_BINS):
+    """Each non-empty bin of the top probability: (low, high, posts, mean confidence, accuracy)."""
+    for low, high in itertools.pairwise(edges):
+        mask = (confidence >= low) & (confidence < high)
         if mask.any():
-            ece += abs(confidence[mask].mean() - correct[mask].mean()) * mask.sum() / len(confidence)
-    return float(ece)
+            yield low, high, int(mask.sum()), float(confidence[mask].mean()), float(correct[mask].mean())
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, edges=EQUAL_BINS) -> float:
+    """ECE: the mean |confidence - accuracy| over the bins, weighted by how many posts each holds."""
+    return sum(abs(c - a) * n for _, _, n, c, a in calibration_bins(confidence, correct, edges)) / len(confidence)
 
 
 def thread_answers(corpus: Corpus, chosen: list[str], lengths, seed: int) -> dict:
@@ -248,15 +253,9 @@ def reliability(calibration: dict, size: int, ks: list[int]) -> None:
         nll = float(-np.mean(np.log(np.clip(picked, 1e-12, 1))))
         print(f"k = {k}: top-choice confidence against how often the top choice was right")
         print(f"  {'confidence':<12} {'posts':>6} {'mean conf.':>10} {'accuracy':>9}")
-        ece = 0.0
-        for low, high in itertools.pairwise(edges):
-            mask = (confidence >= low) & (confidence < high)
-            if not mask.any():
-                continue
-            gap = abs(confidence[mask].mean() - correct[mask].mean())
-            ece += gap * mask.sum() / len(confidence)
-            mean_confidence, accuracy = confidence[mask].mean(), correct[mask].mean()
-            print(f"  {low:.2f}-{min(high, 1):.2f}    {mask.sum():>6} {mean_confidence:>10.3f} {accuracy:>9.3f}")
+        for low, high, posts, mean_confidence, accuracy in calibration_bins(confidence, correct, edges):
+            print(f"  {low:.2f}-{min(high, 1):.2f}    {posts:>6} {mean_confidence:>10.3f} {accuracy:>9.3f}")
+        ece = expected_calibration_error(confidence, correct, edges)
         print(f"  expected calibration error {ece:.3f}; log loss {nll:.3f} (chance {np.log(k):.3f})")
 
 
@@ -365,7 +364,8 @@ def latency(
     from twitapp.sources.records import AccountRecord, PostRecord
 
     posts = [p["text"][:280] for p in accounts_all[names[0]][-(cold_runs + warm_runs) * thread :]]
-    texts = [posts[i : i + thread] for i in range(0, len(posts), thread)]
+    # One text as {"text": ...}, as a single post is sent; a thread as {"texts": [...]} of exactly ``thread`` posts.
+    texts = posts if thread == 1 else [posts[i : i + thread] for i in range(0, len(posts) - thread + 1, thread)]
     with tempfile.TemporaryDirectory() as tmp:
         # Rate limits off: this measures the model, not the limiter.
         app = create_app(
