@@ -92,7 +92,7 @@ def test_a_warm_thread_needs_no_refit_whatever_its_length(client, voices):
     ("texts", "message"),
     [
         (["bread", "rolls", "  "], "Post 3 is empty"),
-        (["bread", "x" * 312], "Post 2 has 312 characters; at most 280"),
+        (["bread", "x" * 312], "Post 2 can be at most 280 characters; this one has 312."),
         (["bread"] * 26, "A thread holds at most 25 posts; this one has 26."),
         ([], "Type the text of a post"),
         ([" "], "Type the text of a post"),
@@ -140,7 +140,7 @@ def test_cli_predict_takes_a_thread(runner, writers):
     assert re.search(r"3\.\s+\S+\s+@commuter\s+\(points elsewhere\)", result.output)
     assert re.search(r"threads of 3 posts were attributed right \d+% of the time", result.output)
     result = runner.invoke(args=["predict", *voices, "--text", BREAD[0], "--text", "y" * 300])
-    assert result.exit_code != 0 and "Post 2 has 300 characters" in result.output
+    assert result.exit_code != 0 and "Post 2 can be at most 280 characters; this one has 300." in result.output
 
 
 def test_a_prediction_stores_nothing(app, client, voices):

@@ -39,8 +39,12 @@ class Prediction:
     trust: Trust  # the held-out figure for threads of this length (trust.length says which it measured)
     warnings: list[str]  # the chance warning first, when there is one
     reasons: Reasons
-    better_than_chance: bool | None  # the trust figure's verdict; None when nothing was held out
     posts: list[PostAnswer]  # each post's own answer, in order
+
+    @property
+    def better_than_chance(self) -> bool | None:
+        """The trust figure's verdict; None when nothing was held out."""
+        return self.trust.better_than_chance
 
     @property
     def text(self) -> str:

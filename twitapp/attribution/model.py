@@ -35,7 +35,7 @@ from twitapp.errors import UserError
 from twitapp.extensions import db
 from twitapp.ingest import features
 from twitapp.models import Tweet, User, find_user
-from twitapp.sources.records import checked_text, clean_text
+from twitapp.sources.records import checked_text
 
 __all__ = ["Candidate", "Fitted", "PostAnswer", "Prediction", "PredictionError", "predict_author"]
 
@@ -246,17 +246,16 @@ def check_posts(texts: str | Sequence[str | None] | None) -> list[str]:
         raise PredictionError(f"A thread holds at most {MAX_POSTS} posts; this one has {len(texts)}.")
     if len(texts) <= 1:
         return [check_text(texts[0] if texts else None)]
-    posts = []
-    for number, text in enumerate(texts, start=1):
-        post = clean_text(text or "").strip()
-        if not post:
-            raise PredictionError(f"Post {number} is empty: type its text or take it out of the thread.")
-        if len(post) > MAX_TEXT_CHARS:
-            raise PredictionError(
-                f"Post {number} has {len(post)} characters; at most {MAX_TEXT_CHARS} fit in one post."
-            )
-        posts.append(post)
-    return posts
+    return [
+        checked_text(
+            text,
+            MAX_TEXT_CHARS,
+            f"Post {number} is empty: type its text or take it out of the thread.",
+            PredictionError,
+            noun=f"Post {number}",
+        )
+        for number, text in enumerate(texts, start=1)
+    ]
 
 
 def predict_author(usernames: Sequence[str], texts: str | Sequence[str | None] | None) -> Prediction:
@@ -292,7 +291,7 @@ def predict_author(usernames: Sequence[str], texts: str | Sequence[str | None] |
         for u in users
         if stats[u.id][0] < FEW_POSTS
     ]
-    return Prediction(posts, ranking, trust, warnings, reasons, trust.better_than_chance, answers)
+    return Prediction(posts, ranking, trust, warnings, reasons, answers)
 
 
 def evaluate_accounts(usernames: Sequence[str]) -> tuple[list[User], Trust]:
