@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from twitapp.errors import UserError
-from twitapp.style.sampling import MAX_POST_CHARS, finish, pick
+from twitapp.style.sampling import write
 from twitapp.style.words import Lexicon
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -172,27 +172,22 @@ class LSTMModel:
     def sample(
         self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "", words: Lexicon | None = None
     ) -> str:
-        """One post, drawn as ``sampling.Sampler.sample`` draws one (kept to ``words`` when given)."""
+        """One post, drawn by ``sampling.write`` (kept to ``words`` when given)."""
         torch = _torch()
         self.network.eval()
-        text = list(opening)
-        guard = words.guard(self.alphabet, opening) if words is not None else None
+        state = None
+
+        def following(symbol: int | None) -> np.ndarray:
+            nonlocal state
+            given = [BOS, *self._encode(opening)] if symbol is None else [symbol]
+            logits, state = self.network(torch.tensor([given]), state)
+            scores = logits[0, -1].double() / temperature
+            scores[[PAD, BOS, UNK]] = -float("inf")
+            p = torch.softmax(scores, 0).numpy()
+            return p / p.sum()
+
         with torch.no_grad():
-            logits, state = self.network(torch.tensor([[BOS, *self._encode(opening)]]))
-            while len(text) < MAX_POST_CHARS:
-                scores = logits[0, -1].double() / temperature
-                scores[[PAD, BOS, UNK]] = -float("inf")
-                p = torch.softmax(scores, 0).numpy()
-                symbol = pick(rng, p / p.sum(), guard, 4, EOS)
-                if symbol is None:
-                    break
-                if symbol == EOS:
-                    return "".join(text).strip()
-                text.append(self.alphabet[symbol - 4])
-                if guard is not None:
-                    guard.push(text[-1])
-                logits, state = self.network(torch.tensor([[symbol]]), state)
-        return finish(text, guard)
+            return write(rng, self.alphabet, 4, opening, words, following)
 
     def to_bytes(self) -> bytes:
         arrays = {f"w_{k}": v.numpy() for k, v in self.network.state_dict().items()}

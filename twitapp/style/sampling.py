@@ -8,11 +8,10 @@ of any post a model learned from are drawn again (``CopyIndex``, ``draw``).
 
 Given the words of the posts a model learned from (a ``words.Lexicon``), a draft holds no other word but
 those of its opening: each character is drawn from the model's distribution, and where it would make a
-word no post holds, it is drawn again from the characters that would not (``pick``). Drawing again from
-what is left gives each allowed character the model's probability scaled up by the same factor, which is
-the model's distribution given that every word is real. Until a character first has to be drawn again,
-the draws are the very ones the model makes without the rule, so a seed gives the same posts as before up
-to the first one that made a word up.
+word no post holds, it is drawn again from the characters that would not (``pick``): each allowed
+character keeps the model's probability at that step, scaled up by the same factor (the step's
+distribution given that its word stays real, not the whole post's). Until a character first has to be
+drawn again, the draws are the very ones the model makes without the rule.
 
 Nothing here knows an engine: the engines import this module, never the other way round.
 """
@@ -21,7 +20,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -77,10 +76,32 @@ def pick(rng: np.random.Generator, p: np.ndarray, guard: Guard | None, first: in
     return int(rng.choice(len(p), p=kept / total)) if total > 0 else None
 
 
-def finish(text: list[str], guard: Guard | None) -> str:
-    """A draft that stopped before its end symbol, its unfinished word (if it is not a known one) dropped,
-    cut at a natural boundary."""
-    if guard is not None and not guard.allows(None):
+def write(
+    rng: np.random.Generator,
+    alphabet: str,
+    first: int,
+    opening: str,
+    words: Lexicon | None,
+    following: Callable[[int | None], np.ndarray],
+) -> str:
+    """One post drawn a symbol at a time, by any engine: ``following(symbol)`` is the distribution over the
+    engine's symbols (its end symbol EOS, its alphabet's characters from ``first`` on) after the symbol just
+    drawn (None: after the opening). It ends at the end symbol, or at the length limit cut at a natural
+    boundary; with ``words``, every word of it is one of those or of the opening."""
+    text = list(opening)
+    guard = words.guard(alphabet, opening) if words is not None else None
+    p = following(None)
+    while len(text) < MAX_POST_CHARS:
+        symbol = pick(rng, p, guard, first, EOS)
+        if symbol is None:
+            break
+        if symbol == EOS:
+            return "".join(text).strip()
+        text.append(alphabet[symbol - first])
+        if guard is not None:
+            guard.push(text[-1])
+        p = following(symbol)
+    if guard is not None and not guard.allows(None):  # an unfinished word that is not a known one goes
         text = text[: len(text) - guard.typed]
     return cut("".join(text))
 
@@ -98,26 +119,19 @@ class Sampler:
     def sample(
         self, rng: np.random.Generator, temperature: float = 1.0, opening: str = "", words: Lexicon | None = None
     ) -> str:
-        """One post: characters drawn until the end symbol or the length limit, cut at a natural boundary;
-        with ``words``, every word of it is one of those or of the opening."""
+        """One post (see ``write``) at ``temperature``."""
         context = [self.index.get(c, UNK) for c in opening]
-        text = list(opening)
-        guard = words.guard(self.alphabet, opening) if words is not None else None
-        while len(text) < MAX_POST_CHARS:
+
+        def following(symbol: int | None) -> np.ndarray:
+            if symbol is not None:
+                context.append(symbol)
             p = self.next_distribution(context)
             if temperature != 1.0:
                 p = np.power(p, 1.0 / temperature)
                 p /= p.sum()
-            symbol = pick(rng, p, guard, 3, EOS)
-            if symbol is None:
-                break
-            if symbol == EOS:
-                return "".join(text).strip()
-            text.append(self.alphabet[symbol - 3])
-            context.append(symbol)
-            if guard is not None:
-                guard.push(text[-1])
-        return finish(text, guard)
+            return p
+
+        return write(rng, self.alphabet, 3, opening, words, following)
 
 
 def copies(text: str, real: Sequence[str], run: int = COPY_RUN) -> bool:
