@@ -360,6 +360,12 @@ def test_the_bucket_follows_the_span_of_the_posts():
     starts = [bucket.start.strftime("%Y-%m") for bucket in months.buckets]
     assert starts[:3] == ["2024-11", "2024-12", "2025-01"] and starts[-1] == "2026-02" and len(starts) == 16
     assert [bucket.total for bucket in months.buckets] == [1] + [0] * 14 + [1]
+    # Archives of many years: a column a year, not a hundred months.
+    years = topic.over_time(
+        [{"created_at": at, "label": "negative"} for at in ("2012-07-04T10:00:00+00:00", "2025-03-01T00:00:00+00:00")]
+    )
+    assert years.unit == "year" and [b.name for b in years.buckets] == [str(y) for y in range(2012, 2026)]
+    assert [bucket.total for bucket in years.buckets] == [1] + [0] * 12 + [1]
 
 
 def test_a_query_matching_many_stored_posts_shows_the_newest_and_says_how_many_match(client, app, monkeypatch):

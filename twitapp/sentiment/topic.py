@@ -349,9 +349,14 @@ topic_limit = limiter.shared_limit(
 # ---------------------------------------------------------------------------------------------------
 # The mix over time
 
-# The bucket follows the posts' span: hours under two days, days under two months, then weeks, then months
-# (a chart a phone can read has some dozens of columns, not hundreds).
-UNIT_SPANS = (("hour", timedelta(days=2)), ("day", timedelta(days=62)), ("week", timedelta(days=366)))
+# The bucket follows the posts' span: hours under two days, days under two months, weeks under a year,
+# months under five years, then years (a chart a phone can read has some dozens of columns, not hundreds).
+UNIT_SPANS = (
+    ("hour", timedelta(days=2)),
+    ("day", timedelta(days=62)),
+    ("week", timedelta(days=366)),
+    ("month", timedelta(days=5 * 365)),
+)
 
 
 @dataclass(frozen=True)
@@ -370,13 +375,14 @@ class Bucket:
 
     @property
     def name(self) -> str:
-        """The bucket as a person reads it: "14 Mar 2025, 13:00", "14 Mar 2025", "week of …", "March 2025"."""
+        """The bucket as a person reads it: "14 Mar 2025, 13:00", "14 Mar 2025", "week of …", "March 2025", "2025"."""
         day = f"{self.start.day} {self.start:%b %Y}"
         return {
             "hour": f"{day}, {self.start:%H:00}",
             "day": day,
             "week": f"week of {day}",
             "month": f"{self.start:%B %Y}",
+            "year": f"{self.start:%Y}",
         }[self.unit]
 
     def tick(self, previous: Bucket | None) -> tuple[str, str]:
@@ -386,6 +392,8 @@ class Bucket:
             main, sub, same = f"{self.start:%H:00}", f"{self.start.day} {self.start:%b}", "%Y-%m-%d"
         elif self.unit == "month":
             main, sub, same = f"{self.start:%b}", f"{self.start:%Y}", "%Y"
+        elif self.unit == "year":
+            main, sub, same = f"{self.start:%Y}", "", "%Y"
         else:
             main, sub, same = f"{self.start.day} {self.start:%b}", f"{self.start:%Y}", "%Y"
         if previous is not None and previous.start.strftime(same) == self.start.strftime(same):
@@ -395,7 +403,7 @@ class Bucket:
 
 @dataclass(frozen=True)
 class Timeline:
-    unit: str  # "hour", "day", "week" or "month"
+    unit: str  # "hour", "day", "week", "month" or "year"
     buckets: list[Bucket]  # oldest first, every bucket from the first post's to the last's, empty ones too
 
     @property
@@ -425,12 +433,15 @@ def _bucket_start(at: datetime, unit: str) -> datetime:
         return day
     if unit == "week":
         return day - timedelta(days=day.weekday())  # weeks start on Monday
-    return day.replace(day=1)
+    month = day.replace(day=1)
+    return month if unit == "month" else month.replace(month=1)
 
 
 def _bucket_after(start: datetime, unit: str) -> datetime:
     if unit == "month":
         return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    if unit == "year":
+        return start.replace(year=start.year + 1)
     return start + {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}[unit]
 
 
@@ -445,7 +456,7 @@ def over_time(posts: list[dict]) -> Timeline | None:
         return None
     times = [_utc(post["created_at"]) for post in posts]
     span = max(times) - min(times)
-    unit = next((unit for unit, under in UNIT_SPANS if span < under), "month")
+    unit = next((unit for unit, under in UNIT_SPANS if span < under), "year")
     counts: dict[datetime, dict[str, int]] = {}
     for at, post in zip(times, posts, strict=True):
         counts.setdefault(_bucket_start(at, unit), dict.fromkeys(LABELS, 0))[post["label"]] += 1
