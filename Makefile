@@ -82,6 +82,7 @@ format: install
 bench: install
 	$(PIPENV) run python bench/ingest.py --data ../shared/data/authorship-dev
 	$(PIPENV) run python bench/authorship.py --data ../shared/data/authorship-dev
+	$(PIPENV) run python bench/windows.py --data ../shared/data/authorship-dev
 	$(PIPENV) run python bench/load.py --data ../shared/data/authorship-dev
 	$(PIPENV) run python bench/sentiment.py --data ../shared/data/sentiment-train
 	$(PIPENV) run python bench/virality.py --data ../shared/data/authorship-dev

@@ -35,6 +35,7 @@ import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -148,9 +149,18 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, edge
     return sum(abs(c - a) * n for _, _, n, c, a in calibration_bins(confidence, correct, edges)) / len(confidence)
 
 
-def thread_answers(corpus: Corpus, chosen: list[str], lengths, seed: int) -> dict:
-    """For each length: the pooled probabilities of threads drawn from one account's test posts, their
-    true accounts, what the app's trust figure claimed for that length, and T_n, fitted as a request fits."""
+class ThreadAnswers(NamedTuple):
+    """Threads of one length drawn from one candidate set's test posts, answered as a request answers."""
+
+    proba: np.ndarray  # pooled probabilities, a row per thread
+    truth: np.ndarray  # each thread's true column
+    claimed: float | None  # the trust figure's accuracy for this length
+    temperature: float  # T_n
+    summed: np.ndarray  # the threads' summed untempered logits, before T_n
+
+
+def thread_answers(corpus: Corpus, chosen: list[str], lengths, seed: int) -> dict[int, ThreadAnswers]:
+    """For each length: threads drawn from one account's test posts, pooled with T_n fitted as a request fits."""
     train, test, y_train, y_test = corpus.split(chosen)
     newest_first = np.concatenate([np.arange(len(corpus.train_rows[a]))[::-1] for a in chosen])
     fitted = predict.fit_with_trust(
@@ -172,8 +182,9 @@ def thread_answers(corpus: Corpus, chosen: list[str], lengths, seed: int) -> dic
             truth.append(np.full(len(drawn), i))
         threads, truth = np.concatenate(threads), np.concatenate(truth)
         temperature = fitted.threads.temperature(n)
-        proba = recipe.softmax(logits[threads].sum(axis=1) / temperature)
-        answers[n] = (proba, truth, fitted.threads.trust(n).accuracy, temperature)
+        summed = logits[threads].sum(axis=1)
+        proba = recipe.softmax(summed / temperature)
+        answers[n] = ThreadAnswers(proba, truth, fitted.threads.trust(n).accuracy, temperature, summed)
     return answers
 
 
@@ -197,16 +208,16 @@ def thread_table(accounts: dict, ks: list[int], sets: int, train: int = 200, tes
             for n, answer in thread_answers(corpus, chosen, THREAD_LENGTHS, seed=1000 * k + s_).items():
                 per_length[n].append(answer)
         for n, answers in per_length.items():
-            proba = np.concatenate([a[0] for a in answers])
-            truth = np.concatenate([a[1] for a in answers])
+            proba = np.concatenate([a.proba for a in answers])
+            truth = np.concatenate([a.truth for a in answers])
             correct = proba.argmax(axis=1) == truth
             top = proba.max(axis=1)
             ece = expected_calibration_error(top, correct)
-            claimed = np.mean([a[2] for a in answers if a[2] is not None])
+            claimed = np.mean([a.claimed for a in answers if a.claimed is not None])
             results[k, n] = (float(correct.mean()), ece)
             print(
                 f"{k:>3} {n:>5} {len(truth):>8} {correct.mean():>9.3f} {top.mean():>10.3f} {ece:>6.3f} "
-                f"{claimed:>8.3f} {np.median([a[3] for a in answers]):>10.2f}",
+                f"{claimed:>8.3f} {np.median([a.temperature for a in answers]):>10.2f}",
                 flush=True,
             )
     return results
@@ -316,7 +327,7 @@ def tune_threads(accounts: dict) -> None:
             for k in (2, 4):
                 for s_, chosen in enumerate(candidate_sets(corpus.names, k, 10, seed=1)):
                     answers = thread_answers(corpus, chosen, (2, 3, 5, 10), 1000 * k + s_).values()
-                    for proba, truth, _, _ in answers:
+                    for proba, truth, *_ in answers:
                         losses.append(-np.mean(np.log(np.clip(proba[np.arange(len(truth)), truth], 1e-12, 1))))
                         eces.append(expected_calibration_error(proba.max(axis=1), proba.argmax(axis=1) == truth))
             print(f"  e {exponent}: mean log loss {np.mean(losses):.4f}, mean ECE {np.mean(eces):.3f}", flush=True)
