@@ -248,6 +248,23 @@ def test_every_page_fits_a_phone_screen(phone):
         assert sideways_overflow(page) <= 0, path
 
 
+def test_menu_links_never_break_inside_at_any_width(page):
+    """From a phone to a wide screen the menu wraps link by link: no link is split over two lines."""
+    # The lines each link's text is laid out on (the distinct tops of its text's boxes).
+    lines = """[...document.querySelectorAll('nav.site-nav a')].map(a => {
+        const range = document.createRange(); range.selectNodeContents(a);
+        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; })"""
+    for signed in (False, True):
+        if signed:
+            sign_in(page)  # who is signed in takes room in the header too
+        for width in (390, 640, 700, 900, 1100, 1400):
+            page.set_viewport_size({"width": width, "height": 800})
+            page.goto("/")
+            per_link = page.evaluate(lines)
+            assert per_link == [1] * 5, f"menu links over several lines at {width} px (signed in: {signed}): {per_link}"
+            assert sideways_overflow(page) <= 0, width
+
+
 @BOTH_SCREENS
 def test_an_operator_signs_in_imports_a_file_deletes_it_and_signs_out(page, browser_app):
     """A visitor sees no import form; signed in, a file chosen in the browser is imported as a job and listed,
