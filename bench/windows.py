@@ -96,7 +96,8 @@ def main() -> None:
     fewest = min(len(posts) for posts in accounts.values())
     offsets = [o for o in range(0, args.windows * STEP, STEP) if o + 50 + TRAIN_POSTS <= fewest]
     print(
-        f"## Threads by test window (k = {args.k}, {args.sets} candidate sets, {TRAIN_POSTS} posts trained just "
+        f"## Threads by test window (k = {args.k}, {len(candidate_sets(sorted(accounts), args.k, args.sets))} "
+        f"candidate sets, {TRAIN_POSTS} posts trained just "
         f"before each window of 50; offset = posts between the window and the newest)"
     )
     print(f"{'offset':>6} {'posts':>5} {'ECE':>6} {'conf-acc':>9} {'claimed-acc':>12} {'best T':>7} {'at T':>5}")
