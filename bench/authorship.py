@@ -188,6 +188,22 @@ def thread_answers(corpus: Corpus, chosen: list[str], lengths, seed: int) -> dic
     return answers
 
 
+def answers_by_length(corpus: Corpus, k: int, sets: int) -> dict[int, list[ThreadAnswers]]:
+    """Each candidate set's thread answers at k, by thread length (each set's threads drawn with its own seed)."""
+    per_length: dict[int, list[ThreadAnswers]] = {n: [] for n in THREAD_LENGTHS}
+    for s_, chosen in enumerate(candidate_sets(corpus.names, k, sets)):
+        for n, answer in thread_answers(corpus, chosen, THREAD_LENGTHS, seed=1000 * k + s_).items():
+            per_length[n].append(answer)
+    return per_length
+
+
+def joined(answers: list[ThreadAnswers]) -> tuple[np.ndarray, np.ndarray, float]:
+    """The candidate sets' pooled probabilities and true columns together, and their trust figures' mean."""
+    proba = np.concatenate([a.proba for a in answers])
+    truth = np.concatenate([a.truth for a in answers])
+    return proba, truth, float(np.mean([a.claimed for a in answers if a.claimed is not None]))
+
+
 def thread_table(accounts: dict, ks: list[int], sets: int, train: int = 200, test_offset: int = 0) -> dict:
     """Accuracy and calibration of pooled threads (thread.py) for THREAD_LENGTHS posts at each k."""
     corpus = Corpus(accounts, train, test_offset=test_offset)
@@ -203,17 +219,11 @@ def thread_table(accounts: dict, ks: list[int], sets: int, train: int = 200, tes
     )
     results = {}
     for k in ks:
-        per_length = {n: [] for n in THREAD_LENGTHS}
-        for s_, chosen in enumerate(candidate_sets(corpus.names, k, sets)):
-            for n, answer in thread_answers(corpus, chosen, THREAD_LENGTHS, seed=1000 * k + s_).items():
-                per_length[n].append(answer)
-        for n, answers in per_length.items():
-            proba = np.concatenate([a.proba for a in answers])
-            truth = np.concatenate([a.truth for a in answers])
+        for n, answers in answers_by_length(corpus, k, sets).items():
+            proba, truth, claimed = joined(answers)
             correct = proba.argmax(axis=1) == truth
             top = proba.max(axis=1)
             ece = expected_calibration_error(top, correct)
-            claimed = np.mean([a.claimed for a in answers if a.claimed is not None])
             results[k, n] = (float(correct.mean()), ece)
             print(
                 f"{k:>3} {n:>5} {len(truth):>8} {correct.mean():>9.3f} {top.mean():>10.3f} {ece:>6.3f} "

@@ -29,18 +29,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from authorship import (  # noqa: E402
+    TEST_POSTS,
     THREAD_LENGTHS,
     Corpus,
+    answers_by_length,
     candidate_sets,
     expected_calibration_error,
+    joined,
     load_accounts,
-    thread_answers,
 )
 
 from twitapp.attribution import recipe  # noqa: E402
 
 TRAIN_POSTS = 200
-STEP = 50
+STEP = TEST_POSTS  # windows side by side, none overlapping
 # The temperatures tried for the best-T bound: log-spaced, wide enough for every length.
 T_GRID = np.exp(np.linspace(np.log(0.3), np.log(8.0), 240))
 
@@ -59,23 +61,17 @@ def best_temperature(summed: list[np.ndarray], truth: np.ndarray) -> tuple[float
 def window(accounts: dict, offset: int, k: int, sets: int) -> dict[int, dict]:
     """Per thread length: the answers of every candidate set on the window ``offset`` posts before the newest."""
     corpus = Corpus(accounts, TRAIN_POSTS, test_offset=offset)
-    per_length: dict[int, list] = {n: [] for n in THREAD_LENGTHS}
-    for s_, chosen in enumerate(candidate_sets(corpus.names, k, sets)):
-        for n, answer in thread_answers(corpus, chosen, THREAD_LENGTHS, seed=1000 * k + s_).items():
-            per_length[n].append(answer)
     result = {}
-    for n, answers in per_length.items():
-        proba = np.concatenate([a.proba for a in answers])
-        truth = np.concatenate([a.truth for a in answers])
+    for n, answers in answers_by_length(corpus, k, sets).items():
+        proba, truth, claimed = joined(answers)
         accuracy = float(np.mean(proba.argmax(axis=1) == truth))
-        claimed = np.mean([a.claimed for a in answers if a.claimed is not None])
         bound, t = best_temperature([a.summed for a in answers], truth)
         result[n] = {
             "proba": proba,
             "truth": truth,
             "ece": ece_of(proba, truth),
             "gap": float(proba.max(axis=1).mean()) - accuracy,
-            "claimed": float(claimed) - accuracy,
+            "claimed": claimed - accuracy,
             "bound": bound,
             "t": t,
         }
@@ -87,18 +83,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "authorship-dev")
     parser.add_argument("--k", type=int, default=4, help="accounts per candidate set")
     parser.add_argument("--sets", type=int, default=20, help="candidate sets per window")
-    parser.add_argument("--windows", type=int, default=15, help="test windows, the newest first, 50 posts apart")
+    parser.add_argument("--windows", type=int, default=15, help=f"test windows, the newest first, {STEP} posts apart")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"no data at {args.data}; pass --data PATH to the authorship-dev folder")
     started = time.perf_counter()
     accounts = load_accounts(args.data)
     fewest = min(len(posts) for posts in accounts.values())
-    offsets = [o for o in range(0, args.windows * STEP, STEP) if o + 50 + TRAIN_POSTS <= fewest]
+    offsets = [o for o in range(0, args.windows * STEP, STEP) if o + TEST_POSTS + TRAIN_POSTS <= fewest]
     print(
         f"## Threads by test window (k = {args.k}, {len(candidate_sets(sorted(accounts), args.k, args.sets))} "
         f"candidate sets, {TRAIN_POSTS} posts trained just "
-        f"before each window of 50; offset = posts between the window and the newest)"
+        f"before each window of {TEST_POSTS}; offset = posts between the window and the newest)"
     )
     print(f"{'offset':>6} {'posts':>5} {'ECE':>6} {'conf-acc':>9} {'claimed-acc':>12} {'best T':>7} {'at T':>5}")
     results = {}
